@@ -1,0 +1,34 @@
+"""One exception hierarchy: the CLI turns any AnkigenError into one line and exit code 1."""
+
+from __future__ import annotations
+
+
+class AnkigenError(Exception):
+    """A user-facing problem: the message is the whole explanation."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        self.bare = message
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class InputError(AnkigenError):
+    """A path that is missing, empty, or not notes."""
+
+
+class OutputError(AnkigenError):
+    """Somewhere we cannot write."""
+
+
+class CheckError(AnkigenError):
+    """The check runner could not run at all (not a failing check: that is a result)."""
+
+
+class LLMError(AnkigenError):
+    """An OpenAI-compatible endpoint that is unreachable, refuses us, or answers nonsense."""

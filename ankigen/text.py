@@ -1,0 +1,156 @@
+"""Bytes in, repaired text out.
+
+Notes travel between apps and arrive with their emoji decoded by the wrong codec
+(`ðŸŸ¡`, `游리`), with BOMs, CRLF, or not as UTF-8 at all. Repair never adds or
+removes a line, so line numbers still point into the file on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import ftfy
+
+from .errors import InputError
+from .model import Mark
+
+MARK_EMOJI: dict[Mark, str] = {Mark.GREEN: "🟢", Mark.YELLOW: "🟡", Mark.RED: "🔴"}
+EMOJI_MARK: dict[str, Mark] = {v: k for k, v in MARK_EMOJI.items()}
+
+# Codecs a UTF-8 emoji is commonly misread with: Western single-byte and the
+# East-Asian multi-byte families (Korean, Japanese, Chinese).
+WRONG_CODECS: tuple[str, ...] = (
+    "cp1252", "latin-1", "cp437", "mac_roman", "cp1251", "iso8859_15",
+    "johab", "euc_kr", "cp949", "shift_jis", "cp932", "euc_jp",
+    "gbk", "gb18030", "gb2312", "big5", "cp950", "big5hkscs",
+)
+FALLBACK_CODEC = "cp1252"
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdown", ".txt"})
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    text: str
+    encoding: str
+    repairs: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+@functools.cache
+def mark_forms() -> dict[str, Mark]:
+    """Every way each mark's UTF-8 bytes read under a wrong codec, derived, not listed.
+
+    A form keeps at least two characters so it cannot be an ordinary letter. Both a
+    strict decode and one that drops undecodable bytes are kept, because copy-paste
+    loses the bytes a codec cannot show (cp1252 has holes at 0x81, 0x8D, 0x8F...).
+    """
+    forms: dict[str, Mark] = {}
+    for mark, emoji in MARK_EMOJI.items():
+        raw = emoji.encode("utf-8")
+        for codec in WRONG_CODECS:
+            for errors in ("strict", "ignore"):
+                try:
+                    form = raw.decode(codec, errors=errors)
+                except (UnicodeDecodeError, LookupError):
+                    continue
+                if len(form) >= 2 and form != emoji and not form.isascii():
+                    forms.setdefault(form, mark)
+    return forms
+
+
+@functools.cache
+def _forms_pattern() -> re.Pattern[str]:
+    forms = sorted(mark_forms(), key=len, reverse=True)  # longest first
+    return re.compile("|".join(re.escape(f) for f in forms))
+
+
+def repair_marks(text: str) -> tuple[str, int]:
+    """Replace mojibake forms of 🟢🟡🔴 with the emoji; returns the text and a count."""
+    pattern = _forms_pattern()
+    count = 0
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        return MARK_EMOJI[mark_forms()[m.group(0)]]
+
+    return pattern.sub(sub, text), count
+
+
+def _ftfy(text: str) -> str:
+    # Keep line breaks, HTML entities and quotes exactly: line numbers and code must match.
+    return ftfy.fix_text(
+        text,
+        unescape_html=False,
+        fix_line_breaks=False,
+        uncurl_quotes=False,
+        fix_latin_ligatures=False,
+        fix_character_width=False,
+        normalization=None,
+        remove_terminal_escapes=False,
+        explain=False,
+    )
+
+
+def decode(data: bytes, path: str = "<bytes>") -> ReadResult:
+    """Decode and repair one file's bytes. Never raises on odd bytes."""
+    warnings: list[str] = []
+    repairs: list[str] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+        text = data[3:].decode("utf-8", errors="replace")
+        repairs.append("removed BOM")
+    else:
+        try:
+            text = data.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            text = data.decode(FALLBACK_CODEC, errors="replace")
+            encoding = f"{FALLBACK_CODEC} (fallback)"
+            warnings.append(
+                f"{path}:{line}: not valid UTF-8; decoded as {FALLBACK_CODEC} instead"
+            )
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        repairs.append("normalised line endings")
+    fixed, n_marks = repair_marks(text)
+    if n_marks:
+        repairs.append(f"repaired {n_marks} mojibake mark(s)")
+    refixed = _ftfy(fixed) if not fixed.isascii() else fixed
+    if refixed.count("\n") == fixed.count("\n"):
+        if refixed != fixed:
+            repairs.append("repaired mojibake text (ftfy)")
+        fixed = refixed
+    else:  # never trade line numbers for a repair
+        warnings.append(f"{path}: text repair skipped: it would have moved lines")
+    # ftfy may have produced fresh marks from forms it could fix only partly.
+    fixed, more = repair_marks(fixed)
+    if more:
+        repairs.append(f"repaired {more} mojibake mark(s) after text repair")
+    return ReadResult(fixed, encoding, tuple(repairs), tuple(warnings))
+
+
+def read_notes(path: Path, display: str | None = None) -> ReadResult:
+    """Read a notes file, refusing what is not markdown with a one-line error."""
+    shown = display or str(path)
+    if not path.exists():
+        raise InputError("no such file or directory", path=shown)
+    if path.is_dir():
+        raise InputError("is a directory, expected a markdown file", path=shown)
+    if path.suffix.lower() not in MARKDOWN_SUFFIXES:
+        raise InputError(
+            f"not a markdown file (expected .md, got {path.suffix or 'no extension'})",
+            path=shown,
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", path=shown) from None
+    if b"\x00" in data[:8192]:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise InputError("not a markdown file (binary content)", path=shown, line=line)
+    return decode(data, shown)
