@@ -1,0 +1,262 @@
+"""The notes → deck pipeline: find files, parse (cached), cards, identities, checks, write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import platformdirs
+
+from . import __version__
+from .cards import card_for, wanted
+from .deck import TEMPLATE_VERSION, to_package, write_package
+from .errors import InputError
+from .identity import Entry, Wanted, assign, atomic_write, load, save, short_id
+from .model import Card, CheckOutput, Document, Gap
+from .parse import parse_text
+from .render import css
+from .text import MARKDOWN_SUFFIXES, decode, read_notes
+
+PARSER_VERSION = f"{__version__}-p3"
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Orphan:
+    file: str
+    anchor: str
+    search: str  # an Anki search that finds the note
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out: str
+    written: bool
+    files: int
+    notes: int
+    new: int
+    changed: int
+    unchanged: int
+    by_mark: dict[str, int]
+    orphans: tuple[Orphan, ...]
+    warnings: tuple[str, ...]
+    checks: str  # what happened to runnable checks
+    checks_run: int = 0
+    parsed: int = 0  # files parsed this build (the rest came from the cache)
+    seconds: float = 0.0
+    docs: tuple[Document, ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "docs"}
+        d["orphans"] = [o.__dict__ for o in self.orphans]
+        d["warnings"] = list(self.warnings)
+        return d
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("ANKIGEN_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("ankigen"))
+
+
+def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
+    """The vault root and its notes files as (path, path relative to the root)."""
+    if not paths:
+        raise InputError("no notes given")
+    files: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise InputError("no such file or directory", path=str(p))
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in MARKDOWN_SUFFIXES - {".txt"}
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise InputError("no markdown notes found (expected *.md files)", path=str(p))
+            files.extend(found)
+        else:
+            read_notes(p)  # raises a clear error for what is not markdown
+            files.append(p)
+    resolved = [f.resolve() for f in files]
+    roots = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
+    root = Path(os.path.commonpath([str(r) for r in roots]))
+    seen: set[Path] = set()
+    out = []
+    for f in resolved:
+        if f not in seen:
+            seen.add(f)
+            out.append((f, f.relative_to(root).as_posix()))
+    return root, out
+
+
+class ParseCache:
+    """Parsed documents keyed by (file bytes, parser version): an unchanged vault parses nothing."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        self.path = cache_dir() / "parsed" / f"{key}.pickle"
+        self.enabled = enabled
+        self.data: dict[str, tuple[str, Document]] = {}
+        self.dirty = False
+        if enabled and self.path.exists():
+            try:
+                with self.path.open("rb") as fh:
+                    loaded = pickle.load(fh)
+                if loaded.get("version") == PARSER_VERSION:
+                    self.data = loaded["docs"]
+            except Exception:  # a stale or damaged cache is only a slower build
+                self.data = {}
+
+    def get(self, rel: str, digest: str) -> Document | None:
+        hit = self.data.get(rel)
+        return hit[1] if hit and hit[0] == digest else None
+
+    def put(self, rel: str, digest: str, doc: Document) -> None:
+        self.data[rel] = (digest, doc)
+        self.dirty = True
+
+    def save(self, keep: set[str]) -> None:
+        if not self.enabled:
+            return
+        stale = set(self.data) - keep
+        for rel in stale:
+            del self.data[rel]
+        if not (self.dirty or stale):
+            return
+        try:
+            atomic_write(self.path, pickle.dumps({"version": PARSER_VERSION, "docs": self.data},
+                                                 protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception:
+            pass  # the cache is an optimisation, never a reason to fail a build
+
+
+def parse_all(files: list[tuple[Path, str]], cache: ParseCache, include_green: bool,
+              progress: Progress | None = None) -> tuple[list[Document], int]:
+    docs: list[Document] = []
+    parsed = 0
+    for n, (path, rel) in enumerate(files, 1):
+        data = path.read_bytes()
+        if b"\x00" in data[:8192]:
+            raise InputError("not a markdown file (binary content)", path=rel)
+        digest = hashlib.sha256(data).hexdigest() + ("g" if include_green else "")
+        doc = cache.get(rel, digest)
+        if doc is None:
+            read = decode(data, rel)
+            doc = parse_text(read.text, rel, include_green=include_green)
+            doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
+                          warnings=read.warnings + doc.warnings)
+            cache.put(rel, digest, doc)
+            parsed += 1
+        docs.append(doc)
+        if progress:
+            progress("parse", n, len(files))
+    return docs, parsed
+
+
+CheckHook = Callable[[list[Gap]], tuple[dict[str, CheckOutput], int, str]]
+
+
+def build(paths: list[Path], out: Path, *, include_green: bool = False,
+          checks: CheckHook | None = None, progress: Progress | None = None,
+          use_cache: bool = True, prune: bool = False, now: int | None = None) -> BuildResult:
+    t0 = time.perf_counter()
+    root, files = discover(paths)
+    cache = ParseCache(root, enabled=use_cache)
+    docs, parsed = parse_all(files, cache, include_green, progress)
+    gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
+    outputs: dict[str, CheckOutput] = {}
+    checks_run, checks_note = 0, "not requested"
+    if checks is not None and gaps:
+        outputs, checks_run, checks_note = checks([g for _, g in gaps])
+
+    cards: list[Card] = []
+    ordinals: dict[str, int] = {}
+    for doc, gap in gaps:
+        ordinal = ordinals.get(doc.path, 0)
+        ordinals[doc.path] = ordinal + 1
+        cards.append(card_for(gap, doc, ordinal, outputs.get(_check_key(doc, gap))))
+    assigned, entries, orphans = assign(
+        [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash) for c in cards], load(root),
+        now=now)
+    cards = [replace(c, guid=a.guid) for c, a in zip(cards, assigned)]
+    # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
+    # that comes back gets its old note back.
+    kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
+
+    due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
+    due = {i: n for n, i in enumerate(due_order)}
+    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned))]
+    fingerprint = _fingerprint(triples)
+    written = False
+    if not _up_to_date(out, fingerprint):
+        stamp = max((a.mtime for a in assigned), default=int(time.time()))
+        write_package(to_package(triples), out, timestamp=stamp)
+        _remember(out, fingerprint)
+        written = True
+    save(root, entries + kept_orphans)  # only once the deck it describes exists
+
+    by_mark: dict[str, int] = {}
+    for c in cards:
+        g = c.gap
+        key = g.mark.value if g is not None and g.mark else "unmarked"
+        by_mark[key] = by_mark.get(key, 0) + 1
+    cache.save({rel for _, rel in files})
+    warnings = tuple(w for d in docs for w in d.warnings)
+    return BuildResult(
+        out=str(out), written=written, files=len(docs), notes=len(cards),
+        new=sum(a.status == "new" for a in assigned),
+        changed=sum(a.status == "changed" for a in assigned),
+        unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
+        orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
+        checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
+        docs=tuple(docs))
+
+
+def _check_key(doc: Document, gap: Gap) -> str:
+    return gap.anchor
+
+
+def _orphan(e: Entry) -> Orphan:
+    return Orphan(e.file, e.anchor[:80], f"tag:ankigen::id::{short_id(e.guid)}")
+
+
+def _fingerprint(triples: list[tuple[Card, int, int]]) -> str:
+    h = hashlib.sha256(f"{TEMPLATE_VERSION}\x1e{css()}".encode())
+    for c, mtime, due in triples:
+        h.update(f"{c.guid}\x1f{c.content_hash}\x1f{mtime}\x1f{due}\x1e".encode())
+    return h.hexdigest()
+
+
+def _stamp_path() -> Path:
+    return cache_dir() / "outputs.json"
+
+
+def _up_to_date(out: Path, fingerprint: str) -> bool:
+    try:
+        seen = json.loads(_stamp_path().read_text("utf-8"))
+        st = out.stat()
+    except (OSError, ValueError):
+        return False
+    rec = seen.get(str(out.resolve()))
+    return bool(rec) and rec == [fingerprint, st.st_size, st.st_mtime_ns]
+
+
+def _remember(out: Path, fingerprint: str) -> None:
+    path = _stamp_path()
+    try:
+        seen = json.loads(path.read_text("utf-8")) if path.exists() else {}
+    except ValueError:
+        seen = {}
+    st = out.stat()
+    seen[str(out.resolve())] = [fingerprint, st.st_size, st.st_mtime_ns]
+    try:
+        atomic_write(path, json.dumps(seen).encode())
+    except Exception:
+        pass

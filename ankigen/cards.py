@@ -1,0 +1,102 @@
+"""Gap → card fields and tags. No identity here: identity.py assigns GUIDs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+
+from . import render
+from .model import Card, CheckOutput, Document, Gap, GapKind, Mark
+from .parse import CLOZE_SLOT
+
+BASIC_FIELDS = ("Front", "Back", "WhatYouWrote", "Source", "Check")
+CLOZE_FIELDS = ("Text", "Back", "WhatYouWrote", "Source", "Check")
+UNANSWERED = ("Your notes hold no answer for this yet: look it up and add it under the mark "
+              "(or let the grader fill it in), then rebuild.")
+_TAG_BAD = re.compile(r"[^\w:.\-]+")
+
+
+def deck_name(path: str) -> str:
+    """`ankigen::<file>` following the vault's folders: `ch10/recall.md` → `ankigen::ch10::recall`."""
+    p = PurePosixPath(path.replace("\\", "/"))
+    parts = [s for s in p.with_suffix("").parts if s not in ("", ".", "..", "/")]
+    return "::".join(["ankigen", *parts]) if parts else "ankigen"
+
+
+def tag(*parts: str) -> str:
+    return "::".join(_TAG_BAD.sub("_", p.strip()).strip("_") for p in parts if p.strip())
+
+
+def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str, ...]:
+    out = [tag("ankigen", gap.mark.value if gap.mark else "unmarked"),
+           tag("ankigen", "kind", gap.kind.value),
+           tag("ankigen", "file", PurePosixPath(path).stem)]
+    if gap.chapter:
+        out.append(tag("ankigen", "chapter", gap.chapter))
+    if gap.unanswered:
+        out.append(tag("ankigen", "unanswered"))
+    if check is not None:
+        out.append(tag("ankigen", "check", "ok" if check.status == "ok" else "failed"))
+    return tuple(sorted(set(out)))
+
+
+def source_html(gap: Gap, path: str) -> str:
+    # No line numbers: moving unrelated text must not change a note.
+    where = " › ".join(x for x in (PurePosixPath(path).name, gap.section, gap.topic) if x)
+    chapter = f" · chapter {gap.chapter}" if gap.chapter else ""
+    return f'<span class="where">{render.plain(where)}{chapter}</span>'
+
+
+def check_html(check: CheckOutput | None) -> str:
+    if check is None:
+        return ""
+    ok = check.status == "ok"
+    status = "ran cleanly" if ok else check.status
+    title = f'<div class="label">{render.plain(check.title or "Runnable check")}</div>'
+    meta = (f'<div class="label status-{"ok" if ok else "fail"}">{render.plain(status)} · '
+            f"torch {render.plain(check.torch_version)} · {render.plain(check.device)} · "
+            "output recorded at build</div>")
+    output = f'<pre class="output">{render.plain(check.output.rstrip()) or "(no output)"}</pre>'
+    return f"{title}{render.code(check.code)}{meta}{output}"
+
+
+def _answer_html(gap: Gap) -> str:
+    if gap.unanswered:
+        return f'<div class="unanswered">{render.plain(UNANSWERED)}</div>'
+    assert gap.answer is not None
+    return render.markdown(gap.answer)
+
+
+def _cloze_text(gap: Gap) -> str:
+    assert gap.cloze is not None and gap.term is not None
+    before, _, after = gap.cloze.partition(CLOZE_SLOT)
+    topic = f'<div class="topic">{render.escape_cloze_text(render.plain(gap.topic))}</div>'
+    return (topic + render.escape_cloze_text(render.plain(before))
+            + "{{c1::" + render.cloze_term(gap.term) + "}}"
+            + render.escape_cloze_text(render.plain(after)))
+
+
+def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = None,
+             guid: str = "") -> Card:
+    path = doc.path
+    wrote = render.plain(gap.context) if gap.context else ""
+    if gap.code:
+        wrote = render.code(gap.code) + wrote
+    if gap.cloze and gap.term:
+        model = "cloze"
+        fields = (_cloze_text(gap), "", wrote, source_html(gap, path), check_html(check))
+    else:
+        model = "basic"
+        front = f'<div class="front">{render.plain(gap.prompt)}</div>'
+        fields = (front, _answer_html(gap), wrote, source_html(gap, path), check_html(check))
+    tags = tags_for(gap, path, check)
+    deck = deck_name(path)
+    digest = hashlib.sha256("\x1f".join((model, deck, *fields, *tags)).encode()).hexdigest()[:16]
+    return Card(guid=guid, model=model, deck=deck, fields=fields, tags=tags,
+                sort_key=(path, ordinal), anchor=gap.anchor, file=path, content_hash=digest,
+                gap=gap)
+
+
+def wanted(gap: Gap, include_green: bool) -> bool:
+    return include_green or gap.mark is not Mark.GREEN or gap.kind is not GapKind.ASSESSMENT

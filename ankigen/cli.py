@@ -1,0 +1,165 @@
+"""`ankigen`: thin click commands over the library. No logic beyond arguments and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .build import BuildResult, build
+from .errors import AnkigenError
+from .parse import parse_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, markup=False)
+
+
+def friendly(fn: F) -> F:
+    """User mistakes become one line on stderr and a non-zero exit, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AnkigenError as exc:
+            click.echo(f"ankigen: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(help="Turn marked recall notes into an Anki deck of exactly what you got wrong.")
+@click.version_option(__version__, prog_name="ankigen")
+def main() -> None:
+    pass
+
+
+def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
+    tasks: dict[str, Any] = {}
+
+    def cb(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    return cb
+
+
+@main.command(help="Build an .apkg from notes files or a vault folder.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("out/ankigen.apkg"),
+              show_default=True, help="Where to write the deck (written atomically).")
+@click.option("--include-green", is_flag=True, help="Also make cards for 🟢 assessments.")
+@click.option("--checks/--no-checks", "run_checks", default=True, show_default=True,
+              help="Run the PyTorch checks cards carry (needs the torch extra).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where checks run.")
+@click.option("--prune", is_flag=True, help="Forget gaps that vanished from the notes.")
+@click.option("--no-cache", is_flag=True, help="Parse every file again.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@friendly
+def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
+              device: str, prune: bool, no_cache: bool, as_json: bool) -> None:
+    hook = _check_hook(device) if run_checks else None
+    show = err.is_terminal and not as_json
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=not show) as bar:
+        result = build(list(paths), out, include_green=include_green, checks=hook,
+                       progress=_progress_cb(bar), use_cache=not no_cache, prune=prune)
+    for w in result.warnings:
+        click.echo(f"ankigen: warning: {w}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    _summary(result)
+
+
+main.add_command(build_cmd, name="build")
+
+
+def _check_hook(device: str) -> Any:
+    try:
+        from .checks import build_hook
+    except ImportError:
+        return None
+    return build_hook(device)
+
+
+def _summary(r: BuildResult) -> None:
+    marks = ", ".join(f"{n} {k}" for k, n in sorted(r.by_mark.items()))
+    state = "wrote" if r.written else "up to date:"
+    out.print(f"{state} {r.out}: {r.notes} notes from {r.files} files ({marks or 'no gaps'})")
+    out.print(f"  {r.new} new, {r.changed} changed, {r.unchanged} unchanged; checks: {r.checks}")
+    if r.orphans:
+        out.print(f"  {len(r.orphans)} gap(s) no longer in the notes; Anki keeps their notes "
+                  "(imports never delete). Find them in Anki's browser with:")
+        for o in r.orphans:
+            out.print(f"    {o.search}    ({o.file}: {o.anchor})")
+
+
+@main.command(help="Show what a notes file holds: parts, marks, gaps and code, with lines.")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed document as JSON.")
+@click.option("--include-green", is_flag=True, help="Also list 🟢 assessments as gaps.")
+@click.option("--checks", "show_checks", is_flag=True,
+              help="Explain which runnable check each gap gets, and why.")
+@friendly
+def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> None:
+    doc = parse_file(file, include_green=include_green)
+    matches = _check_matches(doc.gaps) if show_checks else {}
+    if as_json:
+        data = doc.to_dict()
+        if show_checks:
+            data["checks"] = matches
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    out.print(f"{doc.path}  {doc.kind}, {doc.line_count} lines, {doc.encoding}"
+              + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""), markup=True)
+    if doc.goal:
+        out.print(f"goal: {doc.goal}")
+    for part in doc.parts:
+        ch = f", chapter {part.chapter}" if part.chapter else ""
+        out.print(f"part {part.index + 1} (lines {part.span.start}-{part.span.end}{ch}): "
+                  f"{part.topic}")
+        for a in part.assessments:
+            out.print(f"  {a.mark.emoji} line {a.line} judges {a.judged.start}-{a.judged.end}: "
+                      f"{a.feedback}")
+    for g in doc.gaps:
+        mark = g.mark.emoji if g.mark else "·"
+        out.print(f"{mark} gap line {g.line} [{g.kind.value}]: {g.prompt}")
+        out.print(f"    answer ({g.answer_source or 'none: unanswered'}): "
+                  f"{(g.answer or '').splitlines()[0][:120] if g.answer else ''}")
+        if show_checks:
+            out.print(f"    check: {matches.get(g.anchor, 'no check matcher installed')}")
+    for c in doc.code_blocks:
+        kind = "fenced" if c.fenced else "unfenced"
+        out.print(f"code lines {c.span.start}-{c.span.end} ({kind}, {c.lang or 'text'}), "
+                  f"{len(c.claims)} claim(s)")
+        for cl in c.claims:
+            out.print(f"    claim line {cl.line}: {cl.expected}")
+    for w in doc.warnings:
+        click.echo(f"ankigen: warning: {w}", err=True)
+
+
+def _check_matches(gaps: Any) -> dict[str, str]:
+    try:
+        from .checks import match_gap
+    except ImportError:
+        return {}
+    explained: dict[str, str] = {}
+    for g in gaps:
+        check, why = match_gap(g)
+        explained[g.anchor] = f"{check.id}: {why}" if check else f"none ({why})"
+    return explained
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""genanki models and decks with fixed ids, per-note modification times, atomic write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Iterable
+
+import genanki
+
+from . import render
+from .cards import BASIC_FIELDS, CLOZE_FIELDS
+from .errors import OutputError
+from .identity import short_id
+from .model import Card
+
+# Constants in [2^30, 2^31): Anki matches note types by id. Change the templates'
+# text (and TEMPLATE_VERSION) rather than an id, or every note would be duplicated.
+BASIC_MODEL_ID = 1_607_392_319
+CLOZE_MODEL_ID = 1_607_392_320
+ROOT_DECK_ID = 1_704_166_019
+TEMPLATE_VERSION = 1
+
+_BACK = """{{#Back}}<div class="back">{{Back}}</div>{{/Back}}
+{{#Check}}<div class="check">{{Check}}</div>{{/Check}}
+{{#WhatYouWrote}}<div class="wrote"><div class="label">What you wrote</div>{{WhatYouWrote}}</div>{{/WhatYouWrote}}
+<div class="source">{{Source}}</div>"""
+
+
+def _model_fields(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"name": n} for n in names]
+
+
+BASIC_MODEL = genanki.Model(
+    BASIC_MODEL_ID,
+    "ankigen basic",
+    fields=_model_fields(BASIC_FIELDS),
+    templates=[{
+        "name": "Gap",
+        "qfmt": "{{Front}}",
+        "afmt": '{{FrontSide}}<hr id="answer">' + _BACK,
+    }],
+    css=render.css(),
+    sort_field_index=0,
+)
+
+CLOZE_MODEL = genanki.Model(
+    CLOZE_MODEL_ID,
+    "ankigen cloze",
+    fields=_model_fields(CLOZE_FIELDS),
+    templates=[{
+        "name": "Cloze",
+        "qfmt": "{{cloze:Text}}",
+        "afmt": "{{cloze:Text}}" + _BACK,
+    }],
+    css=render.css(),
+    model_type=genanki.Model.CLOZE,
+    sort_field_index=0,
+)
+
+MODELS = {"basic": BASIC_MODEL, "cloze": CLOZE_MODEL}
+
+
+def deck_id(name: str) -> int:
+    """Stable per deck name (Anki matches decks by name; the id only has to be stable)."""
+    return ROOT_DECK_ID + zlib.crc32(name.encode("utf-8")) % (2**30)
+
+
+class TimedNote(genanki.Note):  # type: ignore[misc]
+    """A note stamped with the time its content last changed, not the build time.
+
+    With genanki's one stamp per package every note looks newer on each import and
+    Anki rewrites them all; with this only the notes that changed are updated.
+    """
+
+    def __init__(self, *args: Any, mtime: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mtime = mtime
+
+    def write_to_db(self, cursor: Any, timestamp: float, deck_id: int, id_gen: Any) -> None:
+        super().write_to_db(cursor, self.mtime, deck_id, id_gen)
+
+
+def to_package(cards: Iterable[tuple[Card, int, int]]) -> genanki.Package:
+    """(card, mtime, due) triples → a package with one deck per notes file."""
+    decks: dict[str, genanki.Deck] = {}
+    for card, mtime, due in cards:
+        deck = decks.get(card.deck)
+        if deck is None:
+            deck = decks[card.deck] = genanki.Deck(deck_id(card.deck), card.deck)
+        tags = [*card.tags, f"ankigen::id::{short_id(card.guid)}"]
+        note = TimedNote(model=MODELS[card.model], fields=list(card.fields), tags=tags,
+                         guid=card.guid, due=due, mtime=mtime)
+        deck.add_note(note)
+    return genanki.Package(list(decks.values()))
+
+
+def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:
+    """Write atomically: a temp file beside the target, then rename."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from None
+    try:
+        package.write_to_file(tmp, timestamp=timestamp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,208 @@
+"""Stable note identity across edits, insertions and renames.
+
+Position-based ids (file + ordinal) shift every card below an inserted gap into
+its neighbour's note; ids hashed from text duplicate a card on every edit. So a
+fresh gap's GUID is hashed from its file and normalised anchor (no position), and
+a manifest kept beside the notes (`.ankigen/manifest.json`, committed with them,
+never IDs inside the notes) carries each GUID across edits by matching the new
+build's gaps to the previous build's: exact anchor, then text similarity near the
+same position, then files that vanished (renames).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import genanki
+
+from .errors import InputError, OutputError
+
+MANIFEST_DIR = ".ankigen"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+SIMILAR = 0.6  # anchors at least this similar are the same gap, edited
+
+
+@dataclass(frozen=True)
+class Entry:
+    guid: str
+    file: str
+    anchor: str
+    ordinal: int
+    hash: str
+    mtime: int
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A gap of this build that needs an identity."""
+
+    file: str
+    anchor: str
+    ordinal: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Assigned:
+    guid: str
+    mtime: int
+    status: str  # "new" | "changed" | "unchanged"
+
+
+def short_id(guid: str) -> str:
+    """A tag-safe id for a GUID: `tag:ankigen::id::<this>` finds the note in Anki."""
+    return hashlib.sha1(guid.encode()).hexdigest()[:12]
+
+
+def manifest_path(vault: Path) -> Path:
+    return vault / MANIFEST_DIR / MANIFEST_NAME
+
+
+def load(vault: Path) -> list[Entry]:
+    path = manifest_path(vault)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return [Entry(**e) for e in data["notes"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"manifest is damaged ({exc}); delete it to start afresh",
+                         path=str(path)) from None
+
+
+def save(vault: Path, entries: list[Entry]) -> None:
+    path = manifest_path(vault)
+    rows = sorted(entries, key=lambda e: (e.file, e.ordinal, e.guid))
+    payload = {"version": MANIFEST_VERSION,
+               "about": "ankigen note identities; commit this with your notes",
+               "notes": [e.__dict__ for e in rows]}
+    text = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+    if path.exists() and path.read_text("utf-8") == text:
+        return
+    atomic_write(path, text.encode("utf-8"))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror}", path=str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fresh_guid(file: str, anchor: str, taken: set[str]) -> str:
+    """Deterministic from file and anchor; a counter only on collision."""
+    key = file.rsplit(".", 1)[0]
+    n = 0
+    while True:
+        guid = genanki.guid_for("ankigen", key, anchor, *([n] if n else []))
+        if guid not in taken:
+            return guid
+        n += 1
+
+
+def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None
+           ) -> tuple[list[Assigned], list[Entry], list[Entry]]:
+    """Match this build's gaps to the previous build's.
+
+    Returns (one Assigned per wanted, the new manifest entries, orphaned entries).
+    """
+    now = int(time.time()) if now is None else now
+    match: dict[int, Entry] = {}
+    free_old = list(previous)
+    by_key: dict[tuple[str, str], list[Entry]] = {}
+    for e in free_old:
+        by_key.setdefault((e.file, e.anchor), []).append(e)
+    used: set[str] = set()
+
+    # 1. Same file, same anchor (duplicates in order).
+    for i, w in enumerate(wanted):
+        cands = by_key.get((w.file, w.anchor))
+        if cands:
+            e = cands.pop(0)
+            match[i] = e
+            used.add(e.guid)
+    remaining_old = [e for e in free_old if e.guid not in used]
+
+    # 2. Same file, similar anchor near the same position (an edited gap).
+    _similar(wanted, match, remaining_old, used, same_file=True)
+    # 3. Renamed or moved files: old entries whose file produced no gaps now.
+    files_now = {w.file for w in wanted}
+    vanished = [e for e in previous if e.guid not in used and e.file not in files_now]
+    _exact_anywhere(wanted, match, vanished, used)
+    _similar(wanted, match, [e for e in vanished if e.guid not in used], used, same_file=False)
+
+    taken = {e.guid for e in previous} | used
+    out: list[Assigned] = []
+    entries: list[Entry] = []
+    for i, w in enumerate(wanted):
+        old = match.get(i)
+        if old is None:
+            guid = fresh_guid(w.file, w.anchor, taken)
+            taken.add(guid)
+            a = Assigned(guid, now, "new")
+        elif old.hash == w.hash:
+            a = Assigned(old.guid, old.mtime, "unchanged")
+        else:
+            a = Assigned(old.guid, max(now, old.mtime + 1), "changed")
+        out.append(a)
+        entries.append(Entry(a.guid, w.file, w.anchor, w.ordinal, w.hash, a.mtime))
+    orphans = [e for e in previous if e.guid not in used]
+    return out, entries, orphans
+
+
+def _exact_anywhere(wanted: list[Wanted], match: dict[int, Entry], old: list[Entry],
+                    used: set[str]) -> None:
+    by_anchor: dict[str, list[Entry]] = {}
+    for e in old:
+        by_anchor.setdefault(e.anchor, []).append(e)
+    for i, w in enumerate(wanted):
+        if i in match:
+            continue
+        cands = by_anchor.get(w.anchor)
+        while cands:
+            e = cands.pop(0)
+            if e.guid not in used:
+                match[i] = e
+                used.add(e.guid)
+                break
+
+
+def _similar(wanted: list[Wanted], match: dict[int, Entry], old: list[Entry], used: set[str],
+             *, same_file: bool) -> None:
+    todo = [i for i in range(len(wanted)) if i not in match]
+    if not todo or not old:
+        return
+    scored: list[tuple[float, int, int, Entry]] = []
+    for i in todo:
+        w = wanted[i]
+        for e in old:
+            if same_file and e.file != w.file:
+                continue
+            sm = difflib.SequenceMatcher(None, w.anchor, e.anchor, autojunk=False)
+            if sm.real_quick_ratio() < SIMILAR or sm.quick_ratio() < SIMILAR:
+                continue
+            r = sm.ratio()
+            if r >= SIMILAR:
+                scored.append((-r, abs(e.ordinal - w.ordinal), i, e))
+    scored.sort(key=lambda t: (t[0], t[1], t[2], t[3].guid))
+    for _neg, _dist, i, e in scored:
+        if i in match or e.guid in used:
+            continue
+        match[i] = e
+        used.add(e.guid)

@@ -1,0 +1,587 @@
+"""Notes → Document: sections, parts, assessments, gaps and code, each with its lines.
+
+The token stream (blocks.py) gives structure; this module interprets it as notes
+mean it: `---` splits parts, a line that starts with a mark judges the recall
+before it, `=>` lines and `>` quotes after it answer it, and cue phrases inside a
+line ("I forgot the name …", "(looked up the name)") are gaps of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import phrases as ph
+from .blocks import Block, to_blocks
+from .model import (
+    Assessment,
+    CodeBlock,
+    CodeClaim,
+    Document,
+    Gap,
+    GapKind,
+    Mark,
+    Part,
+    Section,
+    Span,
+)
+from .text import EMOJI_MARK, read_notes
+
+CLOZE_SLOT = "\ue000"  # where {{c1::term}} goes; the renderer escapes the term
+MARK_RE = re.compile("|".join(EMOJI_MARK))
+_BULLET_RE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)?(?:\*\*|__)?")
+_CODE_HEAD_RE = re.compile(r"^\s*(?:for|while|if|elif|else|def|class|with|try|except)\b.*:\s*(#.*)?$")
+_ANSWER_LIMIT = 900
+_CONTEXT_LIMIT = 700
+
+
+@dataclass
+class _Item:
+    kind: str  # "line" | "quote" | "code" | "heading"
+    start: int
+    end: int
+    text: str
+    para: int = -1  # paragraph id for lines
+    info: str = ""
+
+
+@dataclass
+class _PartState:
+    index: int
+    span: Span
+    topic: str
+    chapter: str | None
+    section: str
+    items: list[_Item]
+    assessments: list[Assessment] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+
+
+def parse_file(path: Path, display: str | None = None, *, include_green: bool = False) -> Document:
+    """Read, repair and parse one notes file."""
+    shown = display or str(path)
+    read = read_notes(path, shown)
+    doc = parse_text(read.text, shown, include_green=include_green)
+    return _with_reading(doc, read.encoding, read.repairs, read.warnings)
+
+
+def _with_reading(doc: Document, encoding: str, repairs: tuple[str, ...],
+                  warnings: tuple[str, ...]) -> Document:
+    from dataclasses import replace
+
+    return replace(doc, encoding=encoding, repairs=repairs, warnings=warnings + doc.warnings)
+
+
+def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) -> Document:
+    """Parse already-repaired text. Never raises on odd markdown."""
+    source_lines = text.split("\n")
+    blocks = to_blocks(text)
+    sections = tuple(Section(b.text, b.level, b.start) for b in blocks if b.kind == "heading")
+    title = next((s.title for s in sections if s.level == 1), Path(path).stem)
+    goal = _section_text(blocks, source_lines, "goal")
+    region = _recall_region(blocks)
+    has_marks = any(
+        MARK_RE.search(source_lines[n - 1])
+        for b in region if b.kind in ("para", "list", "table")
+        for n in range(b.start, b.end + 1)
+    )
+    is_recall = has_marks or any(s.title.lower() == "notes" for s in sections)
+    code_blocks = _fenced_code(blocks, source_lines)
+    if not is_recall:
+        return Document(path, "reference", title, goal, sections, (), (), code_blocks,
+                        len(source_lines), "utf-8")
+
+    goal_chapter = _single_chapter(goal)
+    parts: list[Part] = []
+    gaps: list[Gap] = []
+    pseudo: list[CodeBlock] = []
+    for index, chunk in enumerate(_split_parts(region)):
+        items = _items(chunk, source_lines)
+        if not items:
+            continue
+        state = _new_part(len(parts), chunk, items, blocks, goal_chapter, title)
+        _walk(state, include_green)
+        _tutor_chapter(state)
+        parts.append(Part(state.index, state.span, state.topic, state.chapter,
+                          tuple(state.assessments)))
+        gaps.extend(state.gaps)
+        pseudo.extend(_pseudo_code(items, state.section))
+    all_code = tuple(sorted(code_blocks + tuple(pseudo), key=lambda c: c.span.start))
+    return Document(path, "recall", title, goal, sections, tuple(parts), tuple(gaps), all_code,
+                    len(source_lines), "utf-8")
+
+
+# --- structure ---------------------------------------------------------------------------
+
+
+def _section_text(blocks: list[Block], source_lines: list[str], name: str) -> str:
+    out: list[str] = []
+    inside = False
+    level = 0
+    for b in blocks:
+        if b.kind == "heading":
+            if inside and b.level <= level:
+                break
+            if b.text.strip().lower() == name:
+                inside, level = True, b.level
+            continue
+        if inside and b.kind in ("para", "list"):
+            out.append(" ".join(line.strip() for line in b.text.split("\n")))
+    return "\n".join(out).strip()
+
+
+def _recall_region(blocks: list[Block]) -> list[Block]:
+    """Blocks after a `Notes` heading; without one, all but Goal/Debrief sections."""
+    for i, b in enumerate(blocks):
+        if b.kind == "heading" and b.text.strip().lower() in ("notes", "recall", "notes:"):
+            return blocks[i + 1 :]
+    out: list[Block] = []
+    skipping, level = False, 0
+    for b in blocks:
+        if b.kind == "heading":
+            if skipping and b.level > level:
+                continue
+            skipping = b.text.strip().lower() in ("goal", "debrief", "goals")
+            level = b.level
+            if skipping:
+                continue
+        if not skipping:
+            out.append(b)
+    return out
+
+
+def _split_parts(region: list[Block]) -> list[list[Block]]:
+    parts: list[list[Block]] = [[]]
+    for b in region:
+        if b.kind == "hr":
+            parts.append([])
+        else:
+            parts[-1].append(b)
+    return [p for p in parts if p]
+
+
+def _items(chunk: list[Block], source_lines: list[str]) -> list[_Item]:
+    items: list[_Item] = []
+    for pid, b in enumerate(chunk):
+        if b.kind in ("para", "list", "table", "html"):
+            for n, line in b.lines(source_lines):
+                if line.strip():
+                    items.append(_Item("line", n, n, line, para=pid))
+        elif b.kind == "quote":
+            body = "\n".join(re.sub(r"^\s*>\s?", "", ln) for _, ln in b.lines(source_lines))
+            items.append(_Item("quote", b.start, b.end, body.strip(), para=pid))
+        elif b.kind == "fence":
+            items.append(_Item("code", b.start, b.end, b.text, para=pid, info=b.info))
+        elif b.kind == "heading":
+            items.append(_Item("heading", b.start, b.end, b.text, para=pid))
+    return items
+
+
+def _single_chapter(text: str) -> str | None:
+    found = ph.CHAPTER_RE.findall(text)
+    return found[-1] if found else None
+
+
+def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[Block],
+              goal_chapter: str | None, title: str) -> _PartState:
+    start = chunk[0].start - (1 if chunk[0].kind == "fence" else 0)
+    end = chunk[-1].end + (1 if chunk[-1].kind == "fence" else 0)
+    recall_text = "\n".join(it.text for it in items if it.kind == "line" and not MARK_RE.search(it.text))
+    opening = "\n".join(it.text for it in items[:4] if it.kind in ("line", "heading"))
+    chapter = None
+    about = re.search(r"\bchapter\s+(\d+)\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\b", opening, re.I)
+    if about:
+        chapter = about.group(1)
+    elif ph.CHAPTER_RE.search(opening):
+        chapter = ph.CHAPTER_RE.search(opening).group(1)  # type: ignore[union-attr]
+    fixes = ph.CHAPTER_FIX_RE.findall(recall_text)
+    if fixes:
+        chapter = fixes[-1]
+    chapter = chapter or goal_chapter
+    heading = next((it.text for it in items[:2] if it.kind == "heading"), None)
+    topic = heading or ph.topic_from(opening) or (f"Chapter {chapter}" if chapter else title)
+    section = _section_at(blocks, start)
+    return _PartState(index, Span(start, max(start, end)), topic, chapter, section, items)
+
+
+def _tutor_chapter(st: _PartState) -> None:
+    """The tutor's "good recall of chapter 9" outranks the learner's guess."""
+    from dataclasses import replace
+
+    named = {m for a in st.assessments for m in ph.TUTOR_CHAPTER_RE.findall(a.feedback)}
+    if len(named) == 1:
+        chapter = named.pop()
+        if chapter != st.chapter:
+            if st.topic == f"Chapter {st.chapter}":
+                st.topic = f"Chapter {chapter}"
+            st.chapter = chapter
+            st.gaps = [replace(g, chapter=chapter, topic=st.topic) for g in st.gaps]
+
+
+def _section_at(blocks: list[Block], line: int) -> str:
+    current = ""
+    for b in blocks:
+        if b.start > line:
+            break
+        if b.kind == "heading":
+            current = b.text
+    return current
+
+
+# --- the walk ------------------------------------------------------------------------------
+
+
+def _mark_at_start(text: str) -> tuple[Mark, str] | None:
+    lead = _BULLET_RE.match(text)
+    rest = text[lead.end():] if lead else text
+    m = MARK_RE.match(rest)
+    if not m:
+        return None
+    return EMOJI_MARK[m.group(0)], rest[m.end():].lstrip("\ufe0f").strip().strip("*_").strip()
+
+
+def _walk(st: _PartState, include_green: bool) -> None:
+    items = st.items
+    boundary = st.span.start  # first line of recall not yet judged
+    i = 0
+    while i < len(items):
+        it = items[i]
+        if it.kind != "line":
+            i += 1
+            continue
+        at_start = _mark_at_start(it.text)
+        inline = None if at_start else MARK_RE.search(it.text)
+        if at_start or inline:
+            if at_start:
+                mark, after = at_start
+                before = ""
+            else:
+                assert inline is not None
+                mark = EMOJI_MARK[inline.group(0)]
+                before = it.text[: inline.start()].strip()
+                after = it.text[inline.end():].lstrip("\ufe0f").strip()
+            j, followups, quote = _tail(items, i + 1)
+            judged = Span(boundary, it.start - 1) if boundary < it.start else Span(it.start, it.start)
+            if inline is not None:
+                judged = Span(judged.start, it.start)
+            tail_end = items[j - 1].end
+            _assessment(st, mark, it, before, after, followups, quote, judged,
+                        inline is not None, include_green, items[j:])
+            boundary = tail_end + 1
+            i = j
+            continue
+        _line_cues(st, items, i)
+        i += 1
+
+
+def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str]:
+    """Follow-up `=>` lines and a `>` quote after an assessment (either order)."""
+    followups: list[str] = []
+    quote = ""
+    while j < len(items):
+        nxt = items[j]
+        if nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW):
+            followups.extend(s for s in ph.split_arrows(nxt.text.lstrip()[2:]) if s)
+        elif nxt.kind == "quote" and not quote:
+            quote = nxt.text
+        else:
+            break
+        j += 1
+    return j, followups, quote
+
+
+def _recall_text(st: _PartState, span: Span) -> str:
+    lines = [it.text.strip() for it in st.items
+             if it.kind == "line" and it.start in span and not MARK_RE.search(it.text)
+             and not it.text.lstrip().startswith(ph.ARROW)]
+    return "\n".join(lines)
+
+
+def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
+                followups: list[str], quote: str, judged: Span, inline: bool,
+                include_green: bool, rest: list[_Item]) -> None:
+    segs = ph.split_arrows(after)
+    pre, arrowed = segs[0], [s for s in segs[1:] if s]
+    feedback = arrowed[0] if arrowed else pre
+    corrections = tuple(s for s in arrowed[1:] if not ph.is_ack(s))
+    question = _question_in(feedback) if (followups or quote or corrections) else None
+    st.assessments.append(Assessment(mark, it.start, feedback, corrections, tuple(followups),
+                                     quote, question, judged, inline))
+    if mark is Mark.GREEN and not include_green:
+        return
+    wrote = _join(_recall_text(st, judged), before) if inline else _recall_text(st, judged)
+    context = _trim_context(wrote)
+    answer, source = _best_answer(quote, followups, corrections, feedback)
+    named = ph.named_miss(feedback)
+    if named and ph.GO_ON_RE.search(feedback) and not (quote or followups or corrections):
+        following = _following_recall(rest)
+        if following:
+            answer, source = following, "recall"
+    if question:
+        kind = GapKind.QUESTION
+        prompt = question
+        answer, source = _best_answer(quote, followups, corrections, "")
+    elif inline:
+        kind = GapKind.INLINE_MARK
+        paren = ph.FORGETFUL_PAREN_RE.search(pre) if pre else None
+        if paren or not feedback:
+            prompt = f"{st.topic} — {ph.last_sentences(before, 2)} … what else?"
+            if not (quote or followups or arrowed):
+                answer, source = None, None
+        else:
+            prompt = _assessment_prompt(st.topic, named, before or wrote)
+    else:
+        kind = GapKind.ASSESSMENT
+        prompt = _assessment_prompt(st.topic, named, wrote)
+    anchor = ph.normalise(f"{mark.value} {feedback} {' '.join(corrections)} {question or ''}")
+    if not anchor.strip() or len(anchor) < 12:
+        anchor = ph.normalise(f"{mark.value} {ph.last_sentences(wrote, 2)}")
+    st.gaps.append(_gap(st, kind, mark, it.start, Span(judged.start, it.start), prompt, context,
+                        answer, source, anchor=anchor))
+
+
+def _question_in(feedback: str) -> str | None:
+    if "?" not in feedback:
+        return None
+    for sent in ph.sentences(feedback):
+        if sent.endswith("?") and (ph.QUESTION_VOICE_RE.search(sent) or len(ph.sentences(feedback)) == 1):
+            return re.sub(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s*", "", sent, flags=re.I).strip() or sent
+    return None
+
+
+def _best_answer(quote: str, followups: list[str], corrections: tuple[str, ...],
+                 feedback: str) -> tuple[str | None, str | None]:
+    useful = [f for f in followups if not ph.is_ack(f)]
+    if quote:
+        return quote, "quote"
+    if useful:
+        return "\n\n".join(useful), "followup"
+    if corrections:
+        return "\n\n".join(corrections), "correction"
+    if feedback and not ph.is_ack(feedback):
+        return feedback, "feedback"
+    return None, None
+
+
+def _assessment_prompt(topic: str, named: str | None, wrote: str) -> str:
+    if named:
+        return f"{topic} — what about {named}?"
+    near = ph.last_sentences(wrote, 3)
+    if near:
+        return f"{topic} — you wrote: “{near}” What is missing or wrong here?"
+    return f"{topic} — what is missing or wrong here?"
+
+
+def _following_recall(rest: list[_Item]) -> str | None:
+    """The recall after a "talk about X" mark, up to the next assessment."""
+    out: list[str] = []
+    for it in rest:
+        if it.kind == "line" and (_mark_at_start(it.text) or MARK_RE.search(it.text)):
+            break
+        if it.kind == "line":
+            out.append(it.text.strip())
+    text = "\n\n".join(_paragraphs(out, rest))
+    if not text:
+        return None
+    if len(text) > _ANSWER_LIMIT:
+        cut = text[:_ANSWER_LIMIT]
+        text = cut[: max(cut.rfind(". "), cut.rfind("\n")) + 1 or len(cut)].rstrip() + " …"
+    return text
+
+
+def _paragraphs(lines: list[str], items: list[_Item]) -> list[str]:
+    paras: dict[int, list[str]] = {}
+    wanted = set(lines)
+    for it in items:
+        if it.kind == "line" and it.text.strip() in wanted:
+            paras.setdefault(it.para, []).append(it.text.strip())
+    return [" ".join(v) for v in paras.values()]
+
+
+def _trim_context(text: str) -> str:
+    text = text.strip()
+    if len(text) <= _CONTEXT_LIMIT:
+        return text
+    cut = text[-_CONTEXT_LIMIT:]
+    space = cut.find(" ")
+    return "…" + cut[space + 1 if 0 <= space < 40 else 0 :]
+
+
+# --- unmarked gaps inside one line ------------------------------------------------------------
+
+
+def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
+    it = items[i]
+    text = it.text.strip()
+    if text.startswith(ph.ARROW):
+        return  # an answer line; handled with the line before it
+    # An answer may sit on the line itself ("… => X") or on `=>` lines right after it.
+    segs = ph.split_arrows(text)
+    own, arrowed = segs[0], [s for s in segs[1:] if s]
+    j = i + 1
+    while j < len(items) and items[j].kind == "line" and items[j].text.lstrip().startswith(ph.ARROW):
+        arrowed.extend(s for s in ph.split_arrows(items[j].text.lstrip()[2:]) if s)
+        j += 1
+    answers = [s for s in arrowed if not ph.is_ack(s)]
+    before = _para_before(items, i)
+    span = Span(it.start, items[j - 1].end)
+
+    if ph.FORGOT_NAME_RE.search(own):
+        term = ph.strip_lead_in(answers[0]) if answers else None
+        if term:
+            cloze = f"{_join(before, own)} The name is {CLOZE_SLOT}."
+            _cloze_gap(st, GapKind.FORGOT_NAME, it.start, span, own, term, cloze, before)
+        else:
+            _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, f"{ph.last_sentences(_join(before, own), 3)} — what is the name?")
+        return
+    looked = ph.LOOKED_UP_RE.search(own)
+    if looked:
+        head = own[: looked.start()].rstrip()
+        m = ph.LOOKED_UP_TERM_RE.search(head)
+        if m:
+            term = m.group("term")
+            masked = head[: m.start("term")] + CLOZE_SLOT + head[m.end("term"):] + own[looked.end():]
+            cloze = _join(before, masked.strip())
+            _cloze_gap(st, GapKind.LOOKED_UP, it.start, span, head, term, cloze, before)
+        return
+    selfq = ph.SELF_QUESTION_RE.search(own)
+    if selfq:
+        q = selfq.group("q").strip()
+        rest_of_line = own[selfq.end():].strip()
+        answer = _join(rest_of_line, _rest_of_para(items, i)) or None
+        if answers:
+            answer = "\n\n".join(answers)
+        prior = ph.last_sentences(own[: selfq.start()], 1) or _prev_line(items, i)
+        prompt = f"{st.topic} — {_join(prior, q)}"
+        _plain_gap(st, GapKind.SELF_QUESTION, it.start, span, _join(before, own), "", prompt,
+                   answer=answer, source="recall" if answer else None, anchor_text=q + " " + prior)
+        return
+    if ph.FORGOT_RE.search(own):
+        answer = "\n\n".join(answers) or None
+        if answer:
+            cloze = f"{_join(before, own)} → {CLOZE_SLOT}"
+            _cloze_gap(st, GapKind.FORGOT, it.start, span, own, ph.strip_lead_in(answer) or answer,
+                       cloze, before)
+        else:
+            m = ph.FORGOT_RE.search(own)
+            assert m is not None
+            head = own[: m.start()].rstrip(" ,;(") or ph.last_sentences(before, 2)
+            prompt = f"{st.topic} — {head} … what did you forget here?" if head else f"{st.topic} — {own}"
+            _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, prompt)
+        return
+    if answers and own:
+        term = ph.strip_lead_in(answers[0]) or answers[0]
+        cloze = f"{_join(before, own)} {CLOZE_SLOT}"
+        _cloze_gap(st, GapKind.INLINE_ANSWER, it.start, span, own, term, cloze, before)
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p.strip() for p in parts if p and p.strip())
+
+
+def _para_before(items: list[_Item], i: int) -> str:
+    """The lines of the same paragraph before item i (context for the gap)."""
+    out = []
+    k = i - 1
+    while k >= 0 and items[k].kind == "line" and items[k].para == items[i].para:
+        out.append(ph.split_arrows(items[k].text)[0])  # never another gap's answer
+        k -= 1
+    return ph.last_sentences(" ".join(reversed(out)), 2)
+
+
+def _prev_line(items: list[_Item], i: int) -> str:
+    """The learner's sentence just before item i, even across a blank line."""
+    if i > 0 and items[i - 1].kind == "line" and not MARK_RE.search(items[i - 1].text):
+        return ph.last_sentences(ph.split_arrows(items[i - 1].text)[0], 1)
+    return ""
+
+
+def _rest_of_para(items: list[_Item], i: int) -> str:
+    out = []
+    k = i + 1
+    while k < len(items) and items[k].kind == "line" and items[k].para == items[i].para:
+        out.append(items[k].text.strip())
+        k += 1
+    return " ".join(out)
+
+
+def _cloze_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, term: str,
+               cloze: str, before: str) -> None:
+    term = term.strip().strip("`").strip()
+    answer = cloze.replace(CLOZE_SLOT, term)
+    st.gaps.append(_gap(st, kind, None, line, span, cloze.replace(CLOZE_SLOT, "[…]"),
+                        _trim_context(_join(before, own)), answer, "inline", cloze=cloze,
+                        term=term, anchor=ph.normalise(f"{kind.value} {own}")))
+
+
+def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, before: str,
+               prompt: str, *, answer: str | None = None, source: str | None = None,
+               anchor_text: str | None = None) -> None:
+    st.gaps.append(_gap(st, kind, None, line, span, prompt, _trim_context(_join(before, own)),
+                        answer, source, anchor=ph.normalise(f"{kind.value} {anchor_text or own}")))
+
+
+def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span, prompt: str,
+         context: str, answer: str | None, source: str | None, *, cloze: str | None = None,
+         term: str | None = None, anchor: str) -> Gap:
+    return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic,
+               chapter=st.chapter, section=st.section, prompt=prompt, context=context,
+               answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,
+               anchor=anchor)
+
+
+# --- code -------------------------------------------------------------------------------------
+
+
+def _claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
+    try:
+        from .checks.claims import extract_claims
+    except ImportError:
+        return ()
+    return extract_claims(code, first_line)
+
+
+def _fenced_code(blocks: list[Block], source_lines: list[str]) -> tuple[CodeBlock, ...]:
+    out = []
+    section = ""
+    for b in blocks:
+        if b.kind == "heading":
+            section = b.text
+        elif b.kind == "fence":
+            lang = (b.info.split() or [""])[0].lower()
+            out.append(CodeBlock(b.text, lang, Span(b.start, b.end), True,
+                                 _claims(b.text, b.start) if lang in ("python", "py", "") else (),
+                                 section))
+    return tuple(out)
+
+
+def _pseudo_code(items: list[_Item], section: str) -> list[CodeBlock]:
+    """Unfenced code written from memory: a `for …:` head and indented lines after it."""
+    found: list[CodeBlock] = []
+    run: list[_Item] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            code = "\n".join(r.text.rstrip() for r in run)
+            found.append(CodeBlock(_dedent(code), "python", Span(run[0].start, run[-1].end),
+                                   False, (), section))
+        run.clear()
+
+    for it in items:
+        if it.kind != "line":
+            flush()
+            continue
+        indented = it.text.startswith(("    ", "\t"))
+        if _CODE_HEAD_RE.match(it.text) or (indented and run and it.start - run[-1].end <= 2):
+            run.append(it)
+        else:
+            flush()
+    flush()
+    return found
+
+
+def _dedent(code: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(code)

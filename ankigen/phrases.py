@@ -1,0 +1,139 @@
+"""Regexes over one line or sentence of text: the cues a careful reader of notes uses.
+
+Every pattern here is applied to a single line or paragraph, never to a whole file.
+"""
+
+from __future__ import annotations
+
+import re
+
+ARROW = "=>"
+
+# "chapter 12 is about X", "So, optimizers.", "Now let's talk higher level pytorch."
+CHAPTER_RE = re.compile(r"\bchapters?\s+(\d+)", re.I)
+CHAPTER_FIX_RE = re.compile(
+    r"\b(?:actually|oops|wait|correction)\b[^.]*?\bchapter\s+(\d+)", re.I
+)
+TOPIC_PATTERNS = (
+    re.compile(r"\bchapter\s+\d+\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\s+(?P<t>[^.!?\n]+)", re.I),
+    re.compile(r"\b(?:let'?s|now let'?s|let us)\s+talk\s+(?:about\s+)?(?P<t>[^.!?\n]+)", re.I),
+    re.compile(r"\b(?:re-?explain|recall|integrate)\s+(?P<t>[^.!?\n]{3,})", re.I),
+    re.compile(r"\b(?:we\s+stopped\s+(?:on|at)|continuing\s+with|moving\s+on\s+to)\s+(?P<t>[^.!?\n]{3,})", re.I),
+    re.compile(r"^\s*(?:so|ok|okay|now|next|right)\s*,\s*(?P<t>[^.!?\n]{3,60})[.!:]?\s*$", re.I),
+)
+
+# Feedback that names what was missed: "talk about X", "you skipped X".
+NAMED_MISS_RE = re.compile(
+    r"\b(?:talk about|tell me about|explain|you (?:forgot|skipped|missed|left out|didn'?t mention|"
+    r"did not mention|omitted)|(?:but )?(?:missing|forgot|skipped|omitted)|what about)\s+"
+    r"(?P<x>[^.;!?\n]+)",
+    re.I,
+)
+GO_ON_RE = re.compile(r"\b(?:talk about|tell me about|go on (?:to|with)|now explain|explain)\b", re.I)
+
+ACK_RE = re.compile(
+    r"^\W*(?:good|great|nice|correct|right|yes|yep|exactly|well done|perfect|ok|okay|"
+    r"that'?s it|spot on|indeed|true|awesome)\b[\w\s']{0,20}[.!]*\W*$",
+    re.I,
+)
+LEAD_IN_RE = re.compile(
+    r"^\s*(?:the\s+(?:name|class|function|method|term|answer|formula|word)\s+is|"
+    r"it'?s\s+called|it\s+is\s+called|called|it'?s|it\s+is|answer\s*:)\s*",
+    re.I,
+)
+
+FORGOT_NAME_RE = re.compile(
+    r"\bI\s+(?:forgot|forget|can'?t\s+recall|cannot\s+recall|can'?t\s+remember|"
+    r"cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|don'?t\s+recall)\s+"
+    r"(?:the\s+)?name\b",
+    re.I,
+)
+FORGOT_RE = re.compile(
+    r"\b(?:I\s+(?:forgot|forget|can'?t\s+recall|cannot\s+recall|can'?t\s+remember|"
+    r"cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|don'?t\s+recall|"
+    r"have\s+no\s+idea|am\s+not\s+sure|'m\s+not\s+sure)|(?:forgot|can'?t recall)\s+the\s+rest)\b",
+    re.I,
+)
+LOOKED_UP_RE = re.compile(r"\(\s*(?:I\s+)?looked\s+(?:it\s+)?up(?:\s+the\s+name)?[^)]*\)", re.I)
+LOOKED_UP_TERM_RE = re.compile(
+    r"(?:called|named|is|was|use|uses|using)\s+[`*_]*(?P<term>[A-Za-z_][\w.]*(?:\(\))?)[`*_]*"
+    r"\s*[.,;:!]?\s*$",
+    re.I,
+)
+SELF_QUESTION_RE = re.compile(
+    r"(?:^|(?<=[.!?]\s))(?P<q>(?:what'?s|what\s+is|what\s+was|what\s+were|which\s+(?:is|was)|"
+    r"what\s+are)\s+the\s+(?:other|second|third|next|last|remaining|rest|missing)\b[^?]*\?|"
+    r"what\s+else\b[^?.]*\?)",
+    re.I,
+)
+FORGETFUL_PAREN_RE = re.compile(
+    r"\((?P<p>[^)]*(?:forgot|forget|can'?t\s+recall|don'?t\s+remember|what\s+else|"
+    r"the\s+rest|second\s+one|other\s+one)[^)]*)\)",
+    re.I,
+)
+QUESTION_VOICE_RE = re.compile(
+    r"\b(?:one\s+question|my\s+question|I\s+(?:wonder|don'?t\s+(?:get|understand))|"
+    r"question\s+I\s+have|how\s+(?:does|do|is|come)|why\s+(?:does|do|is)|what\s+(?:is|does))\b",
+    re.I,
+)
+SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
+TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
+_NORM_RE = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def split_arrows(text: str) -> list[str]:
+    """`a => b => c` → ['a', 'b', 'c'] (stripped)."""
+    return [seg.strip() for seg in text.split(ARROW)]
+
+
+def is_ack(segment: str) -> bool:
+    """An acknowledgment such as 'Good name!' that answers nothing."""
+    return bool(ACK_RE.match(segment)) and len(segment.split()) <= 5
+
+
+def strip_lead_in(segment: str) -> str:
+    return LEAD_IN_RE.sub("", segment, count=1).strip().rstrip(".").strip()
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_SPLIT_RE.split(text) if s and s.strip()]
+
+
+def last_sentences(text: str, n: int, limit: int = 400) -> str:
+    """The learner's n sentences nearest the end of text, at most `limit` characters."""
+    chosen = sentences(" ".join(text.split()))[-n:]
+    out = " ".join(chosen)
+    if len(out) > limit:
+        out = "…" + out[-limit:].lstrip()
+    return out
+
+
+def normalise(text: str) -> str:
+    """Lowercase words only: the anchor a gap's identity is derived from."""
+    return " ".join(_NORM_RE.sub(" ", text.lower()).split())
+
+
+_VAGUE = frozenset("again it this that more further some stuff things a bit now here".split())
+
+
+def topic_from(text: str) -> str | None:
+    for pat in TOPIC_PATTERNS:
+        for line in text.split("\n"):
+            m = pat.search(line)
+            if m:
+                topic = m.group("t").strip(" ,;:-")
+                topic = re.sub(r"^(?:about|on|the)\s+", "", topic, flags=re.I)
+                words = topic.split()[:8]
+                topic = " ".join(words)
+                if words and not set(w.lower() for w in words) <= _VAGUE:
+                    return topic[:1].upper() + topic[1:]
+    return None
+
+
+def named_miss(feedback: str) -> str | None:
+    m = NAMED_MISS_RE.search(feedback)
+    if not m:
+        return None
+    x = m.group("x").strip(" ,:-")
+    x = re.sub(r"^(?:about|the)\s+", "", x, flags=re.I)
+    return x if 0 < len(x.split()) <= 8 else None
