@@ -23,7 +23,16 @@ from .parse import parse_text
 from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
 
-PARSER_VERSION = f"{__version__}-p3"
+def _parser_version() -> str:
+    """Cached parses are only valid for the exact parser code that made them."""
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).parent
+    for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+PARSER_VERSION = _parser_version()
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 

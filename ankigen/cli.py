@@ -122,7 +122,7 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     out.print(f"{doc.path}  {doc.kind}, {doc.line_count} lines, {doc.encoding}"
-              + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""), markup=True)
+              + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""))
     if doc.goal:
         out.print(f"goal: {doc.goal}")
     for part in doc.parts:

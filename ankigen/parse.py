@@ -292,8 +292,12 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str]:
 
 
 def _recall_text(st: _PartState, span: Span) -> str:
+    # Lines that are gaps of their own have their own cards: leaving them out keeps an
+    # assessment's card unchanged when a gap is added above it.
+    own_cards = {line for g in st.gaps if g.mark is None for line in range(g.span.start, g.span.end + 1)}
     lines = [it.text.strip() for it in st.items
-             if it.kind == "line" and it.start in span and not MARK_RE.search(it.text)
+             if it.kind == "line" and it.start in span and it.start not in own_cards
+             and not MARK_RE.search(it.text)
              and not it.text.lstrip().startswith(ph.ARROW)]
     return "\n".join(lines)
 
@@ -430,7 +434,7 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
     if ph.FORGOT_NAME_RE.search(own):
         term = ph.strip_lead_in(answers[0]) if answers else None
         if term:
-            cloze = f"{_join(before, own)} The name is {CLOZE_SLOT}."
+            cloze = f"{_sentence(_join(before, own))} The name is {CLOZE_SLOT}."
             _cloze_gap(st, GapKind.FORGOT_NAME, it.start, span, own, term, cloze, before)
         else:
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, f"{ph.last_sentences(_join(before, own), 3)} — what is the name?")
@@ -474,6 +478,10 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         term = ph.strip_lead_in(answers[0]) or answers[0]
         cloze = f"{_join(before, own)} {CLOZE_SLOT}"
         _cloze_gap(st, GapKind.INLINE_ANSWER, it.start, span, own, term, cloze, before)
+
+
+def _sentence(text: str) -> str:
+    return text if not text or text[-1] in ".!?…:" else text + "."
 
 
 def _join(*parts: str) -> str:

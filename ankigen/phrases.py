@@ -14,12 +14,12 @@ CHAPTER_RE = re.compile(r"\bchapters?\s+(\d+)", re.I)
 CHAPTER_FIX_RE = re.compile(
     r"\b(?:actually|oops|wait|correction)\b[^.]*?\bchapter\s+(\d+)", re.I
 )
-TOPIC_PATTERNS = (
+TOPIC_PATTERNS = (  # in order of trust, each tried on single sentences
     re.compile(r"\bchapter\s+\d+\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\s+(?P<t>[^.!?\n]+)", re.I),
+    re.compile(r"^\s*(?:so|ok|okay|now|next|right)\s*,\s*(?!\s*(?:now|i|i'll|i'm|let'?s|let|we|this|that|it|well)\b)(?P<t>[^.!?\n,]{3,60})[.!:]?\s*$", re.I),
     re.compile(r"\b(?:let'?s|now let'?s|let us)\s+talk\s+(?:about\s+)?(?P<t>[^.!?\n]+)", re.I),
-    re.compile(r"\b(?:re-?explain|recall|integrate)\s+(?P<t>[^.!?\n]{3,})", re.I),
+    re.compile(r"(?<!n't )(?<!not )\b(?:re-?explain|recall|integrate)\s+(?P<t>[^.!?\n()]{3,})", re.I),
     re.compile(r"\b(?:we\s+stopped\s+(?:on|at)|continuing\s+with|moving\s+on\s+to)\s+(?P<t>[^.!?\n]{3,})", re.I),
-    re.compile(r"^\s*(?:so|ok|okay|now|next|right)\s*,\s*(?P<t>[^.!?\n]{3,60})[.!:]?\s*$", re.I),
 )
 
 # Feedback that names what was missed: "talk about X", "you skipped X".
@@ -117,9 +117,10 @@ _VAGUE = frozenset("again it this that more further some stuff things a bit now 
 
 
 def topic_from(text: str) -> str | None:
+    cut = [sentences(re.split(r"[🟢🟡🔴(]", line)[0]) for line in text.split("\n")]
     for pat in TOPIC_PATTERNS:
-        for line in text.split("\n"):
-            m = pat.search(line)
+        for sent in (s for group in cut for s in group):
+            m = pat.search(sent)
             if m:
                 topic = m.group("t").strip(" ,;:-")
                 topic = re.sub(r"^(?:about|on|the)\s+", "", topic, flags=re.I)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ helpers (anki_helpers, servers)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own cache so nothing leaks between tests or from the user's."""
+    monkeypatch.setenv("ANKIGEN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

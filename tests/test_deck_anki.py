@@ -1,0 +1,181 @@
+"""Decks imported into a real Anki collection: identity, updates, history, orphans."""
+
+from __future__ import annotations
+
+import html
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from anki.collection import Collection
+
+from ankigen.build import build
+from anki_helpers import import_apkg, rendered, review
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    v = tmp_path / "vault"
+    shutil.copytree(FIXTURES / "vault", v)
+    return v
+
+
+@pytest.fixture
+def col(tmp_path: Path):
+    c = Collection(str(tmp_path / "collection.anki2"))
+    yield c
+    c.close()
+
+
+def _build(vault: Path, out: Path, now: int):
+    return build([vault], out, checks=None, now=now)
+
+
+def _fields_by_guid(col: Collection) -> dict[str, list[str]]:
+    return {col.get_note(n).guid: list(col.get_note(n).fields) for n in col.find_notes("")}
+
+
+def test_every_card_renders_in_anki_and_reimport_changes_nothing(vault, col, tmp_path):
+    out = tmp_path / "out" / "deck.apkg"
+    result = _build(vault, out, now=1_000)
+    assert result.notes == 10 and result.new == 10
+    log = import_apkg(col, out)
+    assert (log.new, log.updated) == (10, 0)
+    cards = rendered(col)
+    assert len(cards) == 10
+    for _guid, q, a in cards:
+        assert q.strip() and a.strip()
+        assert "{{" not in q and "{{" not in a  # no template or cloze syntax leaks
+    # The cloze whose answer holds `::` survives: the hidden term shows whole on the back.
+    cloze = [a for _, q, a in cards if "[...]" in q and "torch" in a and "Module" in a]
+    assert cloze and "torch::nn::Module" in html.unescape(cloze[0])
+    # Same deck again: nothing new, nothing updated, no duplicate notes.
+    log2 = import_apkg(col, out)
+    assert (log2.new, log2.updated) == (0, 0)
+    assert col.note_count() == 10
+
+
+def test_edit_one_gap_updates_one_note_and_keeps_its_review(vault, col, tmp_path):
+    out = tmp_path / "deck.apkg"
+    _build(vault, out, now=1_000)
+    import_apkg(col, out)
+    before = _fields_by_guid(col)
+    guid = next(g for g, f in before.items() if "padding and stride" in f[0])
+    cid = review(col, guid)
+    reps = col.get_card(cid).reps
+    assert reps == 1
+
+    notes = vault / "recall-cnn.md"
+    notes.write_text(notes.read_text().replace(
+        "fine, but you skipped padding and stride.",
+        "fine, but you skipped padding and the stride."))
+    result = _build(vault, out, now=2_000)
+    assert (result.new, result.changed) == (0, 1)
+    log = import_apkg(col, out)
+    assert (log.new, log.updated) == (0, 1)
+    after = _fields_by_guid(col)
+    assert set(after) == set(before)
+    assert "the stride" in after[guid][0]
+    assert col.get_card(cid).reps == reps  # review history kept
+    assert {g: f for g, f in after.items() if g != guid} == \
+        {g: f for g, f in before.items() if g != guid}
+
+
+def test_insert_gap_at_top_adds_one_note_and_moves_nothing(vault, col, tmp_path):
+    out = tmp_path / "deck.apkg"
+    _build(vault, out, now=1_000)
+    import_apkg(col, out)
+    before = _fields_by_guid(col)
+    reviewed = {g: review(col, g) for g in list(before)[:3]}
+
+    notes = vault / "recall-cnn.md"
+    text = notes.read_text()
+    text = text.replace("# Notes\n\n", "# Notes\n\nStrides I don't remember at all.\n\n", 1)
+    notes.write_text(text)
+    result = _build(vault, out, now=2_000)
+    assert (result.new, result.changed) == (1, 0)
+    log = import_apkg(col, out)
+    assert (log.new, log.updated) == (1, 0)
+    after = _fields_by_guid(col)
+    assert len(after) == len(before) + 1
+    for g, fields in before.items():
+        assert after[g] == fields  # every other card keeps its content
+    for g, cid in reviewed.items():
+        assert col.get_card(cid).reps == 1
+
+
+def test_deleted_gap_is_reported_with_a_search_that_finds_it(vault, col, tmp_path):
+    out = tmp_path / "deck.apkg"
+    _build(vault, out, now=1_000)
+    import_apkg(col, out)
+    notes = vault / "recall-cnn.md"
+    notes.write_text(notes.read_text().replace(
+        "The weight decay trick I don't remember at all.\n", ""))
+    result = _build(vault, out, now=2_000)
+    assert len(result.orphans) == 1
+    orphan = result.orphans[0]
+    assert orphan.file == "recall-cnn.md" and "weight decay" in orphan.anchor
+    found = col.find_notes(orphan.search)
+    assert len(found) == 1
+    assert "weight decay" in col.get_note(found[0]).fields[0]
+    log = import_apkg(col, out)
+    assert (log.new, log.updated) == (0, 0)
+    assert col.note_count() == 10  # Anki never deletes on import
+
+
+def test_fresh_clone_gives_same_guids_and_new_part_break_changes_none(vault, tmp_path):
+    out = tmp_path / "a.apkg"
+    first = {c.anchor: c.guid for c in _cards(vault, out)}
+    clone = tmp_path / "clone"
+    shutil.copytree(vault, clone, ignore=shutil.ignore_patterns(".ankigen"))
+    assert {c.anchor: c.guid for c in _cards(clone, tmp_path / "b.apkg")} == first
+    # A new `---` splits a part: no GUID changes, with or without the manifest.
+    for v in (vault, clone):
+        notes = v / "recall-cnn.md"
+        notes.write_text(notes.read_text().replace(
+            "A pooling layer shrinks", "---\n\nA pooling layer shrinks"))
+        shutil.rmtree(v / ".ankigen", ignore_errors=(v == clone))
+    assert {c.anchor: c.guid for c in _cards(clone, tmp_path / "c.apkg")} == first
+
+
+def test_renamed_file_keeps_its_notes(vault, col, tmp_path):
+    out = tmp_path / "deck.apkg"
+    _build(vault, out, now=1_000)
+    import_apkg(col, out)
+    before = set(_fields_by_guid(col))
+    (vault / "recall-cnn.md").rename(vault / "ch12-cnn-recall.md")
+    result = _build(vault, out, now=2_000)
+    assert result.new == 0 and not result.orphans
+    log = import_apkg(col, out)
+    assert log.new == 0
+    assert set(_fields_by_guid(col)) == before
+
+
+def test_unchanged_rebuild_writes_nothing(vault, tmp_path):
+    out = tmp_path / "deck.apkg"
+    first = _build(vault, out, now=1_000)
+    stamp = out.stat().st_mtime_ns
+    again = _build(vault, out, now=2_000)
+    assert first.written and not again.written
+    assert again.parsed == 0 and again.unchanged == first.notes
+    assert out.stat().st_mtime_ns == stamp
+    assert zipfile.is_zipfile(out)
+
+
+def _cards(vault: Path, out: Path):
+    from ankigen.deck import to_package  # noqa: F401  (the deck is built too)
+
+    result = build([vault], out, now=1_000)
+    import json
+
+    manifest = json.loads((vault / ".ankigen" / "manifest.json").read_text())
+    assert len(manifest["notes"]) == result.notes
+
+    class C:
+        def __init__(self, e):
+            self.anchor, self.guid = e["anchor"], e["guid"]
+
+    return [C(e) for e in manifest["notes"]]
