@@ -307,7 +307,13 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
                 include_green: bool, rest: list[_Item]) -> None:
     segs = ph.split_arrows(after)
     pre, arrowed = segs[0], [s for s in segs[1:] if s]
-    feedback = arrowed[0] if arrowed else pre
+    if inline and not arrowed:
+        # "… 🟡 (forgot the rest) and Adam …": only the parenthesis is the learner's note
+        # to self; what follows it is more recall.
+        paren = re.match(r"\(([^)]*)\)", pre)
+        feedback = paren.group(1).strip() if paren else ""
+    else:
+        feedback = arrowed[0] if arrowed else pre
     corrections = tuple(s for s in arrowed[1:] if not ph.is_ack(s))
     question = _question_in(feedback) if (followups or quote or corrections) else None
     st.assessments.append(Assessment(mark, it.start, feedback, corrections, tuple(followups),
@@ -350,7 +356,9 @@ def _question_in(feedback: str) -> str | None:
         return None
     for sent in ph.sentences(feedback):
         if sent.endswith("?") and (ph.QUESTION_VOICE_RE.search(sent) or len(ph.sentences(feedback)) == 1):
-            return re.sub(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s*", "", sent, flags=re.I).strip() or sent
+            q = re.sub(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s*", "", sent,
+                       flags=re.I).strip() or sent
+            return q[:1].upper() + q[1:]
     return None
 
 

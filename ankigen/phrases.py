@@ -24,12 +24,12 @@ TOPIC_PATTERNS = (  # in order of trust, each tried on single sentences
 
 # Feedback that names what was missed: "talk about X", "you skipped X".
 NAMED_MISS_RE = re.compile(
-    r"\b(?:talk about|tell me about|explain|you (?:forgot|skipped|missed|left out|didn'?t mention|"
+    r"\b(?:talk about|tell me about|explain|mention|cover|describe|you (?:forgot|skipped|missed|left out|didn'?t mention|"
     r"did not mention|omitted)|(?:but )?(?:missing|forgot|skipped|omitted)|what about)\s+"
     r"(?P<x>[^.;!?\n]+)",
     re.I,
 )
-GO_ON_RE = re.compile(r"\b(?:talk about|tell me about|go on (?:to|with)|now explain|explain)\b", re.I)
+GO_ON_RE = re.compile(r"\b(?:talk about|tell me about|go on (?:to|with)|now explain|explain|cover|describe)\b", re.I)
 
 ACK_RE = re.compile(
     r"^\W*(?:good|great|nice|correct|right|yes|yep|exactly|well done|perfect|ok|okay|"
