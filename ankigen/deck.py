@@ -13,7 +13,7 @@ import genanki
 from . import render
 from .cards import BASIC_FIELDS, CLOZE_FIELDS
 from .errors import OutputError
-from .identity import short_id
+from .identity import public_mode, short_id
 from .model import Card
 
 # Constants in [2^30, 2^31): Anki matches note types by id. Change the templates'
@@ -99,6 +99,9 @@ def to_package(cards: Iterable[tuple[Card, int, int]]) -> genanki.Package:
 
 def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:
     """Write atomically: a temp file beside the target, then rename."""
+    blocker = next((p for p in [out.parent, *out.parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot write: {blocker} is not a folder", path=str(out))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -107,6 +110,7 @@ def write_package(package: genanki.Package, out: Path, timestamp: float) -> None
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from None
     try:
         package.write_to_file(tmp, timestamp=timestamp)
+        os.chmod(tmp, public_mode())
         os.replace(tmp, out)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from None

@@ -75,6 +75,8 @@ def _with_reading(doc: Document, encoding: str, repairs: tuple[str, ...],
 
 def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) -> Document:
     """Parse already-repaired text. Never raises on odd markdown."""
+    if "\r" in text:  # markdown-it counts a lone CR as a line break: so must we
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     source_lines = text.split("\n")
     blocks = to_blocks(text)
     sections = tuple(Section(b.text, b.level, b.start) for b in blocks if b.kind == "heading")
@@ -100,7 +102,8 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) 
         items = _items(chunk, source_lines)
         if not items:
             continue
-        state = _new_part(len(parts), chunk, items, blocks, goal_chapter, title)
+        state = _new_part(len(parts), chunk, items, blocks, goal_chapter, title,
+                          len(source_lines))
         _walk(state, include_green)
         _tutor_chapter(state)
         parts.append(Part(state.index, state.span, state.topic, state.chapter,
@@ -184,7 +187,7 @@ def _single_chapter(text: str) -> str | None:
 
 
 def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[Block],
-              goal_chapter: str | None, title: str) -> _PartState:
+              goal_chapter: str | None, title: str, n_lines: int) -> _PartState:
     start = chunk[0].start - (1 if chunk[0].kind == "fence" else 0)
     end = chunk[-1].end + (1 if chunk[-1].kind == "fence" else 0)
     recall_text = "\n".join(it.text for it in items if it.kind == "line" and not MARK_RE.search(it.text))
@@ -202,6 +205,7 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
     heading = next((it.text for it in items[:2] if it.kind == "heading"), None)
     topic = heading or ph.topic_from(opening) or (f"Chapter {chapter}" if chapter else title)
     section = _section_at(blocks, start)
+    end = min(end, n_lines)  # an unclosed fence has no closing line to count
     return _PartState(index, Span(start, max(start, end)), topic, chapter, section, items)
 
 

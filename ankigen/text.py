@@ -47,7 +47,7 @@ def mark_forms() -> dict[str, Mark]:
     strict decode and one that drops undecodable bytes are kept, because copy-paste
     loses the bytes a codec cannot show (cp1252 has holes at 0x81, 0x8D, 0x8F...).
     """
-    forms: dict[str, Mark] = {}
+    seen: dict[str, set[Mark]] = {}
     for mark, emoji in MARK_EMOJI.items():
         raw = emoji.encode("utf-8")
         for codec in WRONG_CODECS:
@@ -57,8 +57,9 @@ def mark_forms() -> dict[str, Mark]:
                 except (UnicodeDecodeError, LookupError):
                     continue
                 if len(form) >= 2 and form != emoji and not form.isascii():
-                    forms.setdefault(form, mark)
-    return forms
+                    seen.setdefault(form, set()).add(mark)
+    # A form two marks share (bytes that told them apart were dropped) names neither.
+    return {form: marks.pop() for form, marks in seen.items() if len(marks) == 1}
 
 
 @functools.cache
