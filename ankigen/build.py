@@ -7,9 +7,10 @@ import json
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import platformdirs
 
@@ -22,6 +23,7 @@ from .model import Card, CheckOutput, Document, Gap
 from .parse import parse_text
 from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
+
 
 def _parser_version() -> str:
     """Cached parses are only valid for the exact parser code that made them."""
@@ -194,14 +196,14 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
     assigned, entries, orphans = assign(
         [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash) for c in cards], load(root),
         now=now)
-    cards = [replace(c, guid=a.guid) for c, a in zip(cards, assigned)]
+    cards = [replace(c, guid=a.guid) for c, a in zip(cards, assigned, strict=False)]
     # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
     due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
     due = {i: n for n, i in enumerate(due_order)}
-    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned))]
+    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
     fingerprint = _fingerprint(triples)
     written = False
     if not _up_to_date(out, fingerprint):

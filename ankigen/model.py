@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-class Mark(str, enum.Enum):
+class Mark(enum.StrEnum):
     GREEN = "green"
     YELLOW = "yellow"
     RED = "red"
@@ -22,7 +22,7 @@ class Mark(str, enum.Enum):
         return {"green": "🟢", "yellow": "🟡", "red": "🔴"}[self.value]
 
 
-class GapKind(str, enum.Enum):
+class GapKind(enum.StrEnum):
     ASSESSMENT = "assessment"  # a 🟡/🔴 (or, with --include-green, 🟢) assessment line
     QUESTION = "question"  # the learner's own question inside an assessment
     INLINE_MARK = "inline_mark"  # a mark in mid-sentence: "..., 🟡 (forgot the rest)"

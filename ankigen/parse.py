@@ -98,7 +98,7 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) 
     parts: list[Part] = []
     gaps: list[Gap] = []
     pseudo: list[CodeBlock] = []
-    for index, chunk in enumerate(_split_parts(region)):
+    for _index, chunk in enumerate(_split_parts(region)):
         items = _items(chunk, source_lines)
         if not items:
             continue

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from anki.collection import Collection
+from anki_helpers import import_apkg, rendered, review
 
 from ankigen.build import build
-from anki_helpers import import_apkg, rendered, review
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -103,7 +103,7 @@ def test_insert_gap_at_top_adds_one_note_and_moves_nothing(vault, col, tmp_path)
     assert len(after) == len(before) + 1
     for g, fields in before.items():
         assert after[g] == fields  # every other card keeps its content
-    for g, cid in reviewed.items():
+    for cid in reviewed.values():
         assert col.get_card(cid).reps == 1
 
 
