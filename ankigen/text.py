@@ -96,6 +96,42 @@ def _ftfy(text: str) -> str:
     )
 
 
+# Bytes cp1252 cannot show: copy-paste drops them, leaving 4-byte characters one short.
+_CP1252_HOLES = (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+_CONT = "".join(sorted({bytes([b]).decode("cp1252", "ignore") for b in range(0x80, 0xC0)} - {""}))
+_SHORT4_RE = re.compile("ð[" + re.escape(_CONT) + "]{2}")
+
+
+def _likely(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x1D400 <= cp <= 0x1D7FF or 0x1F000 <= cp <= 0x1FAFF  # math letters, emoji
+
+
+def repair_lost_bytes(text: str) -> tuple[str, int]:
+    """`ð‘š` (𝑚 with its 0x9D dropped) → `𝑚`, when exactly one likely character fits."""
+    count = 0
+
+    def sub(m: re.Match[str]) -> str:
+        nonlocal count
+        tail = m.group(0)[1:].encode("cp1252")
+        found = set()
+        for pos in range(3):
+            for hole in _CP1252_HOLES:
+                raw = b"\xf0" + tail[:pos] + bytes([hole]) + tail[pos:]
+                try:
+                    ch = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                if _likely(ch):
+                    found.add(ch)
+        if len(found) != 1:
+            return m.group(0)
+        count += 1
+        return found.pop()
+
+    return _SHORT4_RE.sub(sub, text), count
+
+
 def decode(data: bytes, path: str = "<bytes>") -> ReadResult:
     """Decode and repair one file's bytes. Never raises on odd bytes."""
     warnings: list[str] = []
@@ -128,6 +164,10 @@ def decode(data: bytes, path: str = "<bytes>") -> ReadResult:
         fixed = refixed
     else:  # never trade line numbers for a repair
         warnings.append(f"{path}: text repair skipped: it would have moved lines")
+    if "ð" in fixed:
+        fixed, lost = repair_lost_bytes(fixed)
+        if lost:
+            repairs.append(f"restored {lost} character(s) that lost a byte in transit")
     # ftfy may have produced fresh marks from forms it could fix only partly.
     fixed, more = repair_marks(fixed)
     if more:

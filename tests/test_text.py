@@ -61,3 +61,16 @@ def test_lost_bytes_never_crash_and_keep_lines():
 def test_ordinary_text_is_untouched():
     text = "Café — naïve 😀 🚀 ✅ `a::b` {'x': 1}\n"
     assert decode(text.encode(), "t.md").text == text
+
+
+def test_characters_that_lost_a_byte_are_restored():
+    from pathlib import Path
+
+    from ankigen.text import read_notes
+
+    seed = Path(__file__).parent / "fixtures" / "seeds" / "reference-fastai-lesson4.md"
+    lines = read_notes(seed).text.split("\n")
+    assert "**𝑚𝑎𝑥(𝑥, 0)**" in lines[22]
+    assert lines[47] == "# 3𝑥2 + 2𝑥 + 1"
+    # Icelandic stays Icelandic: only continuation-byte characters can follow the lead.
+    assert decode("Það er gott, ðað.\n".encode(), "is.md").text == "Það er gott, ðað.\n"
