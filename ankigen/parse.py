@@ -33,7 +33,7 @@ MARK_RE = re.compile("|".join(EMOJI_MARK))
 _BULLET_RE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)?(?:\*\*|__)?")
 _CODE_HEAD_RE = re.compile(r"^\s*(?:for|while|if|elif|else|def|class|with|try|except)\b.*:\s*(#.*)?$")
 _ANSWER_LIMIT = 900
-_CONTEXT_LIMIT = 700
+_CONTEXT_LIMIT = 450
 
 
 @dataclass

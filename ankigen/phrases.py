@@ -113,6 +113,7 @@ def normalise(text: str) -> str:
     return " ".join(_NORM_RE.sub(" ", text.lower()).split())
 
 
+_TOPIC_CUT_RE = re.compile(r"\s+(?:to|which|that|using|because|so|where|when|since)\s+", re.I)
 _VAGUE = frozenset("again it this that more further some stuff things a bit now here".split())
 
 
@@ -124,6 +125,7 @@ def topic_from(text: str) -> str | None:
             if m:
                 topic = m.group("t").strip(" ,;:-")
                 topic = re.sub(r"^(?:about|on|the)\s+", "", topic, flags=re.I)
+                topic = _TOPIC_CUT_RE.split(topic, maxsplit=1)[0]
                 words = topic.split()[:8]
                 topic = " ".join(words)
                 if words and not set(w.lower() for w in words) <= _VAGUE:
