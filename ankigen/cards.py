@@ -81,14 +81,14 @@ def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = 
              guid: str = "") -> Card:
     path = doc.path
     wrote = render.plain(gap.context) if gap.context else ""
-    if gap.code:
-        wrote = render.code(gap.code) + wrote
     if gap.cloze and gap.term:
         model = "cloze"
         fields = (_cloze_text(gap), "", wrote, source_html(gap, path), check_html(check))
     else:
         model = "basic"
         front = f'<div class="front">{render.plain(gap.prompt)}</div>'
+        if gap.kind is GapKind.WRONG_CODE and gap.code:
+            front += render.code(gap.code)
         fields = (front, _answer_html(gap), wrote, source_html(gap, path), check_html(check))
     tags = tags_for(gap, path, check)
     deck = deck_name(path)

@@ -136,6 +136,8 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
     for g in doc.gaps:
         mark = g.mark.emoji if g.mark else "·"
         out.print(f"{mark} gap line {g.line} [{g.kind.value}]: {g.prompt}")
+        if g.code:
+            out.print(f"    code: {g.code}")
         out.print(f"    answer ({g.answer_source or 'none: unanswered'}): "
                   f"{(g.answer or '').splitlines()[0][:120] if g.answer else ''}")
         if show_checks:

@@ -332,7 +332,11 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
         following = _following_recall(rest)
         if following:
             answer, source = following, "recall"
-    if question:
+    wrong_line = None if question or inline else _wrong_code_line(st, judged, feedback, corrections)
+    if wrong_line:
+        kind = GapKind.WRONG_CODE
+        prompt = f"{st.topic} — what is wrong with this line you wrote?"
+    elif question:
         kind = GapKind.QUESTION
         prompt = question
         answer, source = _best_answer(quote, followups, corrections, "")
@@ -352,7 +356,25 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     if not anchor.strip() or len(anchor) < 12:
         anchor = ph.normalise(f"{mark.value} {ph.last_sentences(wrote, 2)}")
     st.gaps.append(_gap(st, kind, mark, it.start, Span(judged.start, it.start), prompt, context,
-                        answer, source, anchor=anchor))
+                        answer, source, anchor=anchor, code=wrong_line))
+
+
+def _wrong_code_line(st: _PartState, judged: Span, feedback: str,
+                     corrections: tuple[str, ...]) -> str | None:
+    """The recalled code line the tutor's feedback names (`backwards()` → its line)."""
+    refs = [next(g for g in m.groups() if g) for m in ph.CODE_REF_RE.finditer(
+        " ".join((feedback, *corrections)))]
+    if not refs:
+        return None
+    code_lines = [ln for it in st.items if it.kind == "code" and it.start in judged
+                  for ln in it.text.split("\n")]
+    code_lines += [it.text for it in st.items if it.kind == "line" and it.start in judged
+                   and it.text.startswith(("    ", "\t"))]
+    for ref in refs:
+        for ln in code_lines:
+            if ref in ln and ln.strip():
+                return ln.strip()
+    return None
 
 
 def _question_in(feedback: str) -> str | None:
@@ -544,11 +566,11 @@ def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, b
 
 def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span, prompt: str,
          context: str, answer: str | None, source: str | None, *, cloze: str | None = None,
-         term: str | None = None, anchor: str) -> Gap:
+         term: str | None = None, anchor: str, code: str | None = None) -> Gap:
     return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic,
                chapter=st.chapter, section=st.section, prompt=prompt, context=context,
                answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,
-               anchor=anchor)
+               code=code, anchor=anchor)
 
 
 # --- code -------------------------------------------------------------------------------------

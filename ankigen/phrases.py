@@ -25,7 +25,8 @@ TOPIC_PATTERNS = (  # in order of trust, each tried on single sentences
 # Feedback that names what was missed: "talk about X", "you skipped X".
 NAMED_MISS_RE = re.compile(
     r"\b(?:talk about|tell me about|explain|mention|cover|describe|you (?:forgot|skipped|missed|left out|didn'?t mention|"
-    r"did not mention|omitted)|(?:but )?(?:missing|forgot|skipped|omitted)|what about)\s+"
+    r"did not mention|omitted)|(?:but )?(?:missing|forgot|skipped|omitted)|what about|"
+    r"(?:poor|weak|vague|little|no|thin)\s+recall\s+(?:on|of|about))\s+"
     r"(?P<x>[^.;!?\n]+)",
     re.I,
 )
@@ -78,6 +79,7 @@ QUESTION_VOICE_RE = re.compile(
 )
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
+CODE_REF_RE = re.compile(r"`([^`]+)`|([A-Za-z_][\w.]*\(\))|(\.[A-Za-z_]\w*)")
 _NORM_RE = re.compile(r"[^\w]+", re.UNICODE)
 
 
