@@ -95,15 +95,15 @@ def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
         else:
             read_notes(p)  # raises a clear error for what is not markdown
             files.append(p)
-    resolved = [f.resolve() for f in files]
     roots = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
     root = Path(os.path.commonpath([str(r) for r in roots]))
-    seen: set[Path] = set()
+    seen: set[str] = set()
     out = []
-    for f in resolved:
-        if f not in seen:
-            seen.add(f)
-            out.append((f, f.relative_to(root).as_posix()))
+    for f in files:
+        rel = Path(os.path.relpath(os.path.abspath(f), root)).as_posix()
+        if rel not in seen:
+            seen.add(rel)
+            out.append((root / rel, rel))
     return root, out
 
 
@@ -115,19 +115,32 @@ class ParseCache:
         self.path = cache_dir() / "parsed" / f"{key}.pickle"
         self.enabled = enabled
         self.data: dict[str, tuple[str, Document]] = {}
+        self.cards: dict[str, tuple[str, list[Card]]] = {}
         self.dirty = False
         if enabled and self.path.exists():
             try:
                 with self.path.open("rb") as fh:
                     loaded = pickle.load(fh)
                 if loaded.get("version") == PARSER_VERSION:
-                    self.data = loaded["docs"]
+                    self.data, self.cards = loaded["docs"], loaded["cards"]
             except Exception:  # a stale or damaged cache is only a slower build
-                self.data = {}
+                self.data, self.cards = {}, {}
 
     def get(self, rel: str, digest: str) -> Document | None:
         hit = self.data.get(rel)
         return hit[1] if hit and hit[0] == digest else None
+
+    def cards_for(self, doc: Document, gaps: list[Gap], outputs: dict[str, CheckOutput],
+                  digest: str) -> list[Card]:
+        """Card fields depend only on the document and its checks' outputs: reuse them."""
+        key = _cards_key(digest, doc, [outputs.get(_check_key(doc, g)) for g in gaps])
+        hit = self.cards.get(doc.path)
+        if hit and hit[0] == key:
+            return hit[1]
+        cards = [card_for(g, doc, i, outputs.get(_check_key(doc, g))) for i, g in enumerate(gaps)]
+        self.cards[doc.path] = (key, cards)
+        self.dirty = True
+        return cards
 
     def put(self, rel: str, digest: str, doc: Document) -> None:
         self.data[rel] = (digest, doc)
@@ -139,36 +152,72 @@ class ParseCache:
         stale = set(self.data) - keep
         for rel in stale:
             del self.data[rel]
+            self.cards.pop(rel, None)
         if not (self.dirty or stale):
             return
         try:
-            atomic_write(self.path, pickle.dumps({"version": PARSER_VERSION, "docs": self.data},
-                                                 protocol=pickle.HIGHEST_PROTOCOL))
+            payload = {"version": PARSER_VERSION, "docs": self.data, "cards": self.cards}
+            atomic_write(self.path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
             pass  # the cache is an optimisation, never a reason to fail a build
 
 
+def _parse_one(job: tuple[str, bytes, bool]) -> tuple[Document, list[Card]]:
+    """Parse one file and make its cards as they are without check outputs."""
+    rel, data, include_green = job
+    read = decode(data, rel)
+    doc = parse_text(read.text, rel, include_green=include_green)
+    doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
+                  warnings=read.warnings + doc.warnings)
+    mine = [g for g in doc.gaps if wanted(g, include_green)]
+    return doc, [card_for(g, doc, i) for i, g in enumerate(mine)]
+
+
+PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
+
+
 def parse_all(files: list[tuple[Path, str]], cache: ParseCache, include_green: bool,
               progress: Progress | None = None) -> tuple[list[Document], int]:
-    docs: list[Document] = []
-    parsed = 0
-    for n, (path, rel) in enumerate(files, 1):
+    docs: dict[str, Document] = {}
+    todo: list[tuple[str, str, bytes]] = []
+    for path, rel in files:
         data = path.read_bytes()
         if b"\x00" in data[:8192]:
             raise InputError("not a markdown file (binary content)", path=rel)
         digest = hashlib.sha256(data).hexdigest() + ("g" if include_green else "")
         doc = cache.get(rel, digest)
         if doc is None:
-            read = decode(data, rel)
-            doc = parse_text(read.text, rel, include_green=include_green)
-            doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
-                          warnings=read.warnings + doc.warnings)
-            cache.put(rel, digest, doc)
-            parsed += 1
-        docs.append(doc)
+            todo.append((rel, digest, data))
+        else:
+            docs[rel] = doc
+    jobs = [(rel, data, include_green) for rel, _, data in todo]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(todo) >= PARALLEL_FROM and workers > 1:
+        import multiprocessing
+
+        # fork: workers inherit the imported parser, nothing is re-imported per file.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+            parsed_docs = _with_progress(results, len(files) - len(todo), len(files), progress)
+    else:
+        parsed_docs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
+                                     progress)
+    for (rel, digest, _), (doc, cards) in zip(todo, parsed_docs):
+        cache.put(rel, digest, doc)
+        cache.cards[rel] = (_cards_key(digest, doc, [None] * len(cards)), cards)
+        docs[rel] = doc
+    return [docs[rel] for _, rel in files], len(todo)
+
+
+def _with_progress(results: Iterable[tuple[Document, list[Card]]], done: int, total: int,
+                   progress: Progress | None) -> list[tuple[Document, list[Card]]]:
+    out = []
+    for doc in results:
+        out.append(doc)
+        done += 1
         if progress:
-            progress("parse", n, len(files))
-    return docs, parsed
+            progress("parse", done, total)
+    return out
 
 
 CheckHook = Callable[[list[Gap]], tuple[dict[str, CheckOutput], int, str]]
@@ -188,11 +237,9 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         outputs, checks_run, checks_note = checks([g for _, g in gaps])
 
     cards: list[Card] = []
-    ordinals: dict[str, int] = {}
-    for doc, gap in gaps:
-        ordinal = ordinals.get(doc.path, 0)
-        ordinals[doc.path] = ordinal + 1
-        cards.append(card_for(gap, doc, ordinal, outputs.get(_check_key(doc, gap))))
+    for doc in docs:
+        mine = [g for g in doc.gaps if wanted(g, include_green)]
+        cards.extend(cache.cards_for(doc, mine, outputs, cache.data[doc.path][0]))
     assigned, entries, orphans = assign(
         [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash) for c in cards], load(root),
         now=now)
@@ -228,6 +275,12 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
         docs=tuple(docs))
+
+
+def _cards_key(digest: str, doc: Document, outputs: list[CheckOutput | None]) -> str:
+    if not any(outputs):
+        return digest + ":plain"
+    return digest + hashlib.sha256(repr(outputs).encode()).hexdigest()
 
 
 def _check_key(doc: Document, gap: Gap) -> str:

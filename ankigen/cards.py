@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import PurePosixPath
@@ -17,6 +18,7 @@ UNANSWERED = ("Your notes hold no answer for this yet: look it up and add it und
 _TAG_BAD = re.compile(r"[^\w:.\-]+")
 
 
+@functools.cache
 def deck_name(path: str) -> str:
     """`ankigen::<file>` following the vault's folders: `ch10/recall.md` → `ankigen::ch10::recall`."""
     p = PurePosixPath(path.replace("\\", "/"))
@@ -24,6 +26,7 @@ def deck_name(path: str) -> str:
     return "::".join(["ankigen", *parts]) if parts else "ankigen"
 
 
+@functools.cache
 def tag(*parts: str) -> str:
     return "::".join(_TAG_BAD.sub("_", p.strip()).strip("_") for p in parts if p.strip())
 
@@ -31,7 +34,7 @@ def tag(*parts: str) -> str:
 def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str, ...]:
     out = [tag("ankigen", gap.mark.value if gap.mark else "unmarked"),
            tag("ankigen", "kind", gap.kind.value),
-           tag("ankigen", "file", PurePosixPath(path).stem)]
+           tag("ankigen", "file", _stem(path))]
     if gap.chapter:
         out.append(tag("ankigen", "chapter", gap.chapter))
     if gap.unanswered:
@@ -41,9 +44,19 @@ def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str
     return tuple(sorted(set(out)))
 
 
+@functools.cache
+def _stem(path: str) -> str:
+    return PurePosixPath(path).stem
+
+
+@functools.cache
+def _name(path: str) -> str:
+    return PurePosixPath(path).name
+
+
 def source_html(gap: Gap, path: str) -> str:
     # No line numbers: moving unrelated text must not change a note.
-    where = " › ".join(x for x in (PurePosixPath(path).name, gap.section, gap.topic) if x)
+    where = " › ".join(x for x in (_name(path), gap.section, gap.topic) if x)
     chapter = f" · chapter {gap.chapter}" if gap.chapter else ""
     return f'<span class="where">{render.plain(where)}{chapter}</span>'
 

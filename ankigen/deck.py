@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zlib
@@ -84,6 +85,35 @@ class TimedNote(genanki.Note):  # type: ignore[misc]
         super().write_to_db(cursor, self.mtime, deck_id, id_gen)
 
 
+class VaultPackage(genanki.Package):  # type: ignore[misc]
+    """genanki's Package, writing the collection's deck and model JSON once.
+
+    genanki re-reads and re-writes both JSON blobs (the models carry our CSS) once per
+    deck; a vault has a deck per file, which made that quadratic.
+    """
+
+    def write_to_db(self, cursor: Any, timestamp: float, id_gen: Any) -> None:
+        from genanki.apkg_col import APKG_COL
+        from genanki.apkg_schema import APKG_SCHEMA
+
+        cursor.executescript(APKG_SCHEMA)
+        cursor.executescript(APKG_COL)
+        (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
+        (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
+        decks, models = json.loads(decks_json), json.loads(models_json)
+        for deck in self.decks:
+            decks[str(deck.deck_id)] = deck.to_json()
+            for note in deck.notes:
+                deck.add_model(note.model)
+            for model in deck.models.values():
+                models[str(model.model_id)] = model.to_json(timestamp, deck.deck_id)
+        cursor.execute("UPDATE col SET decks = ?, models = ?",
+                       (json.dumps(decks), json.dumps(models)))
+        for deck in self.decks:
+            for note in deck.notes:
+                note.write_to_db(cursor, timestamp, deck.deck_id, id_gen)
+
+
 def to_package(cards: Iterable[tuple[Card, int, int]]) -> genanki.Package:
     """(card, mtime, due) triples → a package with one deck per notes file."""
     decks: dict[str, genanki.Deck] = {}
@@ -95,7 +125,7 @@ def to_package(cards: Iterable[tuple[Card, int, int]]) -> genanki.Package:
         note = TimedNote(model=MODELS[card.model], fields=list(card.fields), tags=tags,
                          guid=card.guid, due=due, mtime=mtime)
         deck.add_note(note)
-    return genanki.Package(list(decks.values()))
+    return VaultPackage(list(decks.values()))
 
 
 def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:

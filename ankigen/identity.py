@@ -81,10 +81,10 @@ def load(vault: Path) -> list[Entry]:
 def save(vault: Path, entries: list[Entry]) -> None:
     path = manifest_path(vault)
     rows = sorted(entries, key=lambda e: (e.file, e.ordinal, e.guid))
-    payload = {"version": MANIFEST_VERSION,
-               "about": "ankigen note identities; commit this with your notes",
-               "notes": [e.__dict__ for e in rows]}
-    text = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+    # One note per line: diffs of the committed manifest stay readable.
+    notes = ",\n  ".join(json.dumps(e.__dict__, ensure_ascii=False) for e in rows)
+    text = (f'{{"version": {MANIFEST_VERSION},\n "about": "ankigen note identities; commit '
+            f'this with your notes",\n "notes": [\n  {notes}\n ]}}\n')
     if path.exists() and path.read_text("utf-8") == text:
         return
     atomic_write(path, text.encode("utf-8"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -17,6 +18,8 @@ from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 LIGHT_STYLE = "friendly"
+# Anything markdown could treat as markup sends the text through markdown-it.
+_MARKUP_RE = re.compile(r"[*_`\[\]<>#|~!\\&]|^\s*(?:[-+>=]|\d+[.)])|\n|https?|www\.|  ", re.M)
 DARK_STYLE = "monokai"
 
 
@@ -38,6 +41,8 @@ def markdown(text: str) -> str:
     """Render a note's markdown to HTML for a card field."""
     if not text:
         return ""
+    if not _MARKUP_RE.search(text):  # plain prose: what markdown-it would make of it
+        return f"<p>{html.escape(text, quote=False)}</p>"
     return _md().render(text).strip()
 
 

@@ -132,6 +132,24 @@ def repair_lost_bytes(text: str) -> tuple[str, int]:
     return _SHORT4_RE.sub(sub, text), count
 
 
+# Mojibake of UTF-8 read as a single-byte codec always shows one of these; a line
+# without them (ASCII, emoji, CJK) has nothing for ftfy to fix.
+_SUSPECT_RE = re.compile(
+    "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    "\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
+
+
+def _ftfy_suspect_lines(text: str) -> str:
+    if not _SUSPECT_RE.search(text):
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if _SUSPECT_RE.search(line):
+            lines[i] = _ftfy(line)
+    return "\n".join(lines)
+
+
 def decode(data: bytes, path: str = "<bytes>") -> ReadResult:
     """Decode and repair one file's bytes. Never raises on odd bytes."""
     warnings: list[str] = []
@@ -157,7 +175,7 @@ def decode(data: bytes, path: str = "<bytes>") -> ReadResult:
     fixed, n_marks = repair_marks(text)
     if n_marks:
         repairs.append(f"repaired {n_marks} mojibake mark(s)")
-    refixed = _ftfy(fixed) if not fixed.isascii() else fixed
+    refixed = _ftfy_suspect_lines(fixed)
     if refixed.count("\n") == fixed.count("\n"):
         if refixed != fixed:
             repairs.append("repaired mojibake text (ftfy)")
