@@ -1,0 +1,277 @@
+"""The parent side: warm servers (inside bubblewrap when it is there) and the verdicts.
+
+A verdict is decided here from what was observed: the completion record with this
+request's nonce on a private pipe, the exit status, and whether the deadline passed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckError
+from . import protocol
+
+SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+_START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # "ok" | "error" | "timeout" | "crashed"
+    stdout: str
+    stderr: str
+    exception: str | None
+    duration_s: float
+    device: str
+    torch_version: str
+    isolation: tuple[str, ...] = ()
+    traceback: str | None = None
+    blocks: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _bwrap_command(python: str) -> list[str] | None:
+    """bubblewrap around the server: no network, no view of $HOME or the notes."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return None
+    binds: list[str] = []
+    system = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc")
+    for path in system:
+        if os.path.exists(path):
+            binds += ["--ro-bind", path, path]
+    package_root = str(Path(__file__).resolve().parents[2])
+    wanted = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                              package_root, *sys.path) if p and os.path.isdir(p)}
+    made: set[str] = set()
+    for path in sorted(wanted):
+        if any(path == b or path.startswith(b + "/") for b in system):
+            continue
+        # Parents the sandbox creates must be traversable by `nobody` (the check's user).
+        parents = [str(p) for p in reversed(Path(path).parents) if str(p) != "/"]
+        for parent in parents:
+            if parent not in made:
+                binds += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
+        binds += ["--ro-bind", path, path]
+    return [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--new-session", "--cap-add", "ALL",
+            *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--chdir", "/tmp", python]
+
+
+class _Server:
+    """One warm server process: send a request, get a result, or die trying."""
+
+    def __init__(self, sandbox: bool, device: str):
+        env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}  # no secrets travel
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        if device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        base = [sys.executable, "-m", "ankigen.checks.server"]
+        wrapped = _bwrap_command(sys.executable) if sandbox else None
+        cmd = wrapped[:-1] + base if wrapped else base
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        self.sandboxed = wrapped is not None
+        self.info = self._receive(_START_TIMEOUT)
+        if not self.info or not self.info.get("ready"):
+            self.close()
+            raise CheckError("the check server did not start" +
+                             (" inside bubblewrap" if self.sandboxed else ""))
+
+    def _receive(self, timeout: float) -> dict[str, Any] | None:
+        box: list[dict[str, Any] | None] = []
+        reader = threading.Thread(target=lambda: box.append(protocol.receive(
+            self.proc.stdout.fileno())), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout)
+        return box[0] if box else None
+
+    def request(self, req: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            protocol.send(self.proc.stdin.fileno(), req)  # type: ignore[union-attr]
+        except OSError:
+            return None
+        return self._receive(float(req["timeout"]) + 5.0)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+class Runner:
+    """Warm, sandboxed, parallel execution of checks. Use as a context manager."""
+
+    def __init__(self, *, device: str = "auto", timeout_s: float = 10.0,
+                 workers: int | None = None, sandbox: bool = True):
+        if device not in ("auto", "cpu", "cuda"):
+            raise CheckError(f"unknown device {device!r} (expected auto, cpu or cuda)")
+        self.requested = device
+        self.timeout_s = timeout_s
+        self.sandbox = sandbox and shutil.which("bwrap") is not None
+        self.workers = workers or max(1, min(2, os.cpu_count() or 1))
+        self._idle: queue.Queue[_Server] = queue.Queue()
+        self._lock = threading.Lock()
+        first = self._start()
+        self.torch_version = str(first.info.get("torch") or "not installed")
+        self.cuda = bool(first.info.get("cuda"))
+        self.device = "cuda" if device in ("auto", "cuda") and self.cuda else "cpu"
+        self.isolation = self._isolation(first)
+        self._idle.put(first)
+        for _ in range(self.workers - 1):
+            self._idle.put(self._start())
+        self.runs = 0
+
+    def _start(self) -> _Server:
+        try:
+            return _Server(self.sandbox, self.requested)
+        except CheckError:
+            if not self.sandbox:
+                raise
+            self.sandbox = False  # bubblewrap cannot run here (nested containers): say so
+            return _Server(False, self.requested)
+
+    def _isolation(self, server: _Server) -> tuple[str, ...]:
+        have = ["process group", "rlimits", "temp dir", "stdin closed", "clean env"]
+        missing = []
+        (have if server.sandboxed else missing).append("bubblewrap (no network, no home)")
+        (have if server.info.get("namespaces") else missing).append("pid+net namespace per check")
+        (have if server.info.get("root") else missing).append("runs as nobody")
+        return tuple(have) + tuple(f"missing: {m}" for m in missing)
+
+    @property
+    def device_label(self) -> str:
+        if self.requested == "cuda" and not self.cuda:
+            return "cpu (cuda requested, no GPU)"
+        return self.device
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def _call(self, req: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        nonce = secrets.token_hex(16)
+        server = self._idle.get()
+        reply = None
+        try:
+            reply = server.request({**req, "nonce": nonce, "device": self.device})
+        finally:
+            if reply is None or not server.alive():  # it died or hung: a fresh one serves next
+                server.close()
+                server = self._start()
+            self._idle.put(server)
+        return reply, nonce
+
+    def _verdict(self, reply: dict[str, Any] | None, nonce: str,
+                 timeout: float) -> tuple[str, dict[str, Any] | None, str | None]:
+        if reply is None:
+            return "crashed", None, "the check server died during the check"
+        if reply["timed_out"]:
+            return "timeout", None, f"killed after {timeout:g} s"
+        try:
+            record = json.loads(reply["record"]) if reply["record"] else None
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or record.get("nonce") != nonce:
+            code = reply["exit"]
+            why = f"exit status {code}" if code is not None else "no exit status"
+            return "crashed", None, f"ended without reporting ({why})"
+        if reply["exit"] != 0:
+            return "crashed", record, f"exit status {reply['exit']} after its report"
+        return ("ok" if record.get("ok") else "error"), record, record.get("exception")
+
+    def run(self, code: str, *, timeout_s: float | None = None) -> RunResult:
+        timeout = timeout_s or self.timeout_s
+        t0 = time.monotonic()
+        reply, nonce = self._call({"code": code, "timeout": timeout})
+        status, record, why = self._verdict(reply, nonce, timeout)
+        if status in ("error", "crashed", "timeout") and self.device == "cuda" and why and "CUDA" in why:
+            self._replace_all()  # a CUDA error poisons a process: start clean ones
+        self.runs += 1
+        return RunResult(status=status, stdout=(reply or {}).get("output", ""), stderr="",
+                         exception=why if status != "ok" else None,
+                         duration_s=time.monotonic() - t0, device=self.device_label,
+                         torch_version=self.torch_version, isolation=self.isolation,
+                         traceback=(record or {}).get("traceback"))
+
+    def run_notebook(self, blocks: Sequence[str], *, timeout_s: float | None = None) -> RunResult:
+        """All blocks in order in one namespace; per-statement output in `.blocks`."""
+        timeout = timeout_s or self.timeout_s * max(1, len(blocks))
+        t0 = time.monotonic()
+        reply, nonce = self._call({"mode": "notebook", "blocks": list(blocks), "timeout": timeout})
+        status, record, why = self._verdict(reply, nonce, timeout)
+        self.runs += 1
+        return RunResult(status=status if status != "error" else "ok",
+                         stdout=(reply or {}).get("output", ""), stderr="",
+                         exception=why if status not in ("ok", "error") else None,
+                         duration_s=time.monotonic() - t0, device=self.device_label,
+                         torch_version=self.torch_version, isolation=self.isolation,
+                         blocks=tuple((record or {}).get("blocks", ())))
+
+    def run_many(self, codes: Sequence[str],
+                 progress: Callable[[int], None] | None = None) -> list[RunResult]:
+        done = 0
+        lock = threading.Lock()
+
+        def one(code: str) -> RunResult:
+            nonlocal done
+            result = self.run(code)
+            with lock:
+                done += 1
+                if progress:
+                    progress(done)
+            return result
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(one, codes))
+
+    def _replace_all(self) -> None:
+        fresh = []
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+            fresh.append(self._start())
+        for s in fresh:
+            self._idle.put(s)
