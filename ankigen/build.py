@@ -7,7 +7,7 @@ import json
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -220,7 +220,8 @@ def _with_progress(results: Iterable[tuple[Document, list[Card]]], done: int, to
     return out
 
 
-CheckHook = Callable[[list[Gap]], tuple[dict[str, CheckOutput], int, str]]
+CheckHook = Callable[[list[tuple[Document, Gap]], list[Document]],
+                     tuple[dict[str, CheckOutput], int, str, list[tuple[Document, Gap, CheckOutput]]]]
 
 
 def build(paths: list[Path], out: Path, *, include_green: bool = False,
@@ -233,12 +234,14 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
     gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
     outputs: dict[str, CheckOutput] = {}
     checks_run, checks_note = 0, "not requested"
-    if checks is not None and gaps:
-        outputs, checks_run, checks_note = checks([g for _, g in gaps])
+    extra: list[tuple[Document, Gap, CheckOutput]] = []
+    if checks is not None:
+        outputs, checks_run, checks_note, extra = checks(gaps, docs)
 
     cards: list[Card] = []
     for doc in docs:
         mine = [g for g in doc.gaps if wanted(g, include_green)]
+        mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
         cards.extend(cache.cards_for(doc, mine, outputs, cache.data[doc.path][0]))
     assigned, entries, orphans = assign(
         [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash) for c in cards], load(root),

@@ -19,7 +19,7 @@ from .parse import parse_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, markup=False)
+out = Console(highlight=False, markup=False, soft_wrap=True)
 
 
 def friendly(fn: F) -> F:
@@ -69,12 +69,13 @@ def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
 @friendly
 def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
               device: str, prune: bool, no_cache: bool, as_json: bool) -> None:
-    hook = _check_hook(device) if run_checks else None
     show = err.is_terminal and not as_json
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=not show) as bar:
+        cb = _progress_cb(bar)
+        hook = _check_hook(device, cb) if run_checks else None
         result = build(list(paths), out, include_green=include_green, checks=hook,
-                       progress=_progress_cb(bar), use_cache=not no_cache, prune=prune)
+                       progress=cb, use_cache=not no_cache, prune=prune)
     for w in result.warnings:
         click.echo(f"ankigen: warning: {w}", err=True)
     if as_json:
@@ -86,12 +87,10 @@ def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_check
 main.add_command(build_cmd, name="build")
 
 
-def _check_hook(device: str) -> Any:
-    try:
-        from .checks import build_hook
-    except ImportError:
-        return None
-    return build_hook(device)
+def _check_hook(device: str, progress: Callable[[str, int, int], None]) -> Any:
+    from .checks import build_hook
+
+    return build_hook(device, progress=progress)
 
 
 def _summary(r: BuildResult) -> None:
@@ -153,15 +152,53 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
 
 
 def _check_matches(gaps: Any) -> dict[str, str]:
-    try:
-        from .checks import match_gap
-    except ImportError:
-        return {}
+    from .checks import match_gap
+
     explained: dict[str, str] = {}
     for g in gaps:
         check, why = match_gap(g)
         explained[g.anchor] = f"{check.id}: {why}" if check else f"none ({why})"
     return explained
+
+
+@main.command(help="Run a note's code blocks in order and verify the claims in their comments.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where the code runs.")
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds each block may run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly
+def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -> None:
+    from .checks import Runner, verify_document
+
+    docs = [parse_file(f) for f in files]
+    with Runner(device=device, timeout_s=timeout) as runner:
+        reports = [verify_document(d, runner) for d in docs]
+    contradicted = sum(r.contradicted for r in reports)
+    counts: dict[str, int] = {}
+    for r in reports:
+        for b in r.blocks:
+            for c in b.claims:
+                counts[c.verdict] = counts.get(c.verdict, 0) + 1
+    blocks = [b for r in reports for b in r.blocks]
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for r in reports:
+            out.print(f"{r.path}  (torch {r.torch_version}, {r.device})")
+            for b in r.blocks:
+                out.print(f"  block lines {b.block.span.start}-{b.block.span.end}: {b.status}"
+                          + (f" — {b.exception}" if b.exception and b.status != "ok" else ""))
+                for c in b.claims:
+                    extra = f" (it printed {c.actual!r})" if c.verdict == "contradicted" else ""
+                    out.print(f"    line {c.claim.line}: {c.verdict}: {c.claim.expected}{extra}")
+    not_running = sum(b.status == "error" for b in blocks)
+    summary = (f"{len(blocks)} blocks ({not_running} not running); claims: "
+               + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+    click.echo(summary, err=True)
+    if contradicted:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

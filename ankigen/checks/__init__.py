@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from .runner import RunResult, Runner
+from .bank import BankCheck, all_checks, match_gap
+from .cards import build_hook, run_checks
+from .claims import DocumentReport, extract_claims, verify_document
+from .runner import Runner, RunResult
 
-__all__ = ["RunResult", "Runner"]
+__all__ = ["BankCheck", "DocumentReport", "RunResult", "Runner", "all_checks", "build_hook",
+           "extract_claims", "match_gap", "run_checks", "verify_document"]

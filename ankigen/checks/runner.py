@@ -144,8 +144,9 @@ class Runner:
         self._idle: queue.Queue[_Server] = queue.Queue()
         self._lock = threading.Lock()
         first = self._start()
-        self.torch_version = str(first.info.get("torch") or "not installed")
-        self.cuda = bool(first.info.get("cuda"))
+        info = first.info or {}
+        self.torch_version = str(info.get("torch") or "not installed")
+        self.cuda = bool(info.get("cuda"))
         self.device = "cuda" if device in ("auto", "cuda") and self.cuda else "cpu"
         self.isolation = self._isolation(first)
         self._idle.put(first)
@@ -164,10 +165,11 @@ class Runner:
 
     def _isolation(self, server: _Server) -> tuple[str, ...]:
         have = ["process group", "rlimits", "temp dir", "stdin closed", "clean env"]
-        missing = []
+        missing: list[str] = []
+        info = server.info or {}
         (have if server.sandboxed else missing).append("bubblewrap (no network, no home)")
-        (have if server.info.get("namespaces") else missing).append("pid+net namespace per check")
-        (have if server.info.get("root") else missing).append("runs as nobody")
+        (have if info.get("namespaces") else missing).append("pid+net namespace per check")
+        (have if info.get("root") else missing).append("runs as nobody")
         return tuple(have) + tuple(f"missing: {m}" for m in missing)
 
     @property

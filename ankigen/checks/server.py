@@ -256,28 +256,21 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
             else:
                 record.extend(chunk)
     if timed_out:
-        _kill_group(pid)
+        _signal_group(pid)
     status = _reap(pid, deadline + 1.0)
+    _settle(pid)
     for fd in (out_r, rec_r):
         os.close(fd)
     return {"output": output.decode("utf-8", "replace"), "record": record.decode("utf-8", "replace"),
             "exit": status, "timed_out": timed_out, "duration": time.monotonic() - start}
 
 
-def _kill_group(pid: int, settle: float = 2.0) -> None:
-    """SIGKILL the check's process group and wait (bounded) until none of it is left."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    end = time.monotonic() + settle
-    while time.monotonic() < end:
+def _signal_group(pid: int) -> None:
+    for kill in (os.kill, os.killpg):
         try:
-            os.killpg(pid, signal.SIGKILL)
+            kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            return
-        _reap_orphans()
-        time.sleep(0.005)
+            pass
 
 
 def _reap(pid: int, deadline: float) -> int | None:
@@ -285,12 +278,23 @@ def _reap(pid: int, deadline: float) -> int | None:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            _kill_group(pid)  # stragglers without a namespace to die with
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
-            _kill_group(pid)
+            _signal_group(pid)
             _, status = os.waitpid(pid, 0)
             return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
+
+
+def _settle(pid: int, limit: float = 2.0) -> None:
+    """Kill whatever is left of the check's process group; wait (bounded) until it is gone."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        _reap_orphans()
         time.sleep(0.005)
 
 
@@ -315,6 +319,15 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(1)  # fork before thread pools start: no deadlocked children
+        # What checks use, imported once here instead of in every child.
+        import numpy  # noqa: F401
+        import torch.nn.functional  # noqa: F401
+        import torch.optim  # noqa: F401
+        import torch.optim.lr_scheduler  # noqa: F401
+        import torch.utils.data  # noqa: F401
+        for warm in ("torch.nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()",
+                     "torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1).step()"):
+            exec(warm, {"torch": torch})  # noqa: S102 - first-call set-up, paid once
         info.update(torch=torch.__version__, cuda=bool(torch.cuda.is_available()))
     except ImportError:
         info.update(torch=None, cuda=False)
