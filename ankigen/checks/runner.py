@@ -76,6 +76,51 @@ def _bwrap_command(python: str) -> list[str] | None:
             "--chdir", "/tmp", python]
 
 
+class _Spawner:
+    """Starts every server from one long-lived thread.
+
+    bubblewrap's --die-with-parent is a parent-death signal, and Linux sends it when the
+    *thread* that started the child exits: a server started from a short-lived worker
+    thread would be killed when that thread ends.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="ankigen-spawner")
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, reply = job
+            try:
+                reply.put((fn(), None))
+            except BaseException as exc:  # handed back to the caller
+                reply.put((None, exc))
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        reply: queue.Queue[Any] = queue.Queue()
+        self._jobs.put((fn, reply))
+        result, exc = reply.get()
+        if exc is not None:
+            raise exc
+        return result
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
+_SPAWNER: _Spawner | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> _Spawner:
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None or not _SPAWNER._thread.is_alive():
+            _SPAWNER = _Spawner()
+        return _SPAWNER
+
+
 class _Server:
     """One warm server process: send a request, get a result, or die trying."""
 
@@ -88,14 +133,21 @@ class _Server:
         base = [sys.executable, "-m", "ankigen.checks.server"]
         wrapped = _bwrap_command(sys.executable) if sandbox else None
         cmd = wrapped[:-1] + base if wrapped else base
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        log = os.environ.get("ANKIGEN_SERVER_LOG", os.devnull)  # where a server's own errors go
+        with open(log, "ab") as err:
+            self.proc = _spawner().call(lambda: subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                close_fds=True))
         self.sandboxed = wrapped is not None
+        self.info: dict[str, Any] | None = None
+
+    def wait_ready(self) -> _Server:
         self.info = self._receive(_START_TIMEOUT)
         if not self.info or not self.info.get("ready"):
             self.close()
             raise CheckError("the check server did not start" +
                              (" inside bubblewrap" if self.sandboxed else ""))
+        return self
 
     def _receive(self, timeout: float) -> dict[str, Any] | None:
         box: list[dict[str, Any] | None] = []
@@ -143,25 +195,33 @@ class Runner:
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
         self._idle: queue.Queue[_Server] = queue.Queue()
         self._lock = threading.Lock()
-        first = self._start()
+        # All servers start side by side (each imports torch once), then we wait for them.
+        spawned = [self._spawn() for _ in range(self.workers)]
+        servers = [self._ready(s) for s in spawned]
+        first = servers[0]
         info = first.info or {}
         self.torch_version = str(info.get("torch") or "not installed")
         self.cuda = bool(info.get("cuda"))
         self.device = "cuda" if device in ("auto", "cuda") and self.cuda else "cpu"
         self.isolation = self._isolation(first)
-        self._idle.put(first)
-        for _ in range(self.workers - 1):
-            self._idle.put(self._start())
+        for server in servers:
+            self._idle.put(server)
         self.runs = 0
 
-    def _start(self) -> _Server:
+    def _spawn(self) -> _Server:
+        return _Server(self.sandbox, self.requested)
+
+    def _ready(self, server: _Server) -> _Server:
         try:
-            return _Server(self.sandbox, self.requested)
+            return server.wait_ready()
         except CheckError:
-            if not self.sandbox:
+            if not server.sandboxed:
                 raise
             self.sandbox = False  # bubblewrap cannot run here (nested containers): say so
-            return _Server(False, self.requested)
+            return _Server(False, self.requested).wait_ready()
+
+    def _start(self) -> _Server:
+        return self._ready(self._spawn())
 
     def _isolation(self, server: _Server) -> tuple[str, ...]:
         have = ["process group", "rlimits", "temp dir", "stdin closed", "clean env"]
