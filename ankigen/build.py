@@ -176,15 +176,25 @@ def _parse_one(job: tuple[str, bytes, bool]) -> tuple[Document, list[Card]]:
 PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
 
 
-def parse_all(files: list[tuple[Path, str]], cache: ParseCache, include_green: bool,
+def read_all(files: list[tuple[Path, str]], include_green: bool) -> list[tuple[str, bytes, str]]:
+    """(relative path, bytes, content digest) for every file."""
+    out = []
+    for path, rel in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", path=rel) from None
+        if b"\x00" in data[:8192]:
+            raise InputError("not a markdown file (binary content)", path=rel)
+        out.append((rel, data, hashlib.sha256(data).hexdigest() + ("g" if include_green else "")))
+    return out
+
+
+def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
               progress: Progress | None = None) -> tuple[list[Document], int]:
     docs: dict[str, Document] = {}
     todo: list[tuple[str, str, bytes]] = []
-    for path, rel in files:
-        data = path.read_bytes()
-        if b"\x00" in data[:8192]:
-            raise InputError("not a markdown file (binary content)", path=rel)
-        digest = hashlib.sha256(data).hexdigest() + ("g" if include_green else "")
+    for rel, data, digest in files:
         doc = cache.get(rel, digest)
         if doc is None:
             todo.append((rel, digest, data))
@@ -206,7 +216,7 @@ def parse_all(files: list[tuple[Path, str]], cache: ParseCache, include_green: b
         cache.put(rel, digest, doc)
         cache.cards[rel] = (_cards_key(digest, doc, [None] * len(cards)), cards)
         docs[rel] = doc
-    return [docs[rel] for _, rel in files], len(todo)
+    return [docs[rel] for rel, _, _ in files], len(todo)
 
 
 def _with_progress(results: Iterable[tuple[Document, list[Card]]], done: int, total: int,
@@ -229,8 +239,14 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
           use_cache: bool = True, prune: bool = False, now: int | None = None) -> BuildResult:
     t0 = time.perf_counter()
     root, files = discover(paths)
+    contents = read_all(files, include_green)
+    vault_key = _vault_key(root, contents, include_green, checks is not None, prune)
+    if use_cache:
+        same = _unchanged_build(out, vault_key)
+        if same is not None:  # nothing the deck depends on changed, and the deck is ours
+            return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
-    docs, parsed = parse_all(files, cache, include_green, progress)
+    docs, parsed = parse_all(contents, cache, include_green, progress)
     gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
     outputs: dict[str, CheckOutput] = {}
     checks_run, checks_note = 0, "not requested"
@@ -259,7 +275,6 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
     if not _up_to_date(out, fingerprint):
         stamp = max((a.mtime for a in assigned), default=int(time.time()))
         write_package(to_package(triples), out, timestamp=stamp)
-        _remember(out, fingerprint)
         written = True
     save(root, entries + kept_orphans)  # only once the deck it describes exists
 
@@ -270,7 +285,7 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         by_mark[key] = by_mark.get(key, 0) + 1
     cache.save({rel for _, rel in files})
     warnings = tuple(w for d in docs for w in d.warnings)
-    return BuildResult(
+    result = BuildResult(
         out=str(out), written=written, files=len(docs), notes=len(cards),
         new=sum(a.status == "new" for a in assigned),
         changed=sum(a.status == "changed" for a in assigned),
@@ -278,6 +293,11 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
         docs=tuple(docs))
+    if use_cache:
+        # The key is taken again: this build may have rewritten the manifest it depends on.
+        _remember(out, fingerprint, _vault_key(root, contents, include_green,
+                                               checks is not None, prune), result)
+    return result
 
 
 def _cards_key(digest: str, doc: Document, outputs: list[CheckOutput | None]) -> str:
@@ -305,25 +325,65 @@ def _stamp_path() -> Path:
     return cache_dir() / "outputs.json"
 
 
-def _up_to_date(out: Path, fingerprint: str) -> bool:
+def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
+               checks: bool, prune: bool) -> str:
+    """Everything a deck depends on: notes, manifest, parser, templates, options, torch."""
+    h = hashlib.sha256(f"{PARSER_VERSION}\x1f{TEMPLATE_VERSION}\x1f{include_green}\x1f"
+                       f"{checks}\x1f{prune}\x1f{root}".encode())
+    if checks:
+        from importlib import metadata
+
+        try:
+            h.update(metadata.version("torch").encode())
+        except metadata.PackageNotFoundError:
+            h.update(b"no torch")
+    for rel, _, digest in contents:
+        h.update(f"{rel}\x1f{digest}\x1e".encode())
     try:
-        seen = json.loads(_stamp_path().read_text("utf-8"))
-        st = out.stat()
+        h.update((root / ".ankigen" / "manifest.json").read_bytes())
+    except OSError:
+        h.update(b"no manifest")
+    return h.hexdigest()
+
+
+def _stamps() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(_stamp_path().read_text("utf-8"))
+        return data
     except (OSError, ValueError):
+        return {}
+
+
+def _up_to_date(out: Path, fingerprint: str) -> bool:
+    rec = _stamps().get(str(out.resolve()))
+    try:
+        st = out.stat()
+    except OSError:
         return False
-    rec = seen.get(str(out.resolve()))
-    return bool(rec) and rec == [fingerprint, st.st_size, st.st_mtime_ns]
+    return bool(rec) and rec["deck"] == [fingerprint, st.st_size, st.st_mtime_ns]
 
 
-def _remember(out: Path, fingerprint: str) -> None:
-    path = _stamp_path()
+def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
+    rec = _stamps().get(str(out.resolve()))
     try:
-        seen = json.loads(path.read_text("utf-8")) if path.exists() else {}
-    except ValueError:
-        seen = {}
+        st = out.stat()
+    except OSError:
+        return None
+    if not rec or rec.get("vault") != vault_key or rec["deck"][1:] != [st.st_size, st.st_mtime_ns]:
+        return None
+    r = dict(rec["result"])
+    r["orphans"] = tuple(Orphan(**o) for o in r["orphans"])
+    r["warnings"] = tuple(r["warnings"])
+    r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0)
+    return BuildResult(**r)
+
+
+def _remember(out: Path, fingerprint: str, vault_key: str, result: BuildResult) -> None:
+    seen = _stamps()
     st = out.stat()
-    seen[str(out.resolve())] = [fingerprint, st.st_size, st.st_mtime_ns]
+    seen[str(out.resolve())] = {"deck": [fingerprint, st.st_size, st.st_mtime_ns],
+                                "vault": vault_key, "result": result.to_dict()}
     try:
-        atomic_write(path, json.dumps(seen).encode())
+        atomic_write(_stamp_path(), json.dumps(seen).encode())
     except Exception:
         pass
