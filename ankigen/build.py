@@ -360,7 +360,7 @@ def _up_to_date(out: Path, fingerprint: str) -> bool:
         st = out.stat()
     except OSError:
         return False
-    return bool(rec) and rec["deck"] == [fingerprint, st.st_size, st.st_mtime_ns]
+    return rec is not None and rec["deck"] == [fingerprint, st.st_size, st.st_mtime_ns]
 
 
 def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
