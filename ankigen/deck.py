@@ -35,32 +35,17 @@ def _model_fields(names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"name": n} for n in names]
 
 
-BASIC_MODEL = genanki.Model(
-    BASIC_MODEL_ID,
-    "ankigen basic",
-    fields=_model_fields(BASIC_FIELDS),
-    templates=[{
-        "name": "Gap",
-        "qfmt": "{{Front}}",
-        "afmt": '{{FrontSide}}<hr id="answer">' + _BACK,
-    }],
-    css=render.css(),
-    sort_field_index=0,
-)
+def _model(model_id: int, name: str, fields: tuple[str, ...], template: dict[str, str],
+           model_type: int = genanki.Model.FRONT_BACK) -> genanki.Model:
+    return genanki.Model(model_id, name, fields=_model_fields(fields), templates=[template],
+                         css=render.css(), model_type=model_type, sort_field_index=0)
 
-CLOZE_MODEL = genanki.Model(
-    CLOZE_MODEL_ID,
-    "ankigen cloze",
-    fields=_model_fields(CLOZE_FIELDS),
-    templates=[{
-        "name": "Cloze",
-        "qfmt": "{{cloze:Text}}",
-        "afmt": "{{cloze:Text}}" + _BACK,
-    }],
-    css=render.css(),
-    model_type=genanki.Model.CLOZE,
-    sort_field_index=0,
-)
+
+BASIC_MODEL = _model(BASIC_MODEL_ID, "ankigen basic", BASIC_FIELDS, {
+    "name": "Gap", "qfmt": "{{Front}}", "afmt": '{{FrontSide}}<hr id="answer">' + _BACK})
+CLOZE_MODEL = _model(CLOZE_MODEL_ID, "ankigen cloze", CLOZE_FIELDS, {
+    "name": "Cloze", "qfmt": "{{cloze:Text}}", "afmt": "{{cloze:Text}}" + _BACK},
+    model_type=genanki.Model.CLOZE)
 
 MODELS = {"basic": BASIC_MODEL, "cloze": CLOZE_MODEL}
 

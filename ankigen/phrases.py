@@ -43,16 +43,13 @@ LEAD_IN_RE = re.compile(
     re.I,
 )
 
-FORGOT_NAME_RE = re.compile(
-    r"\bI\s+(?:forgot|forget|can'?t\s+recall|cannot\s+recall|can'?t\s+remember|"
-    r"cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|don'?t\s+recall)\s+"
-    r"(?:the\s+)?name\b",
-    re.I,
-)
+# "I forgot", "I can't recall", "I don't remember" …: one list for every forgetting cue.
+_FORGET = (r"(?:forgot|forget|can'?t\s+recall|cannot\s+recall|can'?t\s+remember|"
+           r"cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|don'?t\s+recall)")
+FORGOT_NAME_RE = re.compile(rf"\bI\s+{_FORGET}\s+(?:the\s+)?name\b", re.I)
 FORGOT_RE = re.compile(
-    r"\b(?:I\s+(?:forgot|forget|can'?t\s+recall|cannot\s+recall|can'?t\s+remember|"
-    r"cannot\s+remember|don'?t\s+remember|do\s+not\s+remember|don'?t\s+recall|"
-    r"have\s+no\s+idea|am\s+not\s+sure|'m\s+not\s+sure)|(?:forgot|can'?t recall)\s+the\s+rest)\b",
+    rf"\b(?:I\s+(?:{_FORGET}|have\s+no\s+idea|am\s+not\s+sure)|I'm\s+not\s+sure|"
+    r"(?:forgot|can'?t recall)\s+the\s+rest)\b",
     re.I,
 )
 LOOKED_UP_RE = re.compile(r"\(\s*(?:I\s+)?looked\s+(?:it\s+)?up(?:\s+the\s+name)?[^)]*\)", re.I)
