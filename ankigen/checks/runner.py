@@ -46,8 +46,41 @@ class RunResult:
         return self.status == "ok"
 
 
+PACKAGE_MOUNT = "/run/ankigen-lib"  # where the sandbox sees our package, and nothing beside it
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parents[1]  # .../ankigen
+
+
+def _library_dirs() -> list[str]:
+    """What the server needs to import: the interpreter's prefixes and torch's, numpy's home.
+
+    sys.path is not bound wholesale: in a source checkout it holds the repository (and so
+    the notes in it), which a check must not see.
+    """
+    import importlib.util
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    for name in ("torch", "numpy"):
+        spec = importlib.util.find_spec(name)
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            roots.add(str(Path(loc).parent))
+    return sorted({os.path.realpath(p) for p in roots if p and os.path.isdir(p)})
+
+
+def _gpu_binds() -> list[str]:
+    """The NVIDIA device nodes and /sys, so CUDA can work inside the sandbox (untested here:
+    no GPU was lent while this was written). With --device cpu, CUDA_VISIBLE_DEVICES hides them."""
+    nodes = sorted(str(p) for p in Path("/dev").glob("nvidia*"))
+    binds: list[str] = []
+    for node in nodes:
+        binds += ["--dev-bind-try", node, node]
+    return binds + (["--ro-bind-try", "/sys", "/sys"] if nodes else [])
+
+
 def _bwrap_command(python: str) -> list[str] | None:
-    """bubblewrap around the server: no network, no view of $HOME or the notes."""
+    """bubblewrap around the server: no network, no view of $HOME, the repository or the notes."""
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return None
@@ -56,23 +89,23 @@ def _bwrap_command(python: str) -> list[str] | None:
     for path in system:
         if os.path.exists(path):
             binds += ["--ro-bind", path, path]
-    package_root = str(Path(__file__).resolve().parents[2])
-    wanted = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                              package_root, *sys.path) if p and os.path.isdir(p)}
     made: set[str] = set()
-    for path in sorted(wanted):
-        if any(path == b or path.startswith(b + "/") for b in system):
-            continue
+
+    def bind(source: str, target: str) -> None:
         # Parents the sandbox creates must be traversable by `nobody` (the check's user).
-        parents = [str(p) for p in reversed(Path(path).parents) if str(p) != "/"]
-        for parent in parents:
+        for parent in [str(p) for p in reversed(Path(target).parents) if str(p) != "/"]:
             if parent not in made:
-                binds += ["--perms", "0755", "--dir", parent]
+                binds.extend(["--perms", "0755", "--dir", parent])
                 made.add(parent)
-        binds += ["--ro-bind", path, path]
+        binds.extend(["--ro-bind", source, target])
+
+    for path in _library_dirs():
+        if not any(path == b or path.startswith(b + "/") for b in system):
+            bind(path, path)
+    bind(str(_package_dir()), f"{PACKAGE_MOUNT}/ankigen")  # only the package, never its repo
     return [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session", "--cap-add", "ALL",
-            *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            *binds, "--proc", "/proc", "--dev", "/dev", *_gpu_binds(), "--tmpfs", "/tmp",
             "--chdir", "/tmp", python]
 
 
@@ -126,8 +159,12 @@ class _Server:
 
     def __init__(self, sandbox: bool, device: str):
         env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}  # no secrets travel
+        # PYTORCH_NVML_BASED_CUDA_CHECK: is_available() without initialising CUDA in the
+        # warm server; a CUDA context made before fork() is unusable in every child.
+        # PYTHONPATH: in the sandbox only PACKAGE_MOUNT exists; outside it, the rest.
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-                   PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+                   PYTORCH_NVML_BASED_CUDA_CHECK="1", PYTHONPATH=os.pathsep.join(
+                       [PACKAGE_MOUNT, str(_package_dir().parent), *(p for p in sys.path if p)]))
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
         base = [sys.executable, "-m", "ankigen.checks.server"]

@@ -33,6 +33,8 @@ CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
 NOBODY = 65534
 OUTPUT_LIMIT = 64 * 1024
+RECORD_LIMIT = 8 * 1024**2  # a flood on the record pipe must not exhaust the server
+GPU_MEMORY_FRACTION = 0.5  # RLIMIT_AS breaks CUDA: bound a check's GPU memory this way
 ADDRESS_SPACE = 6 * 1024**3  # torch alone maps ~0.7 GB
 FILE_SIZE = 16 * 1024**2
 NPROC = 64
@@ -66,6 +68,17 @@ def _limits(cpu_s: int, cuda: bool) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not cuda:  # an address-space limit breaks CUDA; GPU memory is bounded by torch instead
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def _bound_gpu_memory() -> None:
+    """Each child makes its own CUDA context (the server never touches CUDA: a context made
+    before fork() is unusable in the child), so a CUDA error poisons only that child."""
+    try:
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(GPU_MEMORY_FRACTION)
+    except Exception:  # no usable GPU after all: the check runs and reports what happens
+        pass
 
 
 def _traversable(path: str) -> bool:
@@ -218,6 +231,8 @@ def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> Non
         sys.stdin = open(os.devnull)  # noqa: SIM115
         cuda = req.get("device") == "cuda"
         _limits(int(req["timeout"]) + 1, cuda)
+        if cuda:
+            _bound_gpu_memory()
         _drop_privileges(workdir)
         _run_snippet(req, out_w, rec_w)
     except BaseException:  # a broken set-up is a crash, never a pass
@@ -253,7 +268,7 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
             elif fd == out_r:
                 if len(output) < OUTPUT_LIMIT:
                     output.extend(chunk[: OUTPUT_LIMIT - len(output)])
-            else:
+            elif len(record) <= RECORD_LIMIT:  # past it the record is cut, so it will not parse
                 record.extend(chunk)
     if timed_out:
         _signal_group(pid)
