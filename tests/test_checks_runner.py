@@ -295,10 +295,9 @@ def test_a_server_killed_mid_check_is_a_crash_and_is_replaced():
         assert r.run("print(6 * 7)").stdout == "42\n"
 
 
-@pytest.mark.xfail(strict=True, reason="bwrap --die-with-parent fires when the *thread* that "
-                   "started the server exits; main's runner starts servers from one long-lived "
-                   "thread (_Spawner) — this branch's copy does not yet")
 def test_a_server_replaced_inside_run_many_keeps_serving():
+    """bwrap --die-with-parent fires when the *thread* that started the server exits: the
+    replacement must come from the runner's long-lived spawner thread, not run_many's pool."""
     with Runner(timeout_s=TIMEOUT, workers=1) as r:
         _kill_server_soon(0.5)
         assert [x.status for x in r.run_many(["import time\ntime.sleep(2)"])] == ["crashed"]

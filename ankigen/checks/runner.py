@@ -103,10 +103,12 @@ def _bwrap_command(python: str) -> list[str] | None:
         if not any(path == b or path.startswith(b + "/") for b in system):
             bind(path, path)
     bind(str(_package_dir()), f"{PACKAGE_MOUNT}/ankigen")  # only the package, never its repo
+    # The tmpfs on /tmp comes first: binds of code that lives under /tmp (a clone there)
+    # must land on top of it, not be hidden by it.
     return [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--die-with-parent", "--new-session", "--cap-add", "ALL",
-            *binds, "--proc", "/proc", "--dev", "/dev", *_gpu_binds(), "--tmpfs", "/tmp",
-            "--chdir", "/tmp", python]
+            "--die-with-parent", "--new-session", "--cap-add", "ALL", "--tmpfs", "/tmp",
+            *binds, "--proc", "/proc", "--dev", "/dev", *_gpu_binds(),
+            "--chdir", "/", python]
 
 
 class _Spawner:
@@ -267,6 +269,8 @@ class Runner:
         (have if server.sandboxed else missing).append("bubblewrap (no network, no home)")
         (have if info.get("namespaces") else missing).append("pid+net namespace per check")
         (have if info.get("root") else missing).append("runs as nobody")
+        if not server.sandboxed:
+            (have if info.get("private_tmp") else missing).append("private /tmp per check")
         return tuple(have) + tuple(f"missing: {m}" for m in missing)
 
     @property

@@ -54,12 +54,31 @@ def probe_namespaces() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
+def _code_dirs() -> list[str]:
+    """Where Python finds code: a tmpfs must never be mounted over any of these."""
+    import ankigen
+
+    paths = {sys.prefix, sys.base_prefix, os.path.dirname(ankigen.__file__),
+             *[p for p in sys.path if p]}
+    return [os.path.realpath(p) for p in paths]
+
+
+def private_mounts() -> tuple[str, ...]:
+    """The folders each check gets a fresh tmpfs over (/tmp is skipped when our Python or
+    packages live in it, as in a clone under /tmp: hiding them would break imports)."""
+    code = _code_dirs()
+    return tuple(where for where in ("/tmp", "/dev/shm") if os.path.isdir(where)
+                 and not any(p == where or p.startswith(where + "/") for p in code))
+
+
+PRIVATE: tuple[str, ...] = ()  # set in main()
+
+
 def _isolate_mounts(libc: Any) -> None:
     """A private /tmp and /dev/shm: writes outside the check's dir land nowhere."""
     libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    for where in (b"/tmp", b"/dev/shm"):
-        if os.path.isdir(where):
-            libc.mount(b"tmpfs", where, b"tmpfs", 0, b"size=64m,mode=1777")
+    for where in PRIVATE:
+        libc.mount(b"tmpfs", where.encode(), b"tmpfs", 0, b"size=64m,mode=1777")
 
 
 def _limits(cpu_s: int, cuda: bool) -> None:
@@ -350,6 +369,9 @@ def main() -> None:
     info["namespaces"] = namespaces
     global DROP
     DROP = can_drop_privileges()
+    global PRIVATE
+    PRIVATE = private_mounts()
+    info["private_tmp"] = "/tmp" in PRIVATE
     info["root"] = DROP
     protocol.send(out, info)
     while True:
