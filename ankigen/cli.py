@@ -18,8 +18,10 @@ from .errors import AnkigenError
 from .parse import parse_file
 
 F = TypeVar("F", bound=Callable[..., Any])
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, markup=False, soft_wrap=True)
+# emoji=False: notes and Anki searches hold ":id:"-like text that must print as written
+# (rich would turn `tag:ankigen::id::…` into `tag:ankigen:🆔:…`, a search that finds nothing).
+err = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def friendly(fn: F) -> F:
