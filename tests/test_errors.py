@@ -33,6 +33,7 @@ def test_missing_path(workdir):
     assert r.exit_code == 1
     assert r.stderr == "ankigen: error: nope: no such file or directory\n"
     assert not (workdir / "out").exists()
+    _no_output_left(workdir)
 
 
 def test_empty_vault(workdir):
@@ -40,6 +41,17 @@ def test_empty_vault(workdir):
     r = run("build", "empty", "-o", "out/deck.apkg")
     assert r.exit_code == 1
     assert r.stderr == "ankigen: error: empty: no markdown notes found (expected *.md files)\n"
+    assert not (workdir / "out").exists()
+    _no_output_left(workdir)
+
+
+def test_vault_of_only_other_files_is_empty(workdir):
+    (workdir / "v").mkdir()
+    (workdir / "v" / "slides.pdf").write_bytes(b"%PDF-1.4")
+    r = run("build", "v", "-o", "out/deck.apkg")
+    assert r.exit_code == 1
+    assert r.stderr == "ankigen: error: v: no markdown notes found (expected *.md files)\n"
+    assert not (workdir / "out").exists()
 
 
 def test_binary_file_named_md(workdir):
@@ -47,6 +59,7 @@ def test_binary_file_named_md(workdir):
     r = run("build", "pic.md", "-o", "out/deck.apkg")
     assert r.exit_code == 1
     assert r.stderr == "ankigen: error: pic.md:3: not a markdown file (binary content)\n"
+    assert not (workdir / "out").exists()
 
 
 def test_binary_file_inside_vault_names_the_file(workdir):
@@ -65,6 +78,11 @@ def test_not_markdown_extension(workdir):
     r = run("parse", "notes.pdf")
     assert r.exit_code == 1
     assert r.stderr == "ankigen: error: notes.pdf: not a markdown file (expected .md, got .pdf)\n"
+    r = run("build", "recall-cnn.md", "notes.pdf", "-o", "out/deck.apkg")
+    assert r.exit_code == 1
+    assert r.stderr == "ankigen: error: notes.pdf: not a markdown file (expected .md, got .pdf)\n"
+    assert not (workdir / "out").exists()
+    _no_output_left(workdir)
 
 
 def test_unwritable_out(workdir):
@@ -73,6 +91,23 @@ def test_unwritable_out(workdir):
     assert r.exit_code == 1
     assert r.stderr == "ankigen: error: blocker/deck.apkg: cannot write: blocker is not a folder\n"
     assert not (workdir / ".ankigen").exists()  # no manifest for a deck never written
+    _no_output_left(workdir)
+
+
+def test_out_folder_we_may_not_write_to(workdir, monkeypatch):
+    # Tests run as root, where chmod cannot refuse a write: refuse it where the OS would.
+    (workdir / "out").mkdir()
+    import ankigen.deck
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ankigen.deck.tempfile, "mkstemp", refuse)
+    r = run("build", "recall-cnn.md", "-o", "out/deck.apkg")
+    assert r.exit_code == 1
+    assert r.stderr == "ankigen: error: out/deck.apkg: cannot write: Permission denied\n"
+    assert list((workdir / "out").iterdir()) == []
+    assert not (workdir / ".ankigen").exists()
 
 
 def test_failed_write_leaves_previous_deck_whole(workdir, monkeypatch):
@@ -99,3 +134,13 @@ def test_non_utf8_file_is_read_with_a_warning(workdir):
     r = run("build", "latin.md", "-o", "out/deck.apkg")
     assert r.exit_code == 0
     assert "ankigen: warning: latin.md:3: not valid UTF-8; decoded as cp1252 instead\n" in r.stderr
+    from anki.collection import Collection
+    from anki_helpers import import_apkg, rendered
+
+    col = Collection(str(workdir / "c.anki2"))
+    try:
+        assert import_apkg(col, workdir / "out" / "deck.apkg").new == 1
+        ((_, question, _),) = rendered(col)
+        assert "Café tensors — So, café tensors. … what did you forget here?" in question
+    finally:
+        col.close()
