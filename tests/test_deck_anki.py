@@ -126,12 +126,15 @@ def test_deleted_gap_is_reported_with_a_search_that_finds_it(vault, col, tmp_pat
     assert col.note_count() == 10  # Anki never deletes on import
 
 
-def test_fresh_clone_gives_same_guids_and_new_part_break_changes_none(vault, tmp_path):
+def test_fresh_clone_gives_same_guids_and_new_part_break_changes_none(vault, col, tmp_path):
     out = tmp_path / "a.apkg"
     first = {c.anchor: c.guid for c in _cards(vault, out)}
+    assert import_apkg(col, out).new == 10
     clone = tmp_path / "clone"
     shutil.copytree(vault, clone, ignore=shutil.ignore_patterns(".ankigen"))
     assert {c.anchor: c.guid for c in _cards(clone, tmp_path / "b.apkg")} == first
+    log = import_apkg(col, tmp_path / "b.apkg")
+    assert (log.new, log.updated) == (0, 0)
     # A new `---` splits a part: no GUID changes, with or without the manifest.
     for v in (vault, clone):
         notes = v / "recall-cnn.md"
@@ -139,6 +142,9 @@ def test_fresh_clone_gives_same_guids_and_new_part_break_changes_none(vault, tmp
             "A pooling layer shrinks", "---\n\nA pooling layer shrinks"))
         shutil.rmtree(v / ".ankigen", ignore_errors=(v == clone))
     assert {c.anchor: c.guid for c in _cards(clone, tmp_path / "c.apkg")} == first
+    assert {c.anchor: c.guid for c in _cards(vault, tmp_path / "d.apkg")} == first
+    assert import_apkg(col, tmp_path / "c.apkg").new == 0
+    assert col.note_count() == 10
 
 
 def test_renamed_file_keeps_its_notes(vault, col, tmp_path):
@@ -163,6 +169,11 @@ def test_unchanged_rebuild_writes_nothing(vault, tmp_path):
     assert again.parsed == 0 and again.unchanged == first.notes
     assert out.stat().st_mtime_ns == stamp
     assert zipfile.is_zipfile(out)
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        assert import_apkg(col, out).new == first.notes
+    finally:
+        col.close()
 
 
 def _cards(vault: Path, out: Path):

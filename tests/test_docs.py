@@ -70,3 +70,13 @@ def test_readme_ankigen_commands_run(args, tmp_path, monkeypatch):
     result = CliRunner().invoke(ankigen_main, args + (["--no-checks"] if args[0] == "build" else []))
     assert result.exit_code in (0, 1) if args[0] == "check" else result.exit_code == 0, result.output
     assert result.output.strip()
+    if args[0] == "build":  # the deck the README promises imports into Anki
+        from anki.collection import Collection
+        from anki_helpers import import_apkg
+
+        col = Collection(str(tmp_path / "c.anki2"))
+        try:
+            log = import_apkg(col, tmp_path / "deck.apkg")
+            assert log.new > 0 and col.note_count() == log.new
+        finally:
+            col.close()
