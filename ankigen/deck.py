@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,27 +57,47 @@ def deck_id(name: str) -> int:
     return ROOT_DECK_ID + zlib.crc32(name.encode("utf-8")) % (2**30)
 
 
-class TimedNote(genanki.Note):  # type: ignore[misc]
-    """A note stamped with the time its content last changed, not the build time.
+_CLOZE_RE = re.compile(r"{{c(\d+)::.+?}}", re.DOTALL)
 
-    With genanki's one stamp per package every note looks newer on each import and
-    Anki rewrites them all; with this only the notes that changed are updated.
+
+def card_ords(model: genanki.Model, fields: list[str]) -> list[int]:
+    """Which cards a note gets: genanki's rules (`Note.cards`), without a Note per row."""
+    if model.model_type == genanki.Model.CLOZE:
+        # Our cloze note type shows one field, Text, with {{cloze:Text}}.
+        return sorted({int(m) - 1 for m in _CLOZE_RE.findall(fields[0]) if int(m) > 0})
+    return [ord_ for ord_, any_or_all, required in model._req
+            if (any if any_or_all == "any" else all)(fields[i] for i in required)]
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """One note as it goes into the package, stamped with the time its content last changed.
+
+    genanki stamps every note with the package's one time, so every note looks newer on
+    each import and Anki rewrites them all; with per-note times only changed notes update.
     """
 
-    def __init__(self, *args: Any, mtime: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.mtime = mtime
-
-    def write_to_db(self, cursor: Any, timestamp: float, deck_id: int, id_gen: Any) -> None:
-        super().write_to_db(cursor, self.mtime, deck_id, id_gen)
+    deck_id: int
+    model: genanki.Model
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    guid: str
+    due: int
+    mtime: int
 
 
 class VaultPackage(genanki.Package):  # type: ignore[misc]
-    """genanki's Package, writing the collection's deck and model JSON once.
+    """genanki's package format (schema, collection, deck and model JSON) written in bulk.
 
-    genanki re-reads and re-writes both JSON blobs (the models carry our CSS) once per
-    deck; a vault has a deck per file, which made that quadratic.
+    genanki re-reads and re-writes the collection's deck and model JSON once per deck
+    (a vault has a deck per file, which made that quadratic) and inserts one row per
+    `execute`; here the JSON is written once and notes and cards go in with `executemany`.
+    `tests/test_deck_anki.py` checks the rows are the ones genanki's own notes would write.
     """
+
+    def __init__(self, decks: list[genanki.Deck], notes: list[NoteRow]):
+        super().__init__(decks)
+        self.rows = notes
 
     def write_to_db(self, cursor: Any, timestamp: float, id_gen: Any) -> None:
         from genanki.apkg_col import APKG_COL
@@ -86,31 +108,41 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
         (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
         decks, models = json.loads(decks_json), json.loads(models_json)
+        model_deck: dict[int, tuple[genanki.Model, int]] = {}
+        for row in self.rows:  # genanki: each model's JSON names the last deck that used it
+            model_deck[row.model.model_id] = (row.model, row.deck_id)
         for deck in self.decks:
             decks[str(deck.deck_id)] = deck.to_json()
-            for note in deck.notes:
-                deck.add_model(note.model)
-            for model in deck.models.values():
-                models[str(model.model_id)] = model.to_json(timestamp, deck.deck_id)
+        for model_id, (model, did) in model_deck.items():
+            models[str(model_id)] = model.to_json(timestamp, did)
         cursor.execute("UPDATE col SET decks = ?, models = ?",
                        (json.dumps(decks), json.dumps(models)))
-        for deck in self.decks:
-            for note in deck.notes:
-                note.write_to_db(cursor, timestamp, deck.deck_id, id_gen)
+        notes, cards = [], []
+        for row in self.rows:
+            nid = next(id_gen)
+            notes.append((nid, row.guid, row.model.model_id, row.mtime, -1,
+                          " " + " ".join(row.tags) + " ", "\x1f".join(row.fields),
+                          row.fields[row.model.sort_field_index], 0, 0, ""))
+            for ord_ in card_ords(row.model, list(row.fields)):
+                cards.append((next(id_gen), nid, row.deck_id, ord_, row.mtime, -1, 0, 0,
+                              row.due, 0, 0, 0, 0, 0, 0, 0, 0, ""))
+        cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", notes)
+        cursor.executemany(
+            "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);", cards)
 
 
-def to_package(cards: Iterable[tuple[Card, int, int]]) -> genanki.Package:
+def to_package(cards: Iterable[tuple[Card, int, int]]) -> VaultPackage:
     """(card, mtime, due) triples → a package with one deck per notes file."""
     decks: dict[str, genanki.Deck] = {}
+    rows: list[NoteRow] = []
     for card, mtime, due in cards:
         deck = decks.get(card.deck)
         if deck is None:
             deck = decks[card.deck] = genanki.Deck(deck_id(card.deck), card.deck)
-        tags = [*card.tags, f"ankigen::id::{short_id(card.guid)}"]
-        note = TimedNote(model=MODELS[card.model], fields=list(card.fields), tags=tags,
-                         guid=card.guid, due=due, mtime=mtime)
-        deck.add_note(note)
-    return VaultPackage(list(decks.values()))
+        tags = (*card.tags, f"ankigen::id::{short_id(card.guid)}")
+        rows.append(NoteRow(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
+                            due, mtime))
+    return VaultPackage(list(decks.values()), rows)
 
 
 def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:

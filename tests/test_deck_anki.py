@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -190,3 +191,74 @@ def _cards(vault: Path, out: Path):
             self.anchor, self.guid = e["anchor"], e["guid"]
 
     return [C(e) for e in manifest["notes"]]
+
+
+def _rows(apkg: Path, tmp_path: Path) -> dict[str, list]:
+    import sqlite3
+
+    with zipfile.ZipFile(apkg) as z:
+        z.extract("collection.anki2", tmp_path / apkg.stem)
+    con = sqlite3.connect(tmp_path / apkg.stem / "collection.anki2")
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()  # noqa: S608
+                for t in ("notes", "cards", "col")}
+    finally:
+        con.close()
+
+
+def test_bulk_writer_writes_the_rows_genanki_notes_would(vault, tmp_path):
+    """The deck writer skips genanki's Note objects for speed; the package must not change."""
+    import genanki
+
+    from ankigen.deck import write_package
+
+    out = tmp_path / "ours.apkg"
+    build([vault], out, checks=None, now=1_000)
+    notes = vault / "recall-cnn.md"  # a second build: notes with different times
+    notes.write_text(notes.read_text().replace("padding and stride", "padding and the stride"))
+    build([vault], out, checks=None, now=2_000)
+    package = _last_package(vault)
+    rows = package.rows
+    assert len(rows) == 10 and {r.mtime for r in rows} == {1_000, 2_000}
+
+    class Stamped(genanki.Note):
+        def write_to_db(self, cursor, timestamp, deck_id, id_gen):
+            super().write_to_db(cursor, self.mtime, deck_id, id_gen)
+
+    decks = {d.deck_id: genanki.Deck(d.deck_id, d.name) for d in package.decks}
+    for r in rows:
+        note = Stamped(model=r.model, fields=list(r.fields), tags=list(r.tags), guid=r.guid,
+                       due=r.due)
+        note.mtime = r.mtime
+        decks[r.deck_id].add_note(note)
+    theirs = tmp_path / "theirs.apkg"
+    write_package(genanki.Package(list(decks.values())), theirs, timestamp=2_000)
+    a, b = _rows(out, tmp_path), _rows(theirs, tmp_path)
+    assert a["notes"] == b["notes"] and len(a["notes"]) == 10
+    assert a["cards"] == b["cards"] and len(a["cards"]) == 10
+    for i in (9, 10):  # the collection's models and decks JSON
+        assert json.loads(a["col"][0][i]) == json.loads(b["col"][0][i])
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        assert import_apkg(col, out).new == 10 and len(rendered(col)) == 10
+    finally:
+        col.close()
+
+
+def _last_package(vault: Path):
+    """The package the last build wrote, rebuilt from its manifest and cards."""
+    from ankigen.build import ParseCache, discover, parse_all, read_all
+    from ankigen.cards import card_for
+    from ankigen.deck import to_package
+    from ankigen.identity import load
+
+    root, files = discover([vault])
+    docs, _ = parse_all(read_all(files, False), ParseCache(root, enabled=False), False)
+    ids = {(e.file, e.anchor): (e.guid, e.mtime, e.ordinal) for e in load(root)}
+    triples = []
+    for doc in docs:
+        for i, g in enumerate(doc.gaps):
+            c = card_for(g, doc, i)
+            guid, mtime, _ = ids[(c.file, c.anchor)]
+            triples.append((c.__class__(**{**c.__dict__, "guid": guid}), mtime, len(triples)))
+    return to_package(triples)
