@@ -24,19 +24,25 @@ err = Console(stderr=True, highlight=False, emoji=False)
 out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
-def friendly(fn: F) -> F:
+def friendly_for(prog: str) -> Callable[[F], F]:
     """User mistakes become one line on stderr and a non-zero exit, never a traceback."""
     import functools
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except AnkigenError as exc:
-            click.echo(f"ankigen: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except AnkigenError as exc:
+                click.echo(f"{prog}: error: {exc}", err=True)
+                sys.exit(exc.exit_code)
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+friendly = friendly_for("ankigen")
 
 
 @click.group(help="Turn marked recall notes into an Anki deck of exactly what you got wrong.")

@@ -75,8 +75,13 @@ def _with_reading(doc: Document, encoding: str, repairs: tuple[str, ...],
     return replace(doc, encoding=encoding, repairs=repairs, warnings=warnings + doc.warnings)
 
 
-def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) -> Document:
-    """Parse already-repaired text. Never raises on odd markdown."""
+def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
+               kind: str | None = None) -> Document:
+    """Parse already-repaired text. Never raises on odd markdown.
+
+    `kind` forces "recall" or "reference"; by default a file with marks or a `Notes`
+    heading is a recall session (the grader forces "recall" on a learner's unmarked text).
+    """
     if "\r" in text:  # markdown-it counts a lone CR as a line break: so must we
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     source_lines = text.split("\n")
@@ -90,7 +95,8 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False) 
         for b in region if b.kind in ("para", "list", "table")
         for n in range(b.start, b.end + 1)
     )
-    is_recall = has_marks or any(s.title.lower() == "notes" for s in sections)
+    is_recall = kind == "recall" or (kind is None and (
+        has_marks or any(s.title.lower() == "notes" for s in sections)))
     code_blocks = _fenced_code(blocks, source_lines)
     if not is_recall:
         return Document(path, "reference", title, goal, sections, (), (), code_blocks,
@@ -287,7 +293,9 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str]:
     quote = ""
     while j < len(items):
         nxt = items[j]
-        if nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW):
+        if nxt.kind == "line" and ph.is_annotation(nxt.text):
+            pass  # the grader's "=> unverified: …": part of the tail, answers nothing
+        elif nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW):
             followups.extend(s for s in ph.split_arrows(nxt.text.lstrip()[2:]) if s)
         elif nxt.kind == "quote" and not quote:
             quote = nxt.text
@@ -419,7 +427,7 @@ def _following_recall(rest: list[_Item]) -> str | None:
     for it in rest:
         if it.kind == "line" and (_mark_at_start(it.text) or MARK_RE.search(it.text)):
             break
-        if it.kind == "line":
+        if it.kind == "line" and not ph.is_annotation(it.text):
             out.append(it.text.strip())
     text = "\n\n".join(_paragraphs(out, rest))
     if not text:
@@ -460,7 +468,8 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
     segs = ph.split_arrows(text)
     own, arrowed = segs[0], [s for s in segs[1:] if s]
     j = i + 1
-    while j < len(items) and items[j].kind == "line" and items[j].text.lstrip().startswith(ph.ARROW):
+    while j < len(items) and items[j].kind == "line" and items[j].text.lstrip().startswith(ph.ARROW) \
+            and not ph.is_annotation(items[j].text):
         arrowed.extend(s for s in ph.split_arrows(items[j].text.lstrip()[2:]) if s)
         j += 1
     answers = [s for s in arrowed if not ph.is_ack(s)]

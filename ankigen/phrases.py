@@ -74,6 +74,8 @@ QUESTION_VOICE_RE = re.compile(
     r"question\s+I\s+have|how\s+(?:does|do|is|come)|why\s+(?:does|do|is)|what\s+(?:is|does))\b",
     re.I,
 )
+# A grader's note under a part ("=> unverified: …"): neither an answer nor a gap.
+ANNOTATION_RE = re.compile(r"^\s*=>\s*unverified\b", re.I)
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
 CODE_REF_RE = re.compile(r"`([^`]+)`|([A-Za-z_][\w.]*\(\))|(\.[A-Za-z_]\w*)")
@@ -83,6 +85,10 @@ _NORM_RE = re.compile(r"[^\w]+", re.UNICODE)
 def split_arrows(text: str) -> list[str]:
     """`a => b => c` → ['a', 'b', 'c'] (stripped)."""
     return [seg.strip() for seg in text.split(ARROW)]
+
+
+def is_annotation(line: str) -> bool:
+    return bool(ANNOTATION_RE.match(line))
 
 
 def is_ack(segment: str) -> bool:
