@@ -18,7 +18,7 @@ from . import __version__
 from .cards import card_for, wanted
 from .deck import TEMPLATE_VERSION, to_package, write_package
 from .errors import InputError
-from .identity import Entry, Wanted, assign, atomic_write, load, save, short_id
+from .identity import Entry, Wanted, assign, atomic_write, first_guid, load, save, short_id
 from .model import Card, CheckOutput, Document, Gap
 from .parse import parse_text
 from .render import css
@@ -107,70 +107,97 @@ def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
     return root, out
 
 
+CACHE_FORMAT = 2  # entries are pickled (document, plain cards) blobs, made by the workers
+
+
 class ParseCache:
-    """Parsed documents keyed by (file bytes, parser version): an unchanged vault parses nothing."""
+    """Parsed documents keyed by (file bytes, parser version): an unchanged vault parses nothing.
+
+    Each file's entry is the pickle its parse worker already made to send it back, so
+    saving the cache costs a write, not a second pickling of every document and card.
+    """
 
     def __init__(self, root: Path, enabled: bool = True):
         key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
         self.path = cache_dir() / "parsed" / f"{key}.pickle"
         self.enabled = enabled
-        self.data: dict[str, tuple[str, Document]] = {}
-        self.cards: dict[str, tuple[str, list[Card]]] = {}
+        self.data: dict[str, tuple[str, bytes]] = {}
+        self.cards: dict[str, tuple[str, list[Card]]] = {}  # cards that carry check outputs
+        self.loaded: dict[str, tuple[Document, list[Card]]] = {}
         self.dirty = False
         if enabled and self.path.exists():
             try:
                 with self.path.open("rb") as fh:
                     loaded = pickle.load(fh)
-                if loaded.get("version") == PARSER_VERSION:
+                if (loaded.get("version") == PARSER_VERSION
+                        and loaded.get("format") == CACHE_FORMAT):
                     self.data, self.cards = loaded["docs"], loaded["cards"]
             except Exception:  # a stale or damaged cache is only a slower build
                 self.data, self.cards = {}, {}
 
     def get(self, rel: str, digest: str) -> Document | None:
         hit = self.data.get(rel)
-        return hit[1] if hit and hit[0] == digest else None
+        if not hit or hit[0] != digest:
+            return None
+        if rel not in self.loaded:
+            try:
+                self.loaded[rel] = pickle.loads(hit[1])
+            except Exception:  # a damaged entry is parsed again
+                return None
+        return self.loaded[rel][0]
 
     def cards_for(self, doc: Document, gaps: list[Gap], outputs: dict[str, CheckOutput],
                   digest: str) -> list[Card]:
         """Card fields depend only on the document and its checks' outputs: reuse them."""
-        key = _cards_key(digest, doc, [outputs.get(_check_key(doc, g)) for g in gaps])
+        found = [outputs.get(_check_key(doc, g)) for g in gaps]
+        if not any(found) and doc.path in self.loaded:
+            return self.loaded[doc.path][1]  # as the parse made them
+        key = _cards_key(digest, doc, found)
         hit = self.cards.get(doc.path)
         if hit and hit[0] == key:
             return hit[1]
-        cards = [card_for(g, doc, i, outputs.get(_check_key(doc, g))) for i, g in enumerate(gaps)]
+        cards = [card_for(g, doc, i, o, guid=first_guid(doc.path, g.anchor))
+                 for i, (g, o) in enumerate(zip(gaps, found, strict=True))]
         self.cards[doc.path] = (key, cards)
         self.dirty = True
         return cards
 
-    def put(self, rel: str, digest: str, doc: Document) -> None:
-        self.data[rel] = (digest, doc)
+    def put(self, rel: str, digest: str, blob: bytes, doc: Document, cards: list[Card]) -> None:
+        self.data[rel] = (digest, blob)
+        self.loaded[rel] = (doc, cards)
         self.dirty = True
 
     def save(self, keep: set[str]) -> None:
         if not self.enabled:
             return
-        stale = set(self.data) - keep
+        stale = (set(self.data) | set(self.cards)) - keep
         for rel in stale:
-            del self.data[rel]
+            self.data.pop(rel, None)
             self.cards.pop(rel, None)
         if not (self.dirty or stale):
             return
         try:
-            payload = {"version": PARSER_VERSION, "docs": self.data, "cards": self.cards}
+            payload = {"version": PARSER_VERSION, "format": CACHE_FORMAT, "docs": self.data,
+                       "cards": self.cards}
             atomic_write(self.path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
             pass  # the cache is an optimisation, never a reason to fail a build
 
 
-def _parse_one(job: tuple[str, bytes, bool]) -> tuple[Document, list[Card]]:
-    """Parse one file and make its cards as they are without check outputs."""
+def _parse_one(job: tuple[str, bytes, bool]) -> bytes:
+    """Parse one file and make its cards as they are without check outputs, pickled.
+
+    The pickle is both what the worker sends back and the file's cache entry. Cards carry
+    the GUID they get unless another gap took it first (hashing it here spreads the work).
+    """
     rel, data, include_green = job
     read = decode(data, rel)
     doc = parse_text(read.text, rel, include_green=include_green)
     doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
                   warnings=read.warnings + doc.warnings)
     mine = [g for g in doc.gaps if wanted(g, include_green)]
-    return doc, [card_for(g, doc, i) for i, g in enumerate(mine)]
+    cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor)) for i, g in enumerate(mine)]
+    return pickle.dumps((doc, cards), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
@@ -212,18 +239,18 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
     else:
         parsed_docs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
                                      progress)
-    for (rel, digest, _), (doc, cards) in zip(todo, parsed_docs):
-        cache.put(rel, digest, doc)
-        cache.cards[rel] = (_cards_key(digest, doc, [None] * len(cards)), cards)
+    for (rel, digest, _), blob in zip(todo, parsed_docs):
+        doc, cards = pickle.loads(blob)
+        cache.put(rel, digest, blob, doc, cards)
         docs[rel] = doc
     return [docs[rel] for rel, _, _ in files], len(todo)
 
 
-def _with_progress(results: Iterable[tuple[Document, list[Card]]], done: int, total: int,
-                   progress: Progress | None) -> list[tuple[Document, list[Card]]]:
+def _with_progress(results: Iterable[bytes], done: int, total: int,
+                   progress: Progress | None) -> list[bytes]:
     out = []
-    for doc in results:
-        out.append(doc)
+    for blob in results:
+        out.append(blob)
         done += 1
         if progress:
             progress("parse", done, total)
@@ -260,9 +287,10 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
         cards.extend(cache.cards_for(doc, mine, outputs, cache.data[doc.path][0]))
     assigned, entries, orphans = assign(
-        [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash) for c in cards], load(root),
-        now=now)
-    cards = [replace(c, guid=a.guid) for c, a in zip(cards, assigned, strict=False)]
+        [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
+        load(root), now=now)
+    cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
+             for c, a in zip(cards, assigned, strict=True)]
     # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]

@@ -48,6 +48,7 @@ class Wanted:
     anchor: str
     ordinal: int
     hash: str
+    candidate: str = ""  # first_guid(file, anchor) when the caller already has it
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,15 @@ def public_mode() -> int:
     return 0o666 & ~mask
 
 
-def fresh_guid(file: str, anchor: str, taken: set[str]) -> str:
+def first_guid(file: str, anchor: str) -> str:
+    """The GUID a gap gets when no other gap has taken it (parse workers precompute it)."""
+    return str(genanki.guid_for("ankigen", file.rsplit(".", 1)[0], anchor))
+
+
+def fresh_guid(file: str, anchor: str, taken: set[str], candidate: str = "") -> str:
     """Deterministic from file and anchor; a counter only on collision."""
+    if candidate and candidate not in taken:
+        return candidate
     key = file.rsplit(".", 1)[0]
     n = 0
     while True:
@@ -161,7 +169,7 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None
     for i, w in enumerate(wanted):
         old = match.get(i)
         if old is None:
-            guid = fresh_guid(w.file, w.anchor, taken)
+            guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
             taken.add(guid)
             a = Assigned(guid, now, "new")
         elif old.hash == w.hash:

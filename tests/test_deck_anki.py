@@ -75,6 +75,7 @@ def test_edit_one_gap_updates_one_note_and_keeps_its_review(vault, col, tmp_path
         "fine, but you skipped padding and the stride."))
     result = _build(vault, out, now=2_000)
     assert (result.new, result.changed) == (0, 1)
+    assert result.parsed == 1  # the other file came from the parse cache
     log = import_apkg(col, out)
     assert (log.new, log.updated) == (0, 1)
     after = _fields_by_guid(col)
