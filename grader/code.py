@@ -1,0 +1,110 @@
+"""Recalled code, run through ankigen's sandboxed check runner like a notebook.
+
+Fenced Python blocks run; unfenced pseudo-code runs only when it is valid Python (notes
+often hold code-shaped prose). A block that fails only because it uses a name defined
+nowhere in the session is "not runnable as written": worth saying, not worth a 🔴.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from ankigen.model import CodeBlock, Document
+
+from .model import CodeRun
+
+_PYTHON = ("python", "py", "python3", "")
+STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable",
+          "skipped": "skipped"}
+
+
+class SharedRunner:
+    """Starts ankigen's check runner on first use (a warm torch server costs a second or
+    two), hands the same one to every later caller, and closes it once."""
+
+    def __init__(self, device: str = "auto", timeout_s: float = 10.0):
+        self.device, self.timeout_s = device, timeout_s
+        self._runner: Any = None
+        self._failure: Exception | None = None
+
+    def __call__(self) -> Any:
+        if self._failure is not None:
+            raise self._failure
+        if self._runner is None:
+            from ankigen.checks import Runner
+            from ankigen.checks.cards import torch_version
+
+            try:
+                if torch_version() is None:
+                    raise RuntimeError("torch is not installed (pip install '.[torch]')")
+                self._runner = Runner(device=self.device, timeout_s=self.timeout_s)
+            except Exception as exc:
+                self._failure = exc
+                raise
+        return self._runner
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    def __enter__(self) -> SharedRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def runnable_blocks(doc: Document) -> tuple[list[CodeBlock], list[CodeBlock]]:
+    """(blocks to run, blocks left alone as pseudo-code or another language)."""
+    run: list[CodeBlock] = []
+    left: list[CodeBlock] = []
+    for block in doc.code_blocks:
+        if block.lang.lower() not in _PYTHON or not block.code.strip():
+            left.append(block)
+        elif block.fenced or _compiles(block.code):
+            run.append(replace(block, fenced=True, lang="python"))
+        else:
+            left.append(block)
+    return run, left
+
+
+def _compiles(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True
+
+
+def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[CodeRun]:
+    """Run the session's code; `runner_factory` is called only when there is code to run."""
+    run, left = runnable_blocks(doc)
+    part_of = {n: p.index for p in doc.parts for n in range(p.span.start, p.span.end + 1)}
+    out = [CodeRun(part_of.get(b.span.start, 0), b.span, b.fenced, "skipped",
+                   f"not run: {'pseudo-code, not valid Python' if b.lang.lower() in _PYTHON else b.lang + ' code'}")
+           for b in left if b.code.strip()]
+    if not run:
+        return out
+    if runner_factory is None:
+        return out + [CodeRun(part_of.get(b.span.start, 0), b.span, True, "skipped",
+                              "not run: code checks are off") for b in run]
+    try:
+        runner = runner_factory()
+    except Exception as exc:  # noqa: BLE001 - no runner is a reason, never a verdict
+        reason = getattr(exc, "bare", None) or str(exc)
+        return out + [CodeRun(part_of.get(b.span.start, 0), b.span, True, "skipped",
+                              f"not run: {reason}") for b in run]
+    from ankigen.checks import verify_document
+
+    fenced = {b.span.start: b.fenced for b in doc.code_blocks}
+    report = verify_document(replace(doc, code_blocks=tuple(run)), runner)
+    for res in report.blocks:
+        span = res.block.span
+        out.append(CodeRun(part_of.get(span.start, 0), span, fenced[span.start],
+                           STATUS.get(res.status, res.status), res.exception or "",
+                           report.device, report.torch_version))
+    return sorted(out, key=lambda r: r.span.start)

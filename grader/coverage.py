@@ -1,0 +1,138 @@
+"""What each part of the recall is about in the sources, and what it leaves out.
+
+Each claim's best passages vote for a *region* of the sources (a top-level section, or
+the sections under a file's single title). The regions a part matches are the part's
+subject; their key points that the whole recall never mentions are omission candidates.
+The same candidates go to the LLM (which judges which matter) and, offline, straight into
+the graded notes as 🟡 omissions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import Claim, KeyPoint, Passage
+from .retrieve import Index, content_tokens, overlap
+from .sources import SEP, SourceSet
+
+TOP_K = 3
+COVERED = 0.5  # share of a claim's content words a passage must use to "cover" it
+_VOTE_FLOOR = 0.34
+_MAX_OMISSIONS = 3
+_ORIGIN_RANK = {"bold": 0, "heading": 1, "code": 2}  # concepts before API names
+
+
+@dataclass(frozen=True)
+class PartEvidence:
+    part: int
+    claims: tuple[Claim, ...]
+    top: dict[str, list[tuple[Passage, float]]]  # claim id → best passages
+    regions: tuple[str, ...]  # matched source regions, best first
+    candidates: tuple[KeyPoint, ...]  # key points of those regions the recall never mentions
+
+
+def region_of(passage: Passage, titled: frozenset[str]) -> str:
+    path = passage.section.split(SEP)
+    depth = 2 if passage.file in titled and len(path) >= 2 else 1
+    return f"{passage.file}#{SEP.join(path[:depth])}"
+
+
+def titled_files(passages: Sequence[Passage]) -> frozenset[str]:
+    """Files whose sections all sit under one title heading (`# Chapter 12` then `##`s)."""
+    tops: dict[str, set[str]] = defaultdict(set)
+    deep: set[str] = set()
+    for p in passages:
+        path = p.section.split(SEP)
+        tops[p.file].add(path[0])
+        if len(path) >= 2:
+            deep.add(p.file)
+    return frozenset(f for f, t in tops.items() if len(t) == 1 and f in deep)
+
+
+def mentioned(term: str, recall_tokens: set[str]) -> bool:
+    tokens = set(content_tokens(term))
+    if not tokens:
+        return True
+    hit = len(tokens & recall_tokens)
+    return hit == 1 if len(tokens) == 1 else hit >= len(tokens) / 2
+
+
+def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
+           recall_text: str, sources: SourceSet, index: Index) -> list[PartEvidence]:
+    titled = titled_files(sources.passages)
+    recall_tokens = set(content_tokens(recall_text))
+    votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
+    top: dict[str, list[tuple[Passage, float]]] = {}
+    for claim in claims:
+        found = index.top(claim.text, TOP_K)
+        top[claim.id] = found
+        if found:
+            best = found[0][0]
+            share = overlap(claim.text, best.text)
+            if share >= _VOTE_FLOOR:
+                votes[claim.part][region_of(best, titled)] += share
+    for part in parts:
+        found = index.top(part_texts.get(part, ""), 1)
+        if found:
+            votes[part][region_of(found[0][0], titled)] += 1.0
+    owner = _region_owners(votes)
+    out = []
+    taken: set[str] = set()  # a term is a candidate once per session, in its first part
+    for part in parts:
+        ranked = sorted(votes[part].items(), key=lambda kv: -kv[1])
+        total = sum(votes[part].values())
+        regions = tuple(r for r, v in ranked[:2] if v >= max(1.0, 0.25 * total))
+        own = [r for r in regions if owner.get(r) == part]
+        candidates = [k for k in _candidates(own, sources, titled, recall_tokens)
+                      if k.term.lower() not in taken]
+        taken.update(k.term.lower() for k in candidates)
+        out.append(PartEvidence(part, tuple(c for c in claims if c.part == part), top,
+                                regions, tuple(candidates)))
+    return out
+
+
+def _region_owners(votes: dict[int, dict[str, float]]) -> dict[str, int]:
+    """Each region's omissions are reported once: in the part that matches it best."""
+    best: dict[str, tuple[float, int]] = {}
+    for part, regions in votes.items():
+        for region, v in regions.items():
+            if region not in best or v > best[region][0]:
+                best[region] = (v, part)
+    return {r: part for r, (_, part) in best.items()}
+
+
+def _candidates(regions: Sequence[str], sources: SourceSet, titled: frozenset[str],
+                recall_tokens: set[str]) -> list[KeyPoint]:
+    by_id = {p.id: p for p in sources.passages}
+    found: list[KeyPoint] = []
+    for region in regions:
+        own_heading = region.split("#", 1)[1].split(SEP)[-1]
+        for point in sources.points:
+            passage = by_id[point.passage]
+            if region_of(passage, titled) != region:
+                continue
+            if point.origin == "heading" and point.term == own_heading:
+                continue  # the region's own subject: the part is about it already
+            if not mentioned(point.term, recall_tokens):
+                found.append(point)
+    found.sort(key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
+    unique: dict[str, KeyPoint] = {}
+    for k in found:
+        unique.setdefault(k.term.lower(), k)
+    return list(unique.values())
+
+
+def offline_omissions(evidence: PartEvidence) -> list[KeyPoint]:
+    """The best few candidates, and at most one API name: a recall is about ideas."""
+    picked: list[KeyPoint] = []
+    said: set[str] = set()
+    for k in evidence.candidates:
+        if k.origin == "code" and any(p.origin == "code" for p in picked):
+            continue
+        if set(content_tokens(k.term)) <= said:
+            continue  # "Padding and stride" after "zero padding" and "stride"
+        picked.append(k)
+        said.update(content_tokens(k.term))
+    return picked[:_MAX_OMISSIONS]

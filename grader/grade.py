@@ -1,0 +1,171 @@
+"""The grading pipeline: recall + sources → claims → passages → verdicts → marks → graded.md.
+
+`grade()` is the library's front door; the CLI and the eval harness are thin layers over it.
+With an endpoint, a model decomposes the recall into claims and judges them against their
+retrieved passages (two calls, at most one re-ask); without one, the recall's sentences
+are checked for coverage only, and marks come from omissions and failing code alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ankigen.model import Mark
+
+from . import marks as mk
+from .code import SharedRunner, run_code
+from .coverage import COVERED, PartEvidence, gather, offline_omissions
+from .model import Assessment, Claim, CodeRun, Judgement, Omission, PartGrade, Report, Verdict
+from .recall import Recall, is_instruction, load_recall, part_text, sentence_claims
+from .retrieve import Index, coverage, overlap
+from .sources import SourceSet, load_sources
+from .write import content_end, graded_markdown
+
+OFFLINE_NOTE = ("offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so "
+                "statements are checked for coverage only and no part gets 🟢")
+MAX_UNVERIFIED = 5  # per part in graded.md; the report keeps them all
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    endpoint: Any = None  # grader.llm.Endpoint; None grades offline
+    run_code: bool = True
+    device: str = "auto"
+    code_timeout_s: float = 10.0
+    use_cache: bool = True
+    cache_path: Path | None = None  # the LLM response cache; default under ANKIGEN_CACHE_DIR
+
+
+def grade(recall_path: Path, source_paths: Sequence[Path],
+          options: GradeOptions | None = None) -> Report:
+    """Grade one recall file against its sources. Raises GraderError on bad input."""
+    sources = load_sources(source_paths)
+    recall = load_recall(recall_path)
+    return grade_recall(recall, sources, options or GradeOptions())
+
+
+def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
+                 runner_factory: Callable[[], Any] | None = None) -> Report:
+    index = Index(sources.passages)
+    if not options.run_code:
+        code_runs = run_code(recall.doc, None)
+    elif runner_factory is not None:
+        code_runs = run_code(recall.doc, runner_factory)
+    else:
+        with SharedRunner(options.device, options.code_timeout_s) as runner:
+            code_runs = run_code(recall.doc, runner)
+    warnings = [f"{recall.path}: graded without the {recall.stripped} tutor line(s) it held"
+                ] if recall.stripped else []
+    if options.endpoint is None:
+        claims = sentence_claims(recall)
+        evidence = _evidence(recall, claims, sources, index)
+        judgements = offline_judgements(evidence)
+        omissions = [Omission(e.part, k.term, sources.passages[k.passage])
+                     for e in evidence for k in offline_omissions(e)]
+        parts = assemble(recall, sources, judgements, omissions, code_runs, green=False)
+        return Report(recall.path, sources.files, "offline", None, tuple(parts),
+                      graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings))
+    from . import judge
+    from .llm import LLM, ResponseCache, default_cache_path
+
+    cache = ResponseCache(options.cache_path or default_cache_path()) if options.use_cache else None
+    try:
+        with LLM(options.endpoint, cache) as llm:
+            claims = judge.decompose(llm, recall)
+            evidence = _evidence(recall, claims, sources, index)
+            judgements, omissions = judge.judge(llm, recall, evidence, sources)
+            calls, hits = llm.calls, llm.cache_hits
+    finally:
+        if cache is not None:
+            cache.close()
+    parts = assemble(recall, sources, judgements, omissions, code_runs, green=True)
+    return Report(recall.path, sources.files, "llm", options.endpoint.model, tuple(parts),
+                  graded_markdown(recall.text, parts), llm_calls=calls, llm_cache_hits=hits,
+                  warnings=tuple(warnings))
+
+
+def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
+              index: Index) -> list[PartEvidence]:
+    parts = [p.index for p in recall.doc.parts]
+    texts = {p.index: part_text(recall, p.span) for p in recall.doc.parts}
+    return gather(parts, claims, texts, recall.text, sources, index)
+
+
+def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:
+    """Coverage only: a claim whose words the best passages share is left unjudged (offline
+    cannot tell right from wrong); the rest are unverified."""
+    out = []
+    for e in evidence:
+        for claim in e.claims:
+            found = e.top.get(claim.id, [])
+            share = coverage(claim.text, [p.text for p, _ in found])
+            best = max(found, key=lambda ps: overlap(claim.text, ps[0].text), default=None)
+            passage, score = best if best else (None, 0.0)
+            if passage is not None and share >= COVERED:
+                out.append(Judgement(claim, Verdict.UNJUDGED, passage, score,
+                                     f"its words are in {passage.cite()} and nearby passages "
+                                     f"({share:.0%}); offline, so not judged"))
+            else:
+                out.append(Judgement(claim, Verdict.NOT_IN_SOURCE, passage, score,
+                                     f"the best passages share {share:.0%} of its words"))
+    return out
+
+
+def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement],
+             omissions: Sequence[Omission], code_runs: Sequence[CodeRun], *,
+             green: bool) -> list[PartGrade]:
+    lines = recall.lines
+    out = []
+    for part in recall.doc.parts:
+        mine = [j for j in judgements if j.claim.part == part.index]
+        missed = [o for o in omissions if o.part == part.index]
+        runs = [r for r in code_runs if r.part == part.index]
+        assessments = mk.contradiction_assessments(recall.text, part.index, mine)
+        assessments += mk.code_assessments(lines, part.index, runs, sources)
+        left_out = mk.omission_assessment(lines, part.index, part.span.start, part.span.end,
+                                          missed)
+        assessments += [left_out] if left_out else []
+        assessments.sort(key=lambda a: a.after_line)
+        mark = mk.worst([a.mark for a in assessments])
+        orders = [ln.strip() for ln in lines[part.span.start - 1 : part.span.end]
+                  if is_instruction(ln)]
+        if mark is None and green and not orders and _backed(mine, runs):
+            supported = sum(j.verdict is Verdict.SUPPORTED for j in mine)
+            end = content_end(lines, part.span.start, part.span.end)
+            assessments.append(Assessment(part.index, end, Mark.GREEN,
+                                             f"supported by the sources: {supported} of "
+                                             f"{len(mine)} statements checked."))
+            mark = Mark.GREEN
+        absent = [j for j in mine if j.verdict is Verdict.NOT_IN_SOURCE]
+        unverified = [f"“{j.claim.text}” is not in the sources." for j in absent[:MAX_UNVERIFIED]]
+        if len(absent) > MAX_UNVERIFIED:
+            unverified.append(f"and {len(absent) - MAX_UNVERIFIED} more statements that are not "
+                              "in the sources (the report lists them).")
+        unverified += [note for r in runs if (note := _code_note(lines, r))]
+        unverified += [f"this part speaks to the grader (“{o[:80]}”); that was ignored, and "
+                       "the part cannot be marked 🟢." for o in orders]
+        out.append(PartGrade(part.index, part.span, part.topic, mark, tuple(mine),
+                             tuple(missed), tuple(runs), tuple(assessments), tuple(unverified)))
+    return out
+
+
+def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
+    """🟢 needs evidence: most statements supported by a cited passage, and no code failing."""
+    if any(r.status in ("error", "timeout", "crashed") for r in runs):
+        return False
+    supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
+    return supported >= 1 and supported >= mk.GREEN_SHARE * len(judgements)
+
+
+def _code_note(lines: Sequence[str], run: CodeRun) -> str | None:
+    """What to say of code that neither ran cleanly nor failed on its own merits."""
+    if run.status in ("ok", "error") or "pseudo-code" in run.detail:
+        return None
+    first = next((ln.strip() for ln in lines[run.span.start - 1 : run.span.end] if ln.strip()), "")
+    what = {"not_runnable": "could not be run as written", "skipped": "was not run",
+            "timeout": "did not finish in time", "crashed": "crashed the sandbox"}
+    detail = run.detail.removeprefix("not run: ")
+    return f"the code starting “{first[:60]}” {what.get(run.status, run.status)}: {detail}"

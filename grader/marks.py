@@ -1,0 +1,143 @@
+"""From verdicts to marks: which assessments a part gets, and where they go.
+
+The rules, offline and with a model alike:
+- a contradicted statement: 🔴 (🟡 when the model calls it minor), after its paragraph;
+- key points the recall leaves out: 🟡 (🔴 when the model calls one major), at the part's end;
+- recalled code that fails when run: 🔴, after the code;
+- 🟢 only with a model, when no problem was found and at least two thirds of the part's
+  statements are supported by a cited passage. Offline never gives 🟢.
+- "not in source" is never a mark: it is an `=> unverified:` note.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from pathlib import Path
+from collections.abc import Sequence
+
+from ankigen.blocks import to_blocks
+from ankigen.model import Mark
+
+from .model import Assessment, CodeRun, Judgement, Omission, Passage, Verdict
+from .sources import SEP, SourceSet
+from .write import content_end
+
+_ORDER = {Mark.GREEN: 0, Mark.YELLOW: 1, Mark.RED: 2}
+_QUOTE_LIMIT = 420
+GREEN_SHARE = 2 / 3
+_FIX_SIMILARITY = 0.75
+
+
+def worst(marks: Sequence[Mark]) -> Mark | None:
+    return max(marks, key=_ORDER.__getitem__) if marks else None
+
+
+def paragraph_end(text: str, line: int) -> int:
+    """The last line of the block holding `line` (where a tutor's mark would go)."""
+    for b in to_blocks(text):
+        if b.start <= line <= b.end + (1 if b.kind == "fence" else 0):
+            return b.end + (1 if b.kind == "fence" else 0)
+    return line
+
+
+def source_quote(passage: Passage, about: str, limit: int = _QUOTE_LIMIT) -> str:
+    """The passage's sentences that speak to `about`, verbatim, and where they come from."""
+    from .retrieve import content_tokens
+
+    body = passage.text.strip()
+    if passage.kind == "code":
+        quote = "\n".join(body.split("\n")[:8])
+        return f"```python\n{quote}\n```\n— {where(passage)}"
+    want = set(content_tokens(about))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(body.split())) if s.strip()]
+    picked = [s for s in sentences if want & set(content_tokens(s))] or sentences[:1]
+    quote = " ".join(picked)
+    if len(quote) > limit:
+        quote = quote[:limit].rsplit(" ", 1)[0] + " …"
+    return f"{quote}\n— {where(passage)}"
+
+
+def contradiction_assessments(text: str, part: int, found: Sequence[Judgement]) -> list[Assessment]:
+    by_paragraph: dict[int, list[Judgement]] = defaultdict(list)
+    for j in found:
+        if j.verdict is Verdict.CONTRADICTED and j.passage is not None:
+            by_paragraph[paragraph_end(text, j.claim.line)].append(j)
+    out = []
+    for after, group in sorted(by_paragraph.items()):
+        mark = Mark.RED if any(j.severity != "minor" for j in group) else Mark.YELLOW
+        if len(group) == 1:
+            j = group[0]
+            feedback = f"not what the source says: {j.correction or 'see the quote'}"
+            followups: tuple[str, ...] = ()
+        else:
+            feedback = f"{len(group)} statements here disagree with the source."
+            followups = tuple(f"“{j.claim.text}” — {j.correction or 'see the quote'}" for j in group)
+        passages = list({j.passage.id: j.passage for j in group if j.passage}.values())
+        about = " ".join(f"{j.claim.text} {j.correction}" for j in group)
+        quote = "\n\n".join(source_quote(p, about) for p in passages)
+        out.append(Assessment(part, after, mark, feedback, followups, quote))
+    return out
+
+
+def omission_assessment(lines: Sequence[str], part: int, span_start: int, span_end: int,
+                        omissions: Sequence[Omission]) -> Assessment | None:
+    if not omissions:
+        return None
+    names = [o.point for o in omissions]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    mark = Mark.RED if any(o.severity == "major" for o in omissions) else Mark.YELLOW
+    quote = "\n\n".join(source_quote(o.passage, o.point) for o in omissions)
+    why = tuple(o.why for o in omissions if o.why)
+    return Assessment(part, content_end(lines, span_start, span_end), mark,
+                      f"you left out {listed}.", why, quote)
+
+
+def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],
+                     sources: SourceSet) -> list[Assessment]:
+    out = []
+    for run in runs:
+        if run.status != "error":
+            continue
+        after = run.span.end + (1 if run.fenced else 0)
+        culprit = failing_line(lines[run.span.start - 1 : run.span.end], run.detail)
+        what = f"`{culprit}` fails when run" if culprit else "this code fails when run"
+        fix = source_line_like(culprit, sources) if culprit else None
+        quote = f"`{fix[0]}`\n— {where(fix[1])}" if fix else ""
+        out.append(Assessment(part, after, Mark.RED, f"{what}: {run.detail}", (), quote))
+    return out
+
+
+def source_line_like(line: str, sources: SourceSet) -> tuple[str, Passage] | None:
+    """The sources' own version of a failing line (`loss.backward()` for `loss.backwards()`)."""
+    best: tuple[float, str, Passage] | None = None
+    for p in sources.passages:
+        candidates = p.text.split("\n") if p.kind == "code" else list(p.terms)
+        for cand in candidates:
+            cand = cand.split("#")[0].strip() if p.kind == "code" else cand.strip()
+            if not cand or cand == line:
+                continue
+            ratio = difflib.SequenceMatcher(None, line, cand).ratio()
+            if ratio >= _FIX_SIMILARITY and (best is None or ratio > best[0]):
+                best = (ratio, cand, p)
+    return (best[1], best[2]) if best else None
+
+
+def where(passage: Passage) -> str:
+    """A short citation for a card: the file's name and the last two headings."""
+    section = SEP.join(passage.section.split(SEP)[-2:])
+    return f"{Path(passage.file).name} § {section}"
+
+
+def failing_line(code_lines: Sequence[str], exception: str) -> str | None:
+    """The code line an exception names (`'Tensor' object has no attribute 'backwards'`)."""
+    m = re.search(r"\(line (\d+)\)", exception)
+    if m and 0 < int(m.group(1)) <= len(code_lines):
+        return code_lines[int(m.group(1)) - 1].strip() or None
+    names = re.findall(r"'([A-Za-z_][\w.]*)'", exception)
+    for name in reversed(names):
+        for line in code_lines:
+            if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", line) and line.strip():
+                return line.strip()
+    return None
