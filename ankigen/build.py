@@ -61,10 +61,15 @@ class BuildResult:
     checks_run: int = 0
     parsed: int = 0  # files parsed this build (the rest came from the cache)
     seconds: float = 0.0
-    docs: tuple[Document, ...] = field(default=(), repr=False, compare=False)
+    parsed_files: tuple[Parsed, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def docs(self) -> tuple[Document, ...]:
+        """The parsed documents (unpickled on first use: a build itself rarely needs them)."""
+        return tuple(p.doc() for p in self.parsed_files)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "docs"}
+        d = {k: v for k, v in self.__dict__.items() if k != "parsed_files"}
         d["orphans"] = [o.__dict__ for o in self.orphans]
         d["warnings"] = list(self.warnings)
         return d
@@ -107,11 +112,32 @@ def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
     return root, out
 
 
-CACHE_FORMAT = 2  # entries are pickled (document, plain cards) blobs, made by the workers
+CACHE_FORMAT = 3  # entries: pickled (warnings, plain cards, pickled document), from the workers
+
+
+@dataclass
+class Parsed:
+    """One notes file as a build needs it: its cards as parsed and, on demand, its document.
+
+    Most builds never look at a document again once its cards are made (only checks do), so
+    it stays pickled until asked for: the main process unpickles cards, not parse trees.
+    """
+
+    rel: str
+    digest: str
+    warnings: tuple[str, ...]
+    cards: list[Card]  # without check outputs
+    doc_blob: bytes
+    _doc: Document | None = None
+
+    def doc(self) -> Document:
+        if self._doc is None:
+            self._doc = pickle.loads(self.doc_blob)
+        return self._doc
 
 
 class ParseCache:
-    """Parsed documents keyed by (file bytes, parser version): an unchanged vault parses nothing.
+    """Parsed files keyed by (file bytes, parser version): an unchanged vault parses nothing.
 
     Each file's entry is the pickle its parse worker already made to send it back, so
     saving the cache costs a write, not a second pickling of every document and card.
@@ -123,7 +149,6 @@ class ParseCache:
         self.enabled = enabled
         self.data: dict[str, tuple[str, bytes]] = {}
         self.cards: dict[str, tuple[str, list[Card]]] = {}  # cards that carry check outputs
-        self.loaded: dict[str, tuple[Document, list[Card]]] = {}
         self.dirty = False
         if enabled and self.path.exists():
             try:
@@ -135,37 +160,35 @@ class ParseCache:
             except Exception:  # a stale or damaged cache is only a slower build
                 self.data, self.cards = {}, {}
 
-    def get(self, rel: str, digest: str) -> Document | None:
+    def get(self, rel: str, digest: str) -> Parsed | None:
         hit = self.data.get(rel)
         if not hit or hit[0] != digest:
             return None
-        if rel not in self.loaded:
-            try:
-                self.loaded[rel] = pickle.loads(hit[1])
-            except Exception:  # a damaged entry is parsed again
-                return None
-        return self.loaded[rel][0]
+        try:
+            return _unpack(rel, digest, hit[1])
+        except Exception:  # a damaged entry is parsed again
+            return None
 
-    def cards_for(self, doc: Document, gaps: list[Gap], outputs: dict[str, CheckOutput],
-                  digest: str) -> list[Card]:
+    def put(self, rel: str, digest: str, blob: bytes) -> Parsed:
+        self.data[rel] = (digest, blob)
+        self.dirty = True
+        return _unpack(rel, digest, blob)
+
+    def cards_for(self, parsed: Parsed, doc: Document, gaps: list[Gap],
+                  outputs: dict[str, CheckOutput]) -> list[Card]:
         """Card fields depend only on the document and its checks' outputs: reuse them."""
         found = [outputs.get(_check_key(doc, g)) for g in gaps]
-        if not any(found) and doc.path in self.loaded:
-            return self.loaded[doc.path][1]  # as the parse made them
-        key = _cards_key(digest, doc, found)
+        if not any(found):
+            return parsed.cards  # as the parse made them
+        key = _cards_key(parsed.digest, doc, found)
         hit = self.cards.get(doc.path)
         if hit and hit[0] == key:
             return hit[1]
-        cards = [card_for(g, doc, i, o, guid=first_guid(doc.path, g.anchor))
+        cards = [card_for(g, doc, i, o, guid=first_guid(doc.path, g.anchor), keep_gap=False)
                  for i, (g, o) in enumerate(zip(gaps, found, strict=True))]
         self.cards[doc.path] = (key, cards)
         self.dirty = True
         return cards
-
-    def put(self, rel: str, digest: str, blob: bytes, doc: Document, cards: list[Card]) -> None:
-        self.data[rel] = (digest, blob)
-        self.loaded[rel] = (doc, cards)
-        self.dirty = True
 
     def save(self, keep: set[str]) -> None:
         if not self.enabled:
@@ -184,6 +207,11 @@ class ParseCache:
             pass  # the cache is an optimisation, never a reason to fail a build
 
 
+def _unpack(rel: str, digest: str, blob: bytes) -> Parsed:
+    warnings, cards, doc_blob = pickle.loads(blob)
+    return Parsed(rel, digest, warnings, cards, doc_blob)
+
+
 def _parse_one(job: tuple[str, bytes, bool]) -> bytes:
     """Parse one file and make its cards as they are without check outputs, pickled.
 
@@ -196,8 +224,10 @@ def _parse_one(job: tuple[str, bytes, bool]) -> bytes:
     doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
                   warnings=read.warnings + doc.warnings)
     mine = [g for g in doc.gaps if wanted(g, include_green)]
-    cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor)) for i, g in enumerate(mine)]
-    return pickle.dumps((doc, cards), protocol=pickle.HIGHEST_PROTOCOL)
+    cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor), keep_gap=False)
+             for i, g in enumerate(mine)]
+    doc_blob = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((doc.warnings, cards, doc_blob), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
@@ -218,15 +248,16 @@ def read_all(files: list[tuple[Path, str]], include_green: bool) -> list[tuple[s
 
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
-              progress: Progress | None = None) -> tuple[list[Document], int]:
-    docs: dict[str, Document] = {}
+              progress: Progress | None = None) -> tuple[list[Parsed], int]:
+    """Every file as parsed: from the cache where its bytes are unchanged, else parsed now."""
+    found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
     for rel, data, digest in files:
-        doc = cache.get(rel, digest)
-        if doc is None:
+        hit = cache.get(rel, digest)
+        if hit is None:
             todo.append((rel, digest, data))
         else:
-            docs[rel] = doc
+            found[rel] = hit
     jobs = [(rel, data, include_green) for rel, _, data in todo]
     workers = min(os.cpu_count() or 1, 8)
     if len(todo) >= PARALLEL_FROM and workers > 1:
@@ -235,15 +266,13 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
         # fork: workers inherit the imported parser, nothing is re-imported per file.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-            parsed_docs = _with_progress(results, len(files) - len(todo), len(files), progress)
+            blobs = _with_progress(results, len(files) - len(todo), len(files), progress)
     else:
-        parsed_docs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
-                                     progress)
-    for (rel, digest, _), blob in zip(todo, parsed_docs):
-        doc, cards = pickle.loads(blob)
-        cache.put(rel, digest, blob, doc, cards)
-        docs[rel] = doc
-    return [docs[rel] for rel, _, _ in files], len(todo)
+        blobs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
+                               progress)
+    for (rel, digest, _), blob in zip(todo, blobs, strict=True):
+        found[rel] = cache.put(rel, digest, blob)
+    return [found[rel] for rel, _, _ in files], len(todo)
 
 
 def _with_progress(results: Iterable[bytes], done: int, total: int,
@@ -273,19 +302,20 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
-    docs, parsed = parse_all(contents, cache, include_green, progress)
-    gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
-    outputs: dict[str, CheckOutput] = {}
-    checks_run, checks_note = 0, "not requested"
-    extra: list[tuple[Document, Gap, CheckOutput]] = []
-    if checks is not None:
-        outputs, checks_run, checks_note, extra = checks(gaps, docs)
-
+    parsed_files, parsed = parse_all(contents, cache, include_green, progress)
     cards: list[Card] = []
-    for doc in docs:
-        mine = [g for g in doc.gaps if wanted(g, include_green)]
-        mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
-        cards.extend(cache.cards_for(doc, mine, outputs, cache.data[doc.path][0]))
+    checks_run, checks_note = 0, "not requested"
+    if checks is None:  # the cards as parsed: no document needs unpickling
+        for p in parsed_files:
+            cards.extend(p.cards)
+    else:
+        docs = [p.doc() for p in parsed_files]
+        gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
+        outputs, checks_run, checks_note, extra = checks(gaps, docs)
+        for p, doc in zip(parsed_files, docs, strict=True):
+            mine = [g for g in doc.gaps if wanted(g, include_green)]
+            mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
+            cards.extend(cache.cards_for(p, doc, mine, outputs))
     assigned, entries, orphans = assign(
         [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
         load(root), now=now)
@@ -308,19 +338,17 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
 
     by_mark: dict[str, int] = {}
     for c in cards:
-        g = c.gap
-        key = g.mark.value if g is not None and g.mark else "unmarked"
-        by_mark[key] = by_mark.get(key, 0) + 1
+        by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
     cache.save({rel for _, rel in files})
-    warnings = tuple(w for d in docs for w in d.warnings)
+    warnings = tuple(w for p in parsed_files for w in p.warnings)
     result = BuildResult(
-        out=str(out), written=written, files=len(docs), notes=len(cards),
+        out=str(out), written=written, files=len(parsed_files), notes=len(cards),
         new=sum(a.status == "new" for a in assigned),
         changed=sum(a.status == "changed" for a in assigned),
         unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
-        docs=tuple(docs))
+        parsed_files=tuple(parsed_files))
     if use_cache:
         # The key is taken again: this build may have rewritten the manifest it depends on.
         _remember(out, fingerprint, _vault_key(root, contents, include_green,

@@ -91,7 +91,8 @@ def _cloze_text(gap: Gap) -> str:
 
 
 def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = None,
-             guid: str = "") -> Card:
+             guid: str = "", *, keep_gap: bool = True) -> Card:
+    """The card for one gap. `keep_gap=False` leaves the gap off (smaller to send and cache)."""
     path = doc.path
     wrote = render.plain(gap.context) if gap.context else ""
     if gap.cloze and gap.term:
@@ -108,7 +109,7 @@ def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = 
     digest = hashlib.sha256("\x1f".join((model, deck, *fields, *tags)).encode()).hexdigest()[:16]
     return Card(guid=guid, model=model, deck=deck, fields=fields, tags=tags,
                 sort_key=(path, ordinal), anchor=gap.anchor, file=path, content_hash=digest,
-                gap=gap)
+                mark=gap.mark.value if gap.mark else "unmarked", gap=gap if keep_gap else None)
 
 
 def wanted(gap: Gap, include_green: bool) -> bool:

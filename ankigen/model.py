@@ -167,6 +167,7 @@ class Card:
     anchor: str
     file: str
     content_hash: str = ""
+    mark: str = "unmarked"  # "red" | "yellow" | "green" | "unmarked", for summaries
     gap: Gap | None = field(default=None, compare=False)
 
 

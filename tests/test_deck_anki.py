@@ -254,7 +254,8 @@ def _last_package(vault: Path):
     from ankigen.identity import load
 
     root, files = discover([vault])
-    docs, _ = parse_all(read_all(files, False), ParseCache(root, enabled=False), False)
+    parsed, _ = parse_all(read_all(files, False), ParseCache(root, enabled=False), False)
+    docs = [p.doc() for p in parsed]
     ids = {(e.file, e.anchor): (e.guid, e.mtime, e.ordinal) for e in load(root)}
     triples = []
     for doc in docs:
