@@ -17,7 +17,7 @@ import genanki
 from . import render
 from .cards import BASIC_FIELDS, CLOZE_FIELDS
 from .errors import OutputError
-from .identity import public_mode, short_id
+from .identity import ensure_folder, public_mode, short_id
 from .model import Card
 
 # Constants in [2^30, 2^31): Anki matches note types by id. Change the templates'
@@ -147,11 +147,8 @@ def to_package(cards: Iterable[tuple[Card, int, int]]) -> VaultPackage:
 
 def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:
     """Write atomically: a temp file beside the target, then rename."""
-    blocker = next((p for p in [out.parent, *out.parent.parents] if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise OutputError(f"cannot write: {blocker} is not a folder", path=str(out))
+    ensure_folder(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         os.close(fd)
     except OSError as exc:

@@ -91,9 +91,20 @@ def save(vault: Path, entries: list[Entry]) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def ensure_folder(path: Path) -> None:
+    """Make the folder `path` goes in, or say plainly which part of it is a file."""
+    blocker = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise OutputError(f"cannot write: {blocker} is not a folder", path=str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    ensure_folder(path)
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror}", path=str(path)) from None

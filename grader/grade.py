@@ -153,8 +153,9 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
 
 
 def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
-    """🟢 needs evidence: most statements supported by a cited passage, and no code failing."""
-    if any(r.status in ("error", "timeout", "crashed") for r in runs):
+    """🟢 needs evidence: most statements supported by a cited passage, and every piece of
+    recalled Python run cleanly (pseudo-code, which cannot run, does not count against it)."""
+    if any(r.status != "ok" and "pseudo-code" not in r.detail for r in runs):
         return False
     supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
     return supported >= 1 and supported >= mk.GREEN_SHARE * len(judgements)

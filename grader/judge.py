@@ -101,10 +101,13 @@ def as_data(payload: Any) -> str:
 
 def decompose(llm: LLM, recall: Recall) -> list[Claim]:
     lines = recall.lines
+    # Code is judged by running it, not by the model: its lines (and fences) stay out.
+    code = {n for c in recall.doc.code_blocks
+            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
     parts = []
     for p in recall.doc.parts:
         numbered = [[n, lines[n - 1]] for n in range(p.span.start, p.span.end + 1)
-                    if lines[n - 1].strip()]
+                    if lines[n - 1].strip() and n not in code]
         parts.append({"part": p.index + 1, "topic": p.topic, "lines": numbered})
     spans = {p.index + 1: p.span for p in recall.doc.parts}
 
@@ -113,8 +116,11 @@ def decompose(llm: LLM, recall: Recall) -> list[Claim]:
             if c.part not in spans:
                 raise ValueError(f"claim {c.text[:40]!r} names part {c.part}, which does not exist")
             if c.line not in spans[c.part]:
+                span = spans[c.part]
+                where = f"line {span.start}" if span.start == span.end else \
+                    f"lines {span.start}-{span.end}"
                 raise ValueError(f"claim {c.text[:40]!r} names line {c.line}, which is not in "
-                                 f"part {c.part} (lines {spans[c.part].start}-{spans[c.part].end})")
+                                 f"part {c.part} ({where})")
 
     answer = llm.ask(system=DECOMPOSE_SYSTEM, schema=Decomposition, prompt_version=PROMPT_VERSION,
                      user="Split this recall into claims.\n" + as_data({"parts": parts}),
@@ -190,13 +196,13 @@ def _guarded(claim: Claim, v: _Verdict, offered: set[str], by_id: dict[str, int]
     verdict = Verdict(v.verdict)
     passage = sources.passages[by_id[v.passage]] if v.passage in offered else None
     note = ""
-    if verdict is not Verdict.NOT_IN_SOURCE and passage is None:
+    if verdict is Verdict.SUPPORTED and is_instruction(claim.text):
+        verdict, note = Verdict.NOT_IN_SOURCE, " [demoted: an instruction to the grader]"
+    elif verdict is not Verdict.NOT_IN_SOURCE and passage is None:
         verdict, note = Verdict.NOT_IN_SOURCE, f" [demoted: cited {v.passage!r}, not offered]"
     elif verdict is Verdict.SUPPORTED and passage is not None and \
             overlap(claim.text, passage.text) < _MIN_SUPPORT_OVERLAP:
         verdict, note = Verdict.NOT_IN_SOURCE, " [demoted: the cited passage shares no words]"
-    if verdict is Verdict.SUPPORTED and is_instruction(claim.text):
-        verdict, note = Verdict.NOT_IN_SOURCE, " [demoted: an instruction to the grader]"
     severity = (v.severity or "major") if verdict is Verdict.CONTRADICTED else ""
     return Judgement(claim, verdict, passage, scores.get(passage.id, 0.0) if passage else 0.0,
                      v.reasoning + note, v.correction if verdict is Verdict.CONTRADICTED else "",

@@ -1,0 +1,154 @@
+"""The grader offline: coverage, omissions and code runs, never a 🟢; graded.md makes cards."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pytest
+from anki.collection import Collection
+from anki_helpers import import_apkg, rendered
+
+from ankigen.build import build
+from ankigen.model import GapKind, Mark
+from ankigen.parse import parse_text
+from grader.code import SharedRunner
+from grader.grade import GradeOptions, grade_recall
+from grader.model import Verdict
+from grader.recall import load_recall, recall_from_text
+from grader.sources import load_sources
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grader"
+OFFLINE = GradeOptions()
+
+
+@pytest.fixture(scope="module")
+def runner():
+    pytest.importorskip("torch")
+    with SharedRunner(timeout_s=10.0) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def report(runner):
+    recall = load_recall(FIXTURES / "recall.md")
+    sources = load_sources([FIXTURES / "sources"])
+    return grade_recall(recall, sources, OFFLINE, runner)
+
+
+def test_offline_marks_omissions_and_failing_code_but_never_green(report):
+    assert report.mode == "offline" and report.model is None
+    assert report.marks == (Mark.YELLOW, None, Mark.RED)
+    conv, pooling, training = report.parts
+    assert [o.point for o in conv.omissions] == ["zero padding", "stride"]
+    # Offline cannot tell that "max pooling learns its own weights" is wrong: it says
+    # nothing rather than guess, and calls the off-source anecdote unverified.
+    assert pooling.mark is None and not pooling.assessments
+    verdicts = {j.claim.text: j.verdict for j in pooling.judgements}
+    assert verdicts["Fun fact: Yann LeCun trained his first network on bank cheques from Canada."] \
+        is Verdict.NOT_IN_SOURCE
+    assert Verdict.SUPPORTED not in {j.verdict for p in report.parts for j in p.judgements}
+    (run,) = training.code
+    assert run.status == "error"
+    assert run.detail == "AttributeError: 'Tensor' object has no attribute 'backwards'"
+
+
+def test_graded_markdown_keeps_the_recall_verbatim_and_adds_assessments(report):
+    original = (FIXTURES / "recall.md").read_text().split("\n")
+    graded = report.graded_markdown.split("\n")
+    # Only lines were added: the recall reads in order, unchanged, inside the graded file.
+    it = iter(graded)
+    assert all(any(line == g for g in it) for line in original)
+    added = [g for g in graded if g not in original]
+    assert added[0] == "🟡 => you left out zero padding and stride."
+    assert "🔴 => `loss.backwards()` fails when run: AttributeError: 'Tensor' object has no " \
+        "attribute 'backwards'" in added
+    assert "> `loss.backward()`" in added  # the sources' own line is the answer
+    assert "=> unverified: “Fun fact: Yann LeCun trained his first network on bank cheques " \
+        "from Canada.” is not in the sources." in added
+
+
+def test_graded_markdown_parses_into_the_gaps_it_means(report):
+    doc = parse_text(report.graded_markdown, "graded.md")
+    assert [(p.index, [a.mark for a in p.assessments]) for p in doc.parts] == [
+        (0, [Mark.YELLOW]), (1, []), (2, [Mark.RED])]
+    omission, code = doc.gaps
+    assert omission.prompt == "Convolutional neural networks — what about zero padding and stride?"
+    assert omission.answer_source == "quote" and "zeros are added around the input" in omission.answer
+    assert code.kind is GapKind.WRONG_CODE and code.code == "loss.backwards()"
+    assert code.answer.startswith("`loss.backward()`")
+    # The unverified note is neither an answer nor a gap of its own.
+    assert all("unverified" not in (g.answer or "") + g.prompt for g in doc.gaps)
+
+
+def test_ankigen_builds_the_graded_session_into_cards_anki_imports(report, tmp_path):
+    graded = tmp_path / "graded.md"
+    graded.write_text(report.graded_markdown)
+    out = tmp_path / "out" / "weak-spots.apkg"
+    result = build([graded], out, checks=None, now=1_000)
+    assert result.notes == 2
+    col = Collection(str(tmp_path / "collection.anki2"))
+    try:
+        assert (import_apkg(col, out).new, col.note_count()) == (2, 2)
+        cards = {html.unescape(q): html.unescape(a) for _, q, a in rendered(col)}
+        front = next(q for q in cards if "zero padding and stride" in q)
+        assert "zeros are added around the input" not in front  # the front never answers
+        assert "zeros are added around the input" in cards[front]
+        code_front = next(q for q in cards if "what is wrong with this line" in q)
+        assert "backwards" in code_front  # the learner's line, highlighted
+        assert "<code>loss.backward()</code>" in cards[code_front]  # the sources' line
+        # Grading again and rebuilding gives the same notes: a re-import adds nothing.
+        again = grade_recall(load_recall(FIXTURES / "recall.md"),
+                             load_sources([FIXTURES / "sources"]), GradeOptions(run_code=False))
+        assert again.parts[0].assessments == report.parts[0].assessments
+        log = import_apkg(col, out)
+        assert (log.new, log.updated, col.note_count()) == (0, 0, 2)
+    finally:
+        col.close()
+
+
+def test_a_tutor_marked_session_is_graded_without_its_marks(tmp_path):
+    marked = (FIXTURES / "recall.md").read_text().replace(
+        "Pooling also reduces computation and memory use.\n",
+        "Pooling also reduces computation and memory use.\n\n"
+        "🔴 => max pooling has no weights.\n=> it takes the max of each window.\n"
+        "> Pooling layers have no trainable parameters.\n\n")
+    recall = recall_from_text(marked, "marked.md")
+    assert recall.stripped == 3
+    assert recall.text == (FIXTURES / "recall.md").read_text()
+    assert not parse_text(recall.text, kind="recall").assessments
+
+
+def test_inline_tutor_remarks_are_cut_and_learner_marks_lose_only_the_emoji():
+    text = ("# Notes\n\nGPU memory is limited. 🟡 => speed and memory both matter.\n\n"
+            "GoogLeNet had inception modules, 🟡 (forgot the rest) and ResNet had skips.\n")
+    recall = recall_from_text(text)
+    assert recall.text == ("# Notes\n\nGPU memory is limited.\n\n"
+                           "GoogLeNet had inception modules, (forgot the rest) and ResNet had skips.\n")
+
+
+def test_offline_never_marks_green_on_the_shipped_labelled_sessions(runner):
+    from grader.evaluate import evaluate
+
+    result = evaluate(Path(__file__).parent / "fixtures" / "labelled", OFFLINE, runner)
+    assert len(result.sessions) >= 6 and len(result.pairs) >= 30
+    assert all(m is not Mark.GREEN for s in result.sessions for m in s.grader)
+    assert result.false_accept == 0.0
+
+
+def test_a_recall_with_no_notes_heading_and_no_marks_is_still_graded(tmp_path):
+    raw = tmp_path / "raw.md"
+    raw.write_text("A convolutional layer slides a kernel over the image to make a feature map.\n"
+                   "\n---\n\nMax pooling keeps the largest value of each window.\n")
+    report = grade_recall(load_recall(raw), load_sources([FIXTURES / "sources"]),
+                          GradeOptions(run_code=False))
+    assert len(report.parts) == 2
+
+
+def test_the_recall_is_read_and_repaired_like_any_notes_file(tmp_path):
+    broken = tmp_path / "recall.md"
+    text = (FIXTURES / "recall.md").read_text()
+    broken.write_bytes(text.replace("far fewer parameters", "far fewer parameters â€” the trick")
+                       .replace("\n", "\r\n").encode("utf-8"))
+    recall = load_recall(broken)
+    assert "far fewer parameters — the trick" in recall.text and "\r" not in recall.text
