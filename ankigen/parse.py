@@ -90,11 +90,7 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
     title = next((s.title for s in sections if s.level == 1), Path(path).stem)
     goal = _section_text(blocks, source_lines, "goal")
     region = _recall_region(blocks)
-    has_marks = any(
-        MARK_RE.search(source_lines[n - 1])
-        for b in region if b.kind in ("para", "list", "table")
-        for n in range(b.start, b.end + 1)
-    )
+    has_marks = any(MARK_RE.search(b.text) for b in region if b.kind in ("para", "list", "table"))
     is_recall = kind == "recall" or (kind is None and (
         has_marks or any(s.title.lower() == "notes" for s in sections)))
     code_blocks = _fenced_code(blocks, source_lines)
@@ -206,7 +202,9 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
         chapter = about.group(1)
     elif ph.CHAPTER_RE.search(opening):
         chapter = ph.CHAPTER_RE.search(opening).group(1)  # type: ignore[union-attr]
-    fixes = ph.CHAPTER_FIX_RE.findall(recall_text)
+    low = recall_text.lower()
+    fixes = ph.CHAPTER_FIX_RE.findall(recall_text) if "chapter" in low and ph.has_any(
+        low, ("actually", "oops", "wait", "correction")) else []
     if fixes:
         chapter = fixes[-1]
     chapter = chapter or goal_chapter
@@ -262,6 +260,10 @@ def _walk(st: _PartState, include_green: bool) -> None:
         if it.kind != "line":
             i += 1
             continue
+        if not MARK_RE.search(it.text):  # the common case: a line of recall
+            _line_cues(st, items, i)
+            i += 1
+            continue
         at_start = _mark_at_start(it.text)
         inline = None if at_start else MARK_RE.search(it.text)
         if at_start or inline:
@@ -309,10 +311,11 @@ def _recall_text(st: _PartState, span: Span) -> str:
     # Lines that are gaps of their own have their own cards: leaving them out keeps an
     # assessment's card unchanged when a gap is added above it.
     own_cards = {line for g in st.gaps if g.mark is None for line in range(g.span.start, g.span.end + 1)}
+    lo, hi = span.start, span.end
     lines = [it.text.strip() for it in st.items
-             if it.kind == "line" and it.start in span and it.start not in own_cards
-             and not MARK_RE.search(it.text)
-             and not it.text.lstrip().startswith(ph.ARROW)]
+             if it.kind == "line" and lo <= it.start <= hi and it.start not in own_cards
+             and not it.text.lstrip().startswith(ph.ARROW)
+             and not MARK_RE.search(it.text)]
     return "\n".join(lines)
 
 
@@ -464,6 +467,11 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
     text = it.text.strip()
     if text.startswith(ph.ARROW):
         return  # an answer line; handled with the line before it
+    low = text.lower()
+    if (ph.ARROW not in text and "?" not in text and not ph.has_any(low, ph.CUE_WORDS)
+            and not (i + 1 < len(items) and items[i + 1].kind == "line"
+                     and items[i + 1].text.lstrip().startswith(ph.ARROW))):
+        return  # no cue and no answer: most recall lines are just recall
     # An answer may sit on the line itself ("… => X") or on `=>` lines right after it.
     segs = ph.split_arrows(text)
     own, arrowed = segs[0], [s for s in segs[1:] if s]
@@ -476,7 +484,8 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
     before = _para_before(items, i)
     span = Span(it.start, items[j - 1].end)
 
-    if ph.FORGOT_NAME_RE.search(own):
+    forget_words = ph.has_any(low, ph.FORGET_WORDS)
+    if forget_words and "name" in low and ph.FORGOT_NAME_RE.search(own):
         term = ph.strip_lead_in(answers[0]) if answers else None
         if term:
             cloze = f"{_sentence(_join(before, own))} The name is {CLOZE_SLOT}."
@@ -484,7 +493,7 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         else:
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, f"{ph.last_sentences(_join(before, own), 3)} — what is the name?")
         return
-    looked = ph.LOOKED_UP_RE.search(own)
+    looked = ph.LOOKED_UP_RE.search(own) if "looked" in low else None
     if looked:
         head = own[: looked.start()].rstrip()
         m = ph.LOOKED_UP_TERM_RE.search(head)
@@ -494,7 +503,7 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
             cloze = _join(before, masked.strip())
             _cloze_gap(st, GapKind.LOOKED_UP, it.start, span, head, term, cloze, before)
         return
-    selfq = ph.SELF_QUESTION_RE.search(own)
+    selfq = ph.SELF_QUESTION_RE.search(own) if "?" in own else None
     if selfq:
         q = selfq.group("q").strip()
         rest_of_line = own[selfq.end():].strip()
@@ -506,7 +515,7 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         _plain_gap(st, GapKind.SELF_QUESTION, it.start, span, _join(before, own), "", prompt,
                    answer=answer, source="recall" if answer else None, anchor_text=q + " " + prior)
         return
-    if ph.FORGOT_RE.search(own):
+    if forget_words and ph.FORGOT_RE.search(own):
         answer = "\n\n".join(answers) or None
         if answer:
             cloze = f"{_join(before, own)} → {CLOZE_SLOT}"

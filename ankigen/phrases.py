@@ -76,6 +76,10 @@ QUESTION_VOICE_RE = re.compile(
 )
 # A grader's note under a part ("=> unverified: …"): neither an answer nor a gap.
 ANNOTATION_RE = re.compile(r"^\s*=>\s*unverified\b", re.I)
+# Words the forgetting cues above cannot match without: checking for them first (plain
+# substring tests on the lowercased line) spares most lines the slower regexes.
+FORGET_WORDS = ("forg", "recall", "remember", "idea", "sure")
+CUE_WORDS = (*FORGET_WORDS, "looked")
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
 CODE_REF_RE = re.compile(r"`([^`]+)`|([A-Za-z_][\w.]*\(\))|(\.[A-Za-z_]\w*)")
@@ -122,9 +126,24 @@ _TOPIC_CUT_RE = re.compile(r"\s+(?:to|which|that|using|because|so|where|when|sin
 _VAGUE = frozenset("again it this that more further some stuff things a bit now here".split())
 
 
+def has_any(low: str, words: tuple[str, ...]) -> bool:
+    """Any of the (lowercase) words in already-lowercased text."""
+    return any(w in low for w in words)
+
+
+# TOPIC_PATTERNS[i] cannot match a text without one of TOPIC_WORDS[i].
+TOPIC_WORDS: tuple[tuple[str, ...], ...] = (
+    ("chapter",), ("",), ("talk",), ("explain", "recall", "integrate"),
+    ("stopped", "continuing", "moving"),
+)
+
+
 def topic_from(text: str) -> str | None:
     cut = [sentences(re.split(r"[🟢🟡🔴(]", line)[0]) for line in text.split("\n")]
-    for pat in TOPIC_PATTERNS:
+    low = text.lower()
+    for pat, hints in zip(TOPIC_PATTERNS, TOPIC_WORDS, strict=True):
+        if not has_any(low, hints):
+            continue
         for sent in (s for group in cut for s in group):
             m = pat.search(sent)
             if m:
