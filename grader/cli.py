@@ -92,7 +92,7 @@ def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report:
         return
     from .report import show
 
-    show(result, Console(highlight=False))
+    show(result, Console(highlight=False, soft_wrap=True))
     if out is not None:
         click.echo(f"wrote {out}: `ankigen build {out}` makes its cards", err=True)
 
@@ -120,7 +120,7 @@ def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
-    show_eval(result, Console(highlight=False))
+    show_eval(result, Console(highlight=False, soft_wrap=True))
 
 
 if __name__ == "__main__":

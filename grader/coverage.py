@@ -17,7 +17,7 @@ from .model import Claim, KeyPoint, Passage
 from .retrieve import Index, content_tokens, overlap
 from .sources import SEP, SourceSet
 
-TOP_K = 3
+TOP_K = 3  # passages per query; a claim gets up to TOP_K + 2 from two queries
 COVERED = 0.5  # share of a claim's content words a passage must use to "cover" it
 _VOTE_FLOOR = 0.34
 _MAX_OMISSIONS = 3
@@ -51,22 +51,45 @@ def titled_files(passages: Sequence[Passage]) -> frozenset[str]:
     return frozenset(f for f, t in tops.items() if len(t) == 1 and f in deep)
 
 
-def mentioned(term: str, recall_tokens: set[str]) -> bool:
-    tokens = set(content_tokens(term))
-    if not tokens:
+def mentioned(term: str, recall_tokens: Sequence[str]) -> bool:
+    """Whether the recall says `term`: a one-word term anywhere; a longer one as a phrase,
+    its words within a short window ("padding mask" is not said by "padding … causal mask")."""
+    # Identifiers count by their words (`torch.inference_mode()` → torch, infer, mode).
+    want = list(dict.fromkeys(t for t in content_tokens(term) if not {".", "_"} & set(t)))
+    if not want:
         return True
-    hit = len(tokens & recall_tokens)
-    return hit == 1 if len(tokens) == 1 else hit >= len(tokens) / 2
+    if len(want) == 1:
+        return want[0] in recall_tokens
+    window = len(want) + 2
+    need = set(want)
+    for i, tok in enumerate(recall_tokens):
+        if tok in need and need <= set(recall_tokens[i : i + window]):
+            return True
+    return False
+
+
+def passages_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, float]]:
+    """The claim's best passages, read on its own and in its part's context ("the cost goes
+    down at every step" means little until you know the part is about SGD)."""
+    found: dict[int, tuple[Passage, float]] = {}
+    for query in (claim.text, f"{claim.text} {topic}"):
+        for passage, score in index.top(query, TOP_K + 1):
+            if passage.id not in found or found[passage.id][1] < score:
+                found[passage.id] = (passage, score)
+    alone = [p.id for p, _ in index.top(claim.text, 1)]
+    ranked = sorted(found.values(), key=lambda ps: (ps[0].id not in alone, -ps[1]))
+    return ranked[:TOP_K + 2]
 
 
 def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
-           recall_text: str, sources: SourceSet, index: Index) -> list[PartEvidence]:
+           recall_text: str, sources: SourceSet, index: Index,
+           topics: dict[int, str] | None = None) -> list[PartEvidence]:
     titled = titled_files(sources.passages)
-    recall_tokens = set(content_tokens(recall_text))
+    recall_tokens = content_tokens(recall_text)
     votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
     top: dict[str, list[tuple[Passage, float]]] = {}
     for claim in claims:
-        found = index.top(claim.text, TOP_K)
+        found = passages_for(claim, (topics or {}).get(claim.part, ""), index)
         top[claim.id] = found
         if found:
             best = found[0][0]
@@ -104,7 +127,7 @@ def _region_owners(votes: dict[int, dict[str, float]]) -> dict[str, int]:
 
 
 def _candidates(regions: Sequence[str], sources: SourceSet, titled: frozenset[str],
-                recall_tokens: set[str]) -> list[KeyPoint]:
+                recall_tokens: Sequence[str]) -> list[KeyPoint]:
     by_id = {p.id: p for p in sources.passages}
     found: list[KeyPoint] = []
     for region in regions:

@@ -26,8 +26,8 @@ from ankigen.model import Document, Mark
 from ankigen.parse import parse_text
 from ankigen.text import read_notes
 
-from .errors import EvalError
 from .code import SharedRunner
+from .errors import EvalError
 from .grade import GradeOptions, grade_recall
 from .marks import worst
 from .model import Report

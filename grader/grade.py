@@ -91,7 +91,8 @@ def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
               index: Index) -> list[PartEvidence]:
     parts = [p.index for p in recall.doc.parts]
     texts = {p.index: part_text(recall, p.span) for p in recall.doc.parts}
-    return gather(parts, claims, texts, recall.text, sources, index)
+    topics = {p.index: p.topic for p in recall.doc.parts}
+    return gather(parts, claims, texts, recall.text, sources, index, topics)
 
 
 def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from ankigen.blocks import to_blocks
 from ankigen.model import Mark

@@ -17,6 +17,11 @@ _DATA_RE = re.compile(r"<data>\n(.*)\n</data>", re.S)
 _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
+def _shared(a: str, b: str) -> int:
+    words = re.compile(r"[a-z]{4,}")
+    return len(set(words.findall(a.lower())) & set(words.findall(b.lower())))
+
+
 def data_of(body: dict[str, Any]) -> dict[str, Any]:
     user = body["messages"][1]["content"]
     m = _DATA_RE.search(user)
@@ -72,7 +77,8 @@ class Tutor:
                 verdicts.append({"id": c["id"], "reasoning": "the passages do not say",
                                  "verdict": "not_in_source", "passage": None})
             else:
-                cite = "P999" if self.cite_unoffered else offered[0]
+                best = max(offered, key=lambda p: _shared(c["text"], passages[p]["text"]))
+                cite = "P999" if self.cite_unoffered else best
                 verdicts.append({"id": c["id"], "reasoning": "the passage says the same",
                                  "verdict": "supported", "passage": cite})
         omissions = [{"part": p["part"], "point": k["id"], "severity": self.omit[k["point"]],
