@@ -27,7 +27,7 @@ NAMED_MISS_RE = re.compile(
     r"\b(?:talk about|tell me about|explain|mention|cover|describe|you (?:forgot|skipped|missed|left out|didn'?t mention|"
     r"did not mention|omitted)|(?:but )?(?:missing|forgot|skipped|omitted)|what about|"
     r"(?:poor|weak|vague|little|no|thin)\s+recall\s+(?:on|of|about))\s+"
-    r"(?P<x>[^.;!?\n]+)",
+    r"(?P<x>(?:[^.;!?\n]|\.(?=\w))+)",  # a dot inside `torch.no_grad()` does not end it
     re.I,
 )
 GO_ON_RE = re.compile(r"\b(?:talk about|tell me about|go on (?:to|with)|now explain|explain|cover|describe)\b", re.I)
