@@ -112,27 +112,31 @@ def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
     return root, out
 
 
-CACHE_FORMAT = 3  # entries: pickled (warnings, plain cards, pickled document), from the workers
+CACHE_FORMAT = 4  # entries: pickled (warnings, plain cards, pickled document or b"")
 
 
 @dataclass
 class Parsed:
     """One notes file as a build needs it: its cards as parsed and, on demand, its document.
 
-    Most builds never look at a document again once its cards are made (only checks do), so
-    it stays pickled until asked for: the main process unpickles cards, not parse trees.
+    Most builds never look at a document again once its cards are made (only checks do):
+    then it is neither pickled by the worker nor kept in the cache, and `doc()` parses the
+    file again if anyone asks. Builds with checks keep it, pickled until asked for.
     """
 
     rel: str
     digest: str
     warnings: tuple[str, ...]
     cards: list[Card]  # without check outputs
-    doc_blob: bytes
+    doc_blob: bytes  # b"" when the build that parsed it did not keep documents
+    data: bytes
+    include_green: bool
     _doc: Document | None = None
 
     def doc(self) -> Document:
         if self._doc is None:
-            self._doc = pickle.loads(self.doc_blob)
+            self._doc = (pickle.loads(self.doc_blob) if self.doc_blob
+                         else _parse_doc(self.rel, self.data, self.include_green))
         return self._doc
 
 
@@ -160,19 +164,22 @@ class ParseCache:
             except Exception:  # a stale or damaged cache is only a slower build
                 self.data, self.cards = {}, {}
 
-    def get(self, rel: str, digest: str) -> Parsed | None:
+    def get(self, rel: str, digest: str, data: bytes, include_green: bool,
+            need_doc: bool) -> Parsed | None:
         hit = self.data.get(rel)
         if not hit or hit[0] != digest:
             return None
         try:
-            return _unpack(rel, digest, hit[1])
+            found = _unpack(rel, digest, hit[1], data, include_green)
         except Exception:  # a damaged entry is parsed again
             return None
+        return None if need_doc and not found.doc_blob else found
 
-    def put(self, rel: str, digest: str, blob: bytes) -> Parsed:
+    def put(self, rel: str, digest: str, blob: bytes, data: bytes, include_green: bool
+            ) -> Parsed:
         self.data[rel] = (digest, blob)
         self.dirty = True
-        return _unpack(rel, digest, blob)
+        return _unpack(rel, digest, blob, data, include_green)
 
     def cards_for(self, parsed: Parsed, doc: Document, gaps: list[Gap],
                   outputs: dict[str, CheckOutput]) -> list[Card]:
@@ -207,26 +214,30 @@ class ParseCache:
             pass  # the cache is an optimisation, never a reason to fail a build
 
 
-def _unpack(rel: str, digest: str, blob: bytes) -> Parsed:
+def _unpack(rel: str, digest: str, blob: bytes, data: bytes, include_green: bool) -> Parsed:
     warnings, cards, doc_blob = pickle.loads(blob)
-    return Parsed(rel, digest, warnings, cards, doc_blob)
+    return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green)
 
 
-def _parse_one(job: tuple[str, bytes, bool]) -> bytes:
+def _parse_doc(rel: str, data: bytes, include_green: bool) -> Document:
+    read = decode(data, rel)
+    doc = parse_text(read.text, rel, include_green=include_green)
+    return replace(doc, encoding=read.encoding, repairs=read.repairs,
+                   warnings=read.warnings + doc.warnings)
+
+
+def _parse_one(job: tuple[str, bytes, bool, bool]) -> bytes:
     """Parse one file and make its cards as they are without check outputs, pickled.
 
     The pickle is both what the worker sends back and the file's cache entry. Cards carry
     the GUID they get unless another gap took it first (hashing it here spreads the work).
     """
-    rel, data, include_green = job
-    read = decode(data, rel)
-    doc = parse_text(read.text, rel, include_green=include_green)
-    doc = replace(doc, encoding=read.encoding, repairs=read.repairs,
-                  warnings=read.warnings + doc.warnings)
+    rel, data, include_green, keep_doc = job
+    doc = _parse_doc(rel, data, include_green)
     mine = [g for g in doc.gaps if wanted(g, include_green)]
     cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor), keep_gap=False)
              for i, g in enumerate(mine)]
-    doc_blob = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
+    doc_blob = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL) if keep_doc else b""
     return pickle.dumps((doc.warnings, cards, doc_blob), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -248,17 +259,21 @@ def read_all(files: list[tuple[Path, str]], include_green: bool) -> list[tuple[s
 
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
-              progress: Progress | None = None) -> tuple[list[Parsed], int]:
-    """Every file as parsed: from the cache where its bytes are unchanged, else parsed now."""
+              progress: Progress | None = None, *, keep_docs: bool = False
+              ) -> tuple[list[Parsed], int]:
+    """Every file as parsed: from the cache where its bytes are unchanged, else parsed now.
+
+    `keep_docs`: the caller will want every document (checks do), so keep them pickled.
+    """
     found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
     for rel, data, digest in files:
-        hit = cache.get(rel, digest)
+        hit = cache.get(rel, digest, data, include_green, keep_docs)
         if hit is None:
             todo.append((rel, digest, data))
         else:
             found[rel] = hit
-    jobs = [(rel, data, include_green) for rel, _, data in todo]
+    jobs = [(rel, data, include_green, keep_docs) for rel, _, data in todo]
     workers = min(os.cpu_count() or 1, 8)
     if len(todo) >= PARALLEL_FROM and workers > 1:
         import multiprocessing
@@ -270,8 +285,8 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
     else:
         blobs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
                                progress)
-    for (rel, digest, _), blob in zip(todo, blobs, strict=True):
-        found[rel] = cache.put(rel, digest, blob)
+    for (rel, digest, data), blob in zip(todo, blobs, strict=True):
+        found[rel] = cache.put(rel, digest, blob, data, include_green)
     return [found[rel] for rel, _, _ in files], len(todo)
 
 
@@ -302,7 +317,8 @@ def build(paths: list[Path], out: Path, *, include_green: bool = False,
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
-    parsed_files, parsed = parse_all(contents, cache, include_green, progress)
+    parsed_files, parsed = parse_all(contents, cache, include_green, progress,
+                                     keep_docs=checks is not None)
     cards: list[Card] = []
     checks_run, checks_note = 0, "not requested"
     if checks is None:  # the cards as parsed: no document needs unpickling

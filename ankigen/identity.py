@@ -83,12 +83,21 @@ def save(vault: Path, entries: list[Entry]) -> None:
     path = manifest_path(vault)
     rows = sorted(entries, key=lambda e: (e.file, e.ordinal, e.guid))
     # One note per line: diffs of the committed manifest stay readable.
-    notes = ",\n  ".join(json.dumps(e.__dict__, ensure_ascii=False) for e in rows)
+    notes = ",\n  ".join(_entry_json(e) for e in rows)
     text = (f'{{"version": {MANIFEST_VERSION},\n "about": "ankigen note identities; commit '
             f'this with your notes",\n "notes": [\n  {notes}\n ]}}\n')
     if path.exists() and path.read_text("utf-8") == text:
         return
     atomic_write(path, text.encode("utf-8"))
+
+
+_STR = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) writes
+
+
+def _entry_json(e: Entry) -> str:
+    """`json.dumps(e.__dict__, ensure_ascii=False)`, written out (a vault has 10,000s)."""
+    return (f'{{"guid": {_STR(e.guid)}, "file": {_STR(e.file)}, "anchor": {_STR(e.anchor)}, '
+            f'"ordinal": {e.ordinal}, "hash": {_STR(e.hash)}, "mtime": {e.mtime}}}')
 
 
 def ensure_folder(path: Path) -> None:

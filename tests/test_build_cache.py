@@ -1,0 +1,53 @@
+"""What a build keeps between runs: parsed files, documents only when checks want them, and a
+manifest written the way json.dumps would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from anki.collection import Collection
+from anki_helpers import import_apkg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ankigen.build import ParseCache, build, discover, parse_all, read_all
+from ankigen.identity import Entry, _entry_json
+from ankigen.parse import parse_file
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.text(), st.integers(-1, 10**6), st.integers(0, 2**40))
+def test_manifest_lines_are_what_json_dumps_writes(anchor, file, ordinal, mtime):
+    e = Entry("g" + anchor[:3], file, anchor, ordinal, "h", mtime)
+    assert _entry_json(e) == json.dumps(e.__dict__, ensure_ascii=False)
+    assert json.loads(_entry_json(e)) == e.__dict__
+
+
+def test_documents_come_back_when_asked_for(tmp_path):
+    vault = tmp_path / "vault"
+    shutil.copytree(FIXTURES / "vault", vault)
+    out = tmp_path / "deck.apkg"
+    result = build([vault], out, checks=None, now=1_000)
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        assert import_apkg(col, out).new == result.notes == 10
+    finally:
+        col.close()
+    # A build without checks keeps no documents, yet hands out the same ones on request.
+    assert [d.gaps for d in result.docs] == [
+        parse_file(vault / name, name).gaps for name in ("recall-cnn.md", "reference-autograd.md")]
+    root, files = discover([vault])
+    contents = read_all(files, False)
+    again, parsed = parse_all(contents, ParseCache(root), False)
+    assert parsed == 0  # cards came from the cache
+    # A build with checks needs every document: files cached without one are parsed again,
+    # and after that the cache holds them.
+    with_docs, parsed = parse_all(contents, cache := ParseCache(root), False, keep_docs=True)
+    assert parsed == 2 and all(p.doc_blob for p in with_docs)
+    cache.save({rel for _, rel in files})
+    assert parse_all(contents, ParseCache(root), False, keep_docs=True)[1] == 0
+    assert [p.cards for p in with_docs] == [p.cards for p in again]
