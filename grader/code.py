@@ -18,7 +18,7 @@ from .model import CodeRun
 
 _PYTHON = ("python", "py", "python3", "")
 STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable",
-          "skipped": "skipped"}
+          "skipped": "skipped", "timeout": "timeout", "crashed": "crashed"}
 
 
 class SharedRunner:

@@ -152,3 +152,18 @@ def test_the_recall_is_read_and_repaired_like_any_notes_file(tmp_path):
                        .replace("\n", "\r\n").encode("utf-8"))
     recall = load_recall(broken)
     assert "far fewer parameters — the trick" in recall.text and "\r" not in recall.text
+
+
+def test_code_that_hangs_is_unverified_never_a_red_mark():
+    pytest.importorskip("torch")
+    text = ("# Notes\n\nSo, loops. A training loop must end when the epochs run out.\n\n"
+            "```python\nwhile True:\n    pass\n```\n")
+    with SharedRunner(timeout_s=1.0) as quick:
+        report = grade_recall(recall_from_text(text), load_sources([FIXTURES / "sources"]),
+                              OFFLINE, quick)
+    (part,) = report.parts
+    (run,) = part.code
+    assert (run.status, run.detail) == ("timeout", "killed after 1 s")
+    assert Mark.RED not in [a.mark for a in part.assessments]
+    assert "the code starting “while True:” did not finish in time: killed after 1 s" in \
+        part.unverified

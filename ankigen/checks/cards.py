@@ -105,7 +105,8 @@ def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: R
                     "blocks": [{"status": b.status, "exception": b.exception,
                                 "claims": [(c.verdict, c.actual) for c in b.claims]}
                                for b in report.blocks]}
-            cache.put(key, data)
+            if not any(b.status in ("timeout", "crashed") for b in report.blocks):
+                cache.put(key, data)  # a hang or a crash is retried next build
         for gap, output in gaps_from_report(doc, _report_from(doc, data)):
             extra.append((doc, gap, output))
     return extra, ran

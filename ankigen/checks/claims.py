@@ -83,7 +83,7 @@ class ClaimResult:
 @dataclass(frozen=True)
 class BlockResult:
     block: CodeBlock
-    status: str  # "ok" | "error" | "not runnable as written" | "skipped"
+    status: str  # "ok" | "error" | "not runnable as written" | "skipped" | "timeout" | "crashed"
     exception: str | None
     claims: tuple[ClaimResult, ...] = ()
 
@@ -147,6 +147,13 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
         return DocumentReport(doc.path, (), runner.device_label, runner.torch_version,
                               runner.isolation)
     result = runner.run_notebook([b.code for b in blocks])
+    if result.status in ("timeout", "crashed") and not result.blocks:
+        # Killed before it could report: which block hung is unknown, and none of them
+        # failed on its own merits. Say so; never call it an error, never a pass.
+        return DocumentReport(doc.path, tuple(
+            BlockResult(b, result.status, result.exception,
+                        tuple(ClaimResult(c, "not run", None) for c in b.claims))
+            for b in blocks), runner.device_label, runner.torch_version, runner.isolation)
     codes = [b.code for b in blocks]
     everywhere = defined_names(codes)
     raw = list(result.blocks) or [{"ok": False, "exception": result.exception, "statements": []}
