@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -58,7 +59,8 @@ def _readme_invocations(prog: str):
             yield shlex.split(line)[1:]
 
 
-@pytest.mark.parametrize("args", list(_readme_invocations("ankigen")), ids=" ".join)
+@pytest.mark.parametrize("args", [a for a in _readme_invocations("ankigen")
+                                  if "out/graded.md" not in a], ids=" ".join)
 def test_readme_ankigen_commands_run(args, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     args = [str(tmp_path / "deck.apkg") if a.startswith("out/") else a for a in args]
@@ -80,3 +82,34 @@ def test_readme_ankigen_commands_run(args, tmp_path, monkeypatch):
             assert log.new > 0 and col.note_count() == log.new
         finally:
             col.close()
+
+
+def test_readme_grading_commands_run_as_written(tmp_path, monkeypatch):
+    """The README's grader lines, in order, offline, with out/ in a temp folder: grading the
+    example session writes graded notes that ankigen builds into a deck Anki imports."""
+    from grader.cli import main as grader_main
+
+    monkeypatch.chdir(ROOT)
+    for name in ("OPENAI_BASE_URL", "ANKIGEN_MODEL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    invocations = [(prog, args) for prog in ("grader", "ankigen")
+                   for args in _readme_invocations(prog)
+                   if prog == "grader" or "out/graded.md" in args]
+    invocations.sort(key=lambda pa: README.index(" ".join([f".venv/bin/{pa[0]}", *pa[1][:2]])))
+    assert [a[0] for _, a in invocations] == ["grade", "grade", "build", "eval"]
+    for prog, args in invocations:
+        args = [str(tmp_path / a[4:]) if a.startswith("out/") else a for a in args]
+        group = grader_main if prog == "grader" else ankigen_main
+        result = CliRunner().invoke(group, args)
+        assert result.exit_code == 0, (prog, args, result.output)
+    assert (tmp_path / "graded.md").read_text().count("🔴") >= 1
+    assert json.loads((tmp_path / "report.json").read_text())["mode"] == "offline"
+    from anki.collection import Collection
+    from anki_helpers import import_apkg
+
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        log = import_apkg(col, tmp_path / "weak-spots.apkg")
+        assert log.new > 0 and col.note_count() == log.new
+    finally:
+        col.close()
