@@ -28,9 +28,11 @@ class Block:
 
 
 @functools.cache
-def _md() -> MarkdownIt:
+def _md(normalize: bool = True) -> MarkdownIt:
     # Only block structure is needed here: skipping inline parsing halves the cost.
-    return MarkdownIt("commonmark").enable("table").disable(["lheading", "code", "inline", "text_join"])
+    md = MarkdownIt("commonmark").enable("table").disable(["lheading", "code", "inline", "text_join"])
+    # `normalize` only rewrites CR and NUL: text without them can skip its two passes.
+    return md if normalize else md.disable("normalize")
 
 
 _CONTAINERS = {
@@ -45,7 +47,7 @@ def to_blocks(text: str) -> list[Block]:
     """Top-level blocks of the document, in order, with their source lines."""
     source_lines = text.split("\n")
     blocks: list[Block] = []
-    for tok in _md().parse(text):
+    for tok in _md("\r" in text or "\0" in text).parse(text):
         if tok.level != 0 or tok.map is None:
             continue
         start, end = tok.map[0] + 1, tok.map[1]

@@ -51,3 +51,25 @@ def test_documents_come_back_when_asked_for(tmp_path):
     cache.save({rel for _, rel in files})
     assert parse_all(contents, ParseCache(root), False, keep_docs=True)[1] == 0
     assert [p.cards for p in with_docs] == [p.cards for p in again]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.integers()), min_size=1, max_size=4))
+def test_guids_are_genankis(values):
+    import genanki
+
+    from ankigen.identity import guid_for
+
+    assert guid_for(*values) == genanki.guid_for(*values)
+
+
+def test_markdown_without_normalize_gives_the_same_blocks():
+    from ankigen.blocks import _md, to_blocks
+
+    for path in sorted((FIXTURES / "seeds").glob("*.md")) + sorted(FIXTURES.glob("*/*.md")):
+        text = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+        text = text.replace("\r", "\n").replace("\0", "")
+        assert [t.as_dict() for t in _md(False).parse(text)] == \
+            [t.as_dict() for t in _md(True).parse(text)], path
+    spans = [(b.kind, b.start, b.end) for b in to_blocks("a\r\n\r\n- b\0c\r\n")]
+    assert spans == [(b.kind, b.start, b.end) for b in to_blocks("a\n\n- b\ufffdc\n")]
