@@ -84,9 +84,9 @@ def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[Co
     """Run the session's code; `runner_factory` is called only when there is code to run."""
     run, left = runnable_blocks(doc)
     part_of = {n: p.index for p in doc.parts for n in range(p.span.start, p.span.end + 1)}
-    out = [CodeRun(part_of.get(b.span.start, 0), b.span, b.fenced, "skipped",
-                   f"not run: {'pseudo-code, not valid Python' if b.lang.lower() in _PYTHON else b.lang + ' code'}")
-           for b in left if b.code.strip()]
+    out = [CodeRun(part_of.get(b.span.start, 0), b.span, b.fenced, "not_python",
+                   "pseudo-code, not valid Python" if b.lang.lower() in _PYTHON
+                   else f"{b.lang} code") for b in left if b.code.strip()]
     if not run:
         return out
     if runner_factory is None:

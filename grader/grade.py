@@ -137,8 +137,8 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
             supported = sum(j.verdict is Verdict.SUPPORTED for j in mine)
             end = content_end(lines, part.span.start, part.span.end)
             assessments.append(Assessment(part.index, end, Mark.GREEN,
-                                             f"supported by the sources: {supported} of "
-                                             f"{len(mine)} statements checked."))
+                                          f"supported by the sources: {supported} of "
+                                          f"{len(mine)} statements checked."))
             mark = Mark.GREEN
         absent = [j for j in mine if j.verdict is Verdict.NOT_IN_SOURCE]
         unverified = [f"“{j.claim.text}” is not in the sources." for j in absent[:MAX_UNVERIFIED]]
@@ -156,7 +156,7 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
 def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
     """🟢 needs evidence: most statements supported by a cited passage, and every piece of
     recalled Python run cleanly (pseudo-code, which cannot run, does not count against it)."""
-    if any(r.status != "ok" and "pseudo-code" not in r.detail for r in runs):
+    if any(r.status not in ("ok", "not_python") for r in runs):
         return False
     supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
     return supported >= 1 and supported >= mk.GREEN_SHARE * len(judgements)
@@ -164,7 +164,7 @@ def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
 
 def _code_note(lines: Sequence[str], run: CodeRun) -> str | None:
     """What to say of code that neither ran cleanly nor failed on its own merits."""
-    if run.status in ("ok", "error") or "pseudo-code" in run.detail:
+    if run.status in ("ok", "error", "not_python"):
         return None
     first = next((ln.strip() for ln in lines[run.span.start - 1 : run.span.end] if ln.strip()), "")
     what = {"not_runnable": "could not be run as written", "skipped": "was not run",

@@ -79,7 +79,9 @@ class CodeRun:
     part: int
     span: Span  # lines of the recalled code
     fenced: bool
-    status: str  # "ok" | "error" | "not_runnable" | "timeout" | "crashed" | "skipped"
+    # "ok" | "error" | "not_runnable" (names defined nowhere) | "timeout" | "crashed" |
+    # "skipped" (checks off, no torch) | "not_python" (pseudo-code or another language)
+    status: str
     detail: str  # the exception, or why it was not run
     device: str = ""
     torch_version: str = ""

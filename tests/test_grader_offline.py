@@ -167,3 +167,15 @@ def test_code_that_hangs_is_unverified_never_a_red_mark():
     assert Mark.RED not in [a.mark for a in part.assessments]
     assert "the code starting “while True:” did not finish in time: killed after 1 s" in \
         part.unverified
+
+
+def test_pseudo_code_is_not_run_and_not_held_against_the_part():
+    text = ("# Notes\n\nSo, the training loop. Each epoch predicts, computes the loss and steps.\n\n"
+            "for epoch in range(n):\n    (predict, then compute the loss*)\n    step the optimizer\n")
+    report = grade_recall(recall_from_text(text), load_sources([FIXTURES / "sources"]),
+                          OFFLINE, lambda: pytest.fail("pseudo-code must not start a runner"))
+    (part,) = report.parts
+    (run,) = part.code
+    assert (run.status, run.detail, run.fenced) == ("not_python", "pseudo-code, not valid Python",
+                                                    False)
+    assert not any("code" in u for u in part.unverified)
