@@ -1,4 +1,7 @@
-"""One exception hierarchy: the CLI turns any AnkigenError into one line and exit code 1."""
+"""One exception hierarchy: the CLI turns any AnkigenError into one line and exit code 1.
+
+The grader's errors (grader/errors.py, model endpoints among them) derive from AnkigenError.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,3 @@ class OutputError(AnkigenError):
 class CheckError(AnkigenError):
     """The check runner could not run at all (not a failing check: that is a result)."""
 
-
-class LLMError(AnkigenError):
-    """An OpenAI-compatible endpoint that is unreachable, refuses us, or answers nonsense."""
