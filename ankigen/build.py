@@ -86,31 +86,32 @@ def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
     """The vault root and its notes files as (path, path relative to the root)."""
     if not paths:
         raise InputError("no notes given")
-    files: list[Path] = []
+    files: list[str] = []
     for p in paths:
         if not p.exists():
             raise InputError("no such file or directory", path=str(p))
         if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in MARKDOWN_SUFFIXES - {".txt"}
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
+            found = _notes_under(p)
             if not found:
                 raise InputError("no markdown notes found (expected *.md files)", path=str(p))
             files.extend(found)
         else:
             read_notes(p)  # raises a clear error for what is not markdown
-            files.append(p)
+            files.append(str(p))
     roots = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
     root = Path(os.path.commonpath([str(r) for r in roots]))
     seen: set[str] = set()
     out = []
+    under = str(root).rstrip(os.sep) + os.sep
     for f in files:
-        rel = Path(os.path.relpath(os.path.abspath(f), root)).as_posix()
+        full = os.path.abspath(f)
+        if full.startswith(under):
+            rel = full[len(under):].replace(os.sep, "/")
+        else:
+            rel = Path(os.path.relpath(full, root)).as_posix()
         if rel not in seen:
             seen.add(rel)
-            out.append((root / rel, rel))
+            out.append((Path(full), rel))
     return root, out
 
 
@@ -140,6 +141,24 @@ class Parsed:
             self._doc = (pickle.loads(self.doc_blob) if self.doc_blob
                          else _parse_doc(self.rel, self.data, self.include_green))
         return self._doc
+
+
+VAULT_SUFFIXES = MARKDOWN_SUFFIXES - {".txt"}
+
+
+def _notes_under(folder: Path) -> list[str]:
+    """Markdown files in a vault folder, skipping hidden files and folders (.git, .ankigen),
+    in path order (folder by folder, as sorting Paths would give)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in VAULT_SUFFIXES:
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.isfile(full):
+                found.append(full)
+    return sorted(found, key=lambda f: f.split(os.sep))
 
 
 class ParseCache:
@@ -276,31 +295,27 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
         else:
             found[rel] = hit
     jobs = [(rel, data, include_green, keep_docs) for rel, _, data in todo]
+    done = len(files) - len(todo)
+
+    def take(blobs: Iterable[bytes]) -> None:
+        """Unpack each result as it arrives, while the workers go on parsing."""
+        nonlocal done
+        for (rel, digest, data), blob in zip(todo, blobs, strict=True):
+            found[rel] = cache.put(rel, digest, blob, data, include_green)
+            done += 1
+            if progress:
+                progress("parse", done, len(files))
+
     workers = min(os.cpu_count() or 1, 8)
     if len(todo) >= PARALLEL_FROM and workers > 1:
         import multiprocessing
 
         # fork: workers inherit the imported parser, nothing is re-imported per file.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
-            blobs = _with_progress(results, len(files) - len(todo), len(files), progress)
+            take(pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
     else:
-        blobs = _with_progress(map(_parse_one, jobs), len(files) - len(todo), len(files),
-                               progress)
-    for (rel, digest, data), blob in zip(todo, blobs, strict=True):
-        found[rel] = cache.put(rel, digest, blob, data, include_green)
+        take(map(_parse_one, jobs))
     return [found[rel] for rel, _, _ in files], len(todo)
-
-
-def _with_progress(results: Iterable[bytes], done: int, total: int,
-                   progress: Progress | None) -> list[bytes]:
-    out = []
-    for blob in results:
-        out.append(blob)
-        done += 1
-        if progress:
-            progress("parse", done, total)
-    return out
 
 
 CheckHook = Callable[[list[tuple[Document, Gap]], list[Document]],

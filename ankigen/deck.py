@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,18 @@ def deck_id(name: str) -> int:
 _CLOZE_RE = re.compile(r"{{c(\d+)::.+?}}", re.DOTALL)
 
 
-def card_ords(model: genanki.Model, fields: list[str]) -> list[int]:
+def card_ords(model: genanki.Model, fields: Sequence[str]) -> list[int]:
     """Which cards a note gets: genanki's rules (`Note.cards`), without a Note per row."""
     if model.model_type == genanki.Model.CLOZE:
         # Our cloze note type shows one field, Text, with {{cloze:Text}}.
         return sorted({int(m) - 1 for m in _CLOZE_RE.findall(fields[0]) if int(m) > 0})
-    return [ord_ for ord_, any_or_all, required in model._req
+    return [ord_ for ord_, any_or_all, required in _requirements(model)
             if (any if any_or_all == "any" else all)(fields[i] for i in required)]
+
+
+@functools.cache
+def _requirements(model: genanki.Model) -> tuple[tuple[int, str, tuple[int, ...]], ...]:
+    return tuple((o, how, tuple(req)) for o, how, req in model._req)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
             notes.append((nid, row.guid, row.model.model_id, row.mtime, -1,
                           " " + " ".join(row.tags) + " ", "\x1f".join(row.fields),
                           row.fields[row.model.sort_field_index], 0, 0, ""))
-            for ord_ in card_ords(row.model, list(row.fields)):
+            for ord_ in card_ords(row.model, row.fields):
                 cards.append((next(id_gen), nid, row.deck_id, ord_, row.mtime, -1, 0, 0,
                               row.due, 0, 0, 0, 0, 0, 0, 0, 0, ""))
         cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", notes)
