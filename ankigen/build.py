@@ -312,7 +312,8 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
 
         # fork: workers inherit the imported parser, nothing is re-imported per file.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            take(pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+            # Small chunks: the last worker to finish idles its partner for less time.
+            take(pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32))))
     else:
         take(map(_parse_one, jobs))
     return [found[rel] for rel, _, _ in files], len(todo)
