@@ -9,7 +9,7 @@ the blocks the way the notes mean them.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from markdown_it import MarkdownIt
 
@@ -22,6 +22,7 @@ class Block:
     text: str  # heading title, fence code, or the raw source lines
     level: int = 0  # heading level
     info: str = ""  # fence info string
+    items: tuple[tuple[int, int, int], ...] = ()  # a list's items: (start, end, depth)
 
     def lines(self, source_lines: list[str]) -> list[tuple[int, str]]:
         return [(n, source_lines[n - 1]) for n in range(self.start, self.end + 1)]
@@ -35,6 +36,8 @@ def _md(normalize: bool = True) -> MarkdownIt:
     return md if normalize else md.disable("normalize")
 
 
+_LIST_OPEN = frozenset({"bullet_list_open", "ordered_list_open"})
+_LIST_CLOSE = frozenset({"bullet_list_close", "ordered_list_close"})
 _CONTAINERS = {
     "blockquote_open": "quote",
     "bullet_list_open": "list",
@@ -47,7 +50,20 @@ def to_blocks(text: str) -> list[Block]:
     """Top-level blocks of the document, in order, with their source lines."""
     source_lines = text.split("\n")
     blocks: list[Block] = []
+    items: list[tuple[int, int, int]] = []  # of the top-level list being read
+    depth = 0
     for tok in _md("\r" in text or "\0" in text).parse(text):
+        if tok.type in _LIST_OPEN:
+            depth += 1
+        elif tok.type in _LIST_CLOSE:
+            depth -= 1
+            if depth == 0:
+                if tok.level == 0 and blocks and blocks[-1].kind == "list":
+                    blocks[-1] = replace(blocks[-1], items=tuple(items))
+                items = []
+        elif tok.type == "list_item_open" and tok.map is not None:
+            first = tok.map[0] + 1
+            items.append((first, max(first, min(tok.map[1], len(source_lines))), depth - 1))
         if tok.level != 0 or tok.map is None:
             continue
         start, end = tok.map[0] + 1, tok.map[1]

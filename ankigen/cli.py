@@ -133,6 +133,15 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
               + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""))
     if doc.goal:
         out.print(f"goal: {doc.goal}")
+    if doc.kind == "reference":  # headings and bullets in file order
+        outline = [(s.line, f"{'#' * s.level} {s.title} (line {s.line})") for s in doc.sections]
+        outline += [(b.line, f"  {'  ' * b.depth}- line {b.line}: "
+                             + (b.text if len(b.text) <= 100 else b.text[:99] + "…"))
+                    for b in doc.bullets]
+        for _, text in sorted(outline, key=lambda row: row[0]):
+            out.print(text)
+    else:
+        out.print("sections: " + ", ".join(f"{s.title} (line {s.line})" for s in doc.sections))
     for part in doc.parts:
         ch = f", chapter {part.chapter}" if part.chapter else ""
         out.print(f"part {part.index + 1} (lines {part.span.start}-{part.span.end}{ch}): "

@@ -54,6 +54,16 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Bullet:
+    """One item of a list in a reference note: `- In 1974, Werbos invented backprop.`"""
+
+    text: str  # the item's own lines (not its sub-items), marker removed, joined
+    line: int
+    depth: int  # 0 for a top-level item, 1 under it, ...
+    section: str  # the heading it sits under
+
+
+@dataclass(frozen=True)
 class CodeClaim:
     """A written claim about what code prints: `# prints: tensor(6.)`."""
 
@@ -135,6 +145,7 @@ class Document:
     encoding: str  # how the bytes were decoded: "utf-8", "utf-8-sig", "cp1252 (fallback)"
     repairs: tuple[str, ...] = ()  # what the reader repaired, for `parse` output
     warnings: tuple[str, ...] = ()
+    bullets: tuple[Bullet, ...] = ()  # reference notes' list items
 
     @property
     def assessments(self) -> tuple[Assessment, ...]:

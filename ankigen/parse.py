@@ -18,6 +18,7 @@ from . import phrases as ph
 from .blocks import Block, to_blocks
 from .model import (
     Assessment,
+    Bullet,
     CodeBlock,
     CodeClaim,
     Document,
@@ -96,7 +97,7 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
     code_blocks = _fenced_code(blocks, source_lines)
     if not is_recall:
         return Document(path, "reference", title, goal, sections, (), (), code_blocks,
-                        len(source_lines), "utf-8")
+                        len(source_lines), "utf-8", bullets=_bullets(blocks, source_lines))
 
     goal_chapter = _single_chapter(goal)
     parts: list[Part] = []
@@ -120,6 +121,27 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
 
 
 # --- structure ---------------------------------------------------------------------------
+
+
+_ITEM_MARK_RE = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s+|$)")
+
+
+def _bullets(blocks: list[Block], source_lines: list[str]) -> tuple[Bullet, ...]:
+    """Each list item's own text (its sub-items are bullets of their own), with its line."""
+    out: list[Bullet] = []
+    section = ""
+    for b in blocks:
+        if b.kind == "heading":
+            section = b.text
+            continue
+        for k, (start, end, depth) in enumerate(b.items):
+            nxt = b.items[k + 1][0] if k + 1 < len(b.items) else end + 1
+            own = [source_lines[n - 1] for n in range(start, min(end, nxt - 1) + 1)]
+            first = _ITEM_MARK_RE.sub("", own[0], count=1) if own else ""
+            text = " ".join(s.strip() for s in [first, *own[1:]] if s.strip())
+            if text:
+                out.append(Bullet(text, start, depth, section))
+    return tuple(out)
 
 
 def _section_text(blocks: list[Block], source_lines: list[str], name: str) -> str:

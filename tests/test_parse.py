@@ -32,6 +32,8 @@ def summary(path: Path) -> dict:
                   "term": g.term} for g in doc.gaps],
         "code": [{"lines": [c.span.start, c.span.end], "fenced": c.fenced, "lang": c.lang}
                  for c in doc.code_blocks],
+        **({"bullets": [[b.line, b.depth, b.section, b.text] for b in doc.bullets]}
+           if doc.bullets else {}),
     }
 
 
@@ -111,3 +113,47 @@ def test_include_green() -> None:
     assert parse_text(text).gaps == ()
     (gap,) = parse_text(text, include_green=True).gaps
     assert gap.mark is Mark.GREEN
+
+
+def test_reference_note_bullets_sections_and_code() -> None:
+    doc = parse_file(FIXTURES / "parse" / "reference-bullets.md")
+    assert doc.kind == "reference" and not doc.gaps
+    assert [(b.line, b.depth, b.section, b.text) for b in doc.bullets] == [
+        (6, 0, "Momentum", "Momentum keeps a running average of past gradients."),
+        (8, 1, "Momentum", "The average decays by beta each step."),
+        (9, 0, "Momentum", "Nesterov looks ahead."),
+        (11, 0, "Momentum", "SGD"),
+        (12, 0, "Momentum", "Adam"),
+    ]
+    assert [(s.title, s.level, s.line) for s in doc.sections] == [
+        ("Optimizers (reference)", 1, 1), ("Momentum", 2, 5)]
+    (code,) = doc.code_blocks
+    assert code.span.start == 17 and code.lang == "python"
+
+
+def test_seed_reference_bullets() -> None:
+    doc = parse_file(FIXTURES / "seeds" / "reference-fastai-lesson4.md")
+    bullets = {b.line: b for b in doc.bullets}
+    assert len(bullets) == 33
+    assert bullets[22].text.startswith("**Matrix multiplication**, which is just multiplying")
+    assert "**𝑚𝑎𝑥(𝑥, 0)**" in bullets[23].text  # the repaired text, not ð‘šð‘Žð‘¥
+    assert bullets[121].text == "*Initialize* the weights." and bullets[121].section == \
+        "Stochastic Gradient Descent (SGD)"
+
+
+def test_parse_cli_shows_reference_outline() -> None:
+    from click.testing import CliRunner
+
+    from ankigen.cli import main
+
+    r = CliRunner().invoke(main, ["parse", str(FIXTURES / "parse" / "reference-bullets.md")])
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[1:7] == [
+        "# Optimizers (reference) (line 1)",
+        "## Momentum (line 5)",
+        "  - line 6: Momentum keeps a running average of past gradients.",
+        "    - line 8: The average decays by beta each step.",
+        "  - line 9: Nesterov looks ahead.",
+        "  - line 11: SGD",
+    ]
