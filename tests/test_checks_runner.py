@@ -3,6 +3,7 @@ by more than a second, leaves no process behind, and the runner serves the next 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,25 +25,51 @@ def test_bubblewrap_is_there_in_ci():
         assert shutil.which("bwrap"), "CI must install bubblewrap (apt-get install bubblewrap)"
 
 
+SECRETS = {"OPENAI_API_KEY": "sk-test-secret-do-not-leak", "ANKIGEN_TEST_TOKEN": "tok-do-not-leak",
+           "AWS_SECRET_ACCESS_KEY": "aws-do-not-leak", "HF_TOKEN": "hf-do-not-leak"}
+
+
 @pytest.fixture(scope="module")
 def runner():
-    os.environ["OPENAI_API_KEY"] = "sk-test-secret-do-not-leak"
-    with Runner(timeout_s=TIMEOUT, workers=1) as r:
-        yield r
+    saved = {k: os.environ.get(k) for k in SECRETS}
+    os.environ.update(SECRETS)  # the runner's parent holds secrets; no check may see them
+    try:
+        with Runner(timeout_s=TIMEOUT, workers=1) as r:
+            yield r
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def _descendants() -> set[int]:
-    """Every process that descends from this test process (the servers excluded later)."""
-    kids: dict[int, list[int]] = {}
+def _snapshot() -> dict[int, tuple[int, int, int, bytes]]:
+    """pid → (parent, session, uid, cmdline) for every process we can see."""
+    procs = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
+            status = Path(f"/proc/{entry}/status").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(entry))
+        fields = stat.rsplit(")", 1)[1].split()
+        uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
+        procs[int(entry)] = (int(fields[1]), int(fields[3]), uid, cmd)
+    return procs
+
+
+def _descendants(procs: dict[int, tuple[int, int, int, bytes]] | None = None) -> set[int]:
+    """Every process that descends from this test process. Inside bubblewrap's PID
+    namespace an orphan is handed to a server (a subreaper) or to bwrap's init, both of
+    which descend from us, so nothing a check starts can leave this tree."""
+    procs = _snapshot() if procs is None else procs
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
     out, todo = set(), [os.getpid()]
     while todo:
         for k in kids.get(todo.pop(), []):
@@ -51,73 +78,57 @@ def _descendants() -> set[int]:
     return out
 
 
-def _nobody() -> int:
-    n = 0
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and "Uid:\t65534" in Path(f"/proc/{entry}/status").read_text():
-                n += 1
-        except OSError:
-            pass
-    return n
+def _server_like(cmd: bytes) -> bool:
+    return b"ankigen.checks.server" in cmd and os.path.basename(cmd.split(b"\0")[0]) != b"bwrap"
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+def _leftovers() -> set[int]:
+    """Processes of ours that a check started and that still exist.
+
+    A warm server keeps its parent's session (bubblewrap's, or ours); every check starts a
+    session of its own. So below us, a server-like process in a session other than its
+    parent's is a check's fork, and anything below a server, or running as `nobody` (what
+    checks run as), belongs to a check."""
+    procs = _snapshot()
+    ours = _descendants(procs)
+    servers = {p for p in ours if _server_like(procs[p][3])
+               and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
+
+    def below_server(pid: int) -> bool:
+        for _ in range(64):
+            pid = procs.get(pid, (0,))[0]
+            if pid in servers:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return {p for p in ours - servers
+            if procs[p][2] == 65534 or _server_like(procs[p][3]) or below_server(p)}
 
 
 def _servers() -> set[int]:
     """The warm servers' own processes (python -m ankigen.checks.server, not bwrap)."""
-    def server_like(pid: int) -> bool:
-        return b"ankigen.checks.server" in _cmdline(pid) and not _bwrap(pid)
-
-    return {p for p in _descendants() if server_like(p) and not server_like(_parent(p))}
-
-
-def _bwrap(pid: int) -> bool:
-    return os.path.basename(_cmdline(pid).split(b"\0")[0]) == b"bwrap"
+    procs = _snapshot()
+    return {p for p in _descendants(procs) if _server_like(procs[p][3])
+            and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
 
 
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _leftovers() -> set[int]:
-    """Processes a check started that still exist: anything below a warm server."""
-    servers = _servers()
-    return {p for p in _descendants() if any(_below(p, s) for s in servers)}
-
-
-def _below(pid: int, ancestor: int) -> bool:
-    for _ in range(64):
-        pid = _parent(pid)
-        if pid == ancestor:
-            return True
-        if pid <= 1:
-            return False
-    return False
+def _no_leftovers() -> None:
+    deadline = time.monotonic() + 1.0  # a killed process may take a moment to be reaped
+    while _leftovers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _leftovers(), "a check's process outlived it"
 
 
 def _hostile(runner: Runner, code: str, allowed: set[str]) -> None:
-    before = _descendants()
     t0 = time.monotonic()
     res = runner.run(code)
     elapsed = time.monotonic() - t0
     assert res.status in allowed, (res.status, res.exception)
     assert res.status != "ok"  # no false pass
     assert elapsed <= TIMEOUT + 1.0, elapsed
-    deadline = time.monotonic() + 1.0
-    while (_descendants() - before or _nobody() or _leftovers()) and \
-            time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _nobody(), "a check's process outlived it"
-    assert not _leftovers(), "a check's process outlived it"
+    _no_leftovers()
     assert runner.run("print(6 * 7)").stdout == "42\n"  # and the next check is served
 
 
@@ -171,14 +182,17 @@ def _accept(server: socket.socket) -> object:
 
 
 def test_write_outside_the_temp_dir(runner, tmp_path):
-    target = tmp_path / "pwned.txt"
-    tmp_path.chmod(0o777)
-    _hostile(runner, f"open({str(target)!r}, 'w').write('x')", {"error"})
-    assert not target.exists()
+    tmp_path.chmod(0o777)  # even a folder anyone may write to is out of reach
+    repo = Path(__file__).resolve().parents[1]
+    targets = [tmp_path / "pwned.txt", Path.home() / f".ankigen-pwned-{os.getpid()}",
+               repo / "tests" / f"pwned-{os.getpid()}.txt"]
+    for target in targets:
+        _hostile(runner, f"open({str(target)!r}, 'w').write('x')", {"error"})
+        assert not target.exists(), target
 
 
 def test_read_a_file_in_the_users_home(runner):
-    secret = Path.home() / ".ankigen-test-secret"
+    secret = Path.home() / f".ankigen-test-secret-{os.getpid()}"
     secret.write_text("top secret")
     try:
         _hostile(runner, f"print(open({str(secret)!r}).read())\nassert False", {"error"})
@@ -189,10 +203,23 @@ def test_read_a_file_in_the_users_home(runner):
 
 
 def test_no_secrets_in_the_environment(runner):
-    res = runner.run("import os\nassert 'OPENAI_API_KEY' not in os.environ, 'leaked'\n"
-                     "print(sorted(os.environ))")
+    """The parent's secrets are in neither the check's environment nor any process's
+    environment the check can read (/proc/*/environ)."""
+    code = ("import os, json\nseen = []\nfor p in os.listdir('/proc'):\n    try:\n"
+            "        seen.append(open(f'/proc/{p}/environ', 'rb').read().decode('latin-1'))\n"
+            "    except OSError:\n        pass\n"
+            "print(json.dumps({'env': dict(os.environ), 'proc': seen}))")
+    res = runner.run(code)
     assert res.status == "ok", res.exception
-    assert "sk-test-secret" not in res.stdout
+    got = json.loads(res.stdout)
+    # PWD comes from bwrap --chdir, TORCHINDUCTOR_CACHE_DIR from torch's own import.
+    allowed = {"PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+               "PYTHONDONTWRITEBYTECODE", "PYTORCH_NVML_BASED_CUDA_CHECK", "PYTHONPATH",
+               "CUDA_VISIBLE_DEVICES", "PWD", "TORCHINDUCTOR_CACHE_DIR"}
+    assert set(got["env"]) <= allowed, sorted(got["env"])
+    for name, value in SECRETS.items():
+        assert os.environ[name] == value  # the parent really holds it
+        assert value not in res.stdout, f"{name} leaked into the check"
 
 
 def test_exit_zero_before_the_result(runner):
@@ -217,11 +244,42 @@ def test_close_all_fds(runner):
     _hostile(runner, "import os\nos.closerange(0, 65536)", {"crashed"})
 
 
+def test_close_all_fds_then_keep_running(runner):
+    """Its pipes are shut, its process is not: still killed at the deadline, a timeout."""
+    _hostile(runner, "import os\nos.closerange(0, 65536)\nwhile True:\n    pass", {"timeout"})
+
+
 def test_monkeypatch_builtins_the_runner_relies_on(runner):
     code = ("import builtins, json, os, sys\njson.dumps = lambda *a, **k: '{\"ok\": true}'\n"
             "os.write = lambda *a: 0\nos._exit = lambda *a: None\nbuiltins.type = None\n"
             "sys.exit = lambda *a: None\nraise ValueError('patched')")
-    _hostile(runner, code, {"error", "crashed"})
+    _hostile(runner, code, {"error"})
+
+
+def test_patch_the_json_encoder_to_forge_the_record(runner):
+    """The record is handed to the encoder with its nonce: a patched encoder could say ok."""
+    code = ("import json\norig = json.JSONEncoder.encode\n"
+            "json.JSONEncoder.encode = lambda self, o: orig(self, {**o, 'ok': True})\n"
+            "raise AssertionError('the check failed')")
+    _hostile(runner, code, {"error"})
+
+
+def test_replace_the_code_of_json_dumps_to_forge_the_record(runner):
+    """Binding json.dumps before the snippet runs is not enough: its __code__ can change."""
+    code = ("import json\ndef fake(obj, **kw):\n    return '{\"ok\": true, \"nonce\": \"' + "
+            "obj['nonce'] + '\"}'\njson.dumps.__code__ = fake.__code__\n"
+            "import ankigen.checks.server as s\ns._notebook.__code__ = fake.__code__\n"
+            "raise AssertionError('the check failed')")
+    _hostile(runner, code, {"error"})
+
+
+def test_a_background_program_in_its_own_session_is_killed(runner):
+    """A check that ends normally but leaves a program running: ok, and nothing left."""
+    res = runner.run("import subprocess\nsubprocess.Popen(['sleep', '1000'], "
+                     "start_new_session=True)\nprint('started')")
+    assert res.status == "ok" and res.stdout == "started\n", res.exception
+    _no_leftovers()
+    assert runner.run("print(6 * 7)").stdout == "42\n"
 
 
 def test_isolation_is_reported(runner):
@@ -245,21 +303,28 @@ def test_cuda_requested_without_gpu_runs_on_cpu():
 
 
 def test_leftover_detection_sees_a_running_check(runner):
-    """The no-leftovers assertion above can fail: while a check runs, it sees its processes."""
-    seen: list[set[int]] = []
+    """The no-leftovers assertion above can fail: while a check runs, it sees its processes,
+    a program it started in a session of its own included."""
+    seen: list[set[bytes]] = []
 
     def watch() -> None:
         end = time.monotonic() + TIMEOUT
-        while time.monotonic() < end and not seen:
-            if _leftovers():
-                seen.append(_leftovers())
+        while time.monotonic() < end:
+            procs = _snapshot()
+            names = {os.path.basename(procs[p][3].split(b"\0")[0]) for p in _leftovers()
+                     if p in procs}
+            if b"sleep" in names:
+                seen.append(names)
+                return
             time.sleep(0.05)
 
     t = threading.Thread(target=watch)
     t.start()
-    res = runner.run("import time\ntime.sleep(1.5)")
+    res = runner.run("import subprocess, time\nsubprocess.Popen(['sleep', '1000'], "
+                     "start_new_session=True)\ntime.sleep(2)")
     t.join()
-    assert res.status == "ok" and seen
+    assert res.status == "ok" and seen, res.exception
+    _no_leftovers()
 
 
 def test_the_repository_and_its_notes_are_out_of_sight(runner):

@@ -26,6 +26,7 @@ from . import protocol
 
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _START_TIMEOUT = 60.0
+REPLY_GRACE = 1.0  # seconds past a check's timeout within which its server must answer
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,9 @@ class _Server:
             protocol.send(self.proc.stdin.fileno(), req)  # type: ignore[union-attr]
         except OSError:
             return None
-        return self._receive(float(req["timeout"]) + 5.0)
+        # The server kills the check at its deadline and answers at once; one that has not
+        # answered a second later is hung, and is replaced (killing all it started).
+        return self._receive(float(req["timeout"]) + REPLY_GRACE)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -222,7 +225,14 @@ class _Server:
 
 
 class Runner:
-    """Warm, sandboxed, parallel execution of checks. Use as a context manager."""
+    """Warm, sandboxed, parallel execution of checks. Use as a context manager.
+
+    Starting one costs a torch import per server (~2 s; servers start side by side).
+    `run`, `run_notebook` and `run_many` may be called from several threads at once: each
+    call takes an idle server (waiting for one when all are busy). A server that dies or
+    hangs is replaced in the background, so the check it was running returns at once as
+    "crashed". Works without torch installed (plain Python checks; `torch_version` says so).
+    """
 
     def __init__(self, *, device: str = "auto", timeout_s: float = 10.0,
                  workers: int | None = None, sandbox: bool = True):
@@ -232,8 +242,11 @@ class Runner:
         self.timeout_s = timeout_s
         self.sandbox = sandbox and shutil.which("bwrap") is not None
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
-        self._idle: queue.Queue[_Server] = queue.Queue()
+        # Idle servers, or the error that stopped a replacement from starting.
+        self._idle: queue.Queue[_Server | CheckError] = queue.Queue()
         self._lock = threading.Lock()
+        self._closed = False
+        self.runs = 0
         # All servers start side by side (each imports torch once), then we wait for them.
         spawned = [self._spawn() for _ in range(self.workers)]
         servers = [self._ready(s) for s in spawned]
@@ -245,7 +258,6 @@ class Runner:
         self.isolation = self._isolation(first)
         for server in servers:
             self._idle.put(server)
-        self.runs = 0
 
     def _spawn(self) -> _Server:
         return _Server(self.sandbox, self.requested)
@@ -286,29 +298,70 @@ class Runner:
         self.close()
 
     def close(self) -> None:
+        """Stop the idle servers; a server still running a check stops when it is done."""
+        with self._lock:
+            self._closed = True
         while True:
             try:
-                self._idle.get_nowait().close()
+                server = self._idle.get_nowait()
             except queue.Empty:
                 return
+            if isinstance(server, _Server):
+                server.close()
 
-    def _call(self, req: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    def _give_back(self, server: _Server) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.put(server)
+                return
+        server.close()
+
+    def _replace(self, server: _Server) -> None:
+        """Close a dead, hung or poisoned server and start another in the background."""
+        server.close()
+
+        def start() -> None:
+            try:
+                fresh = self._start()
+            except CheckError as exc:
+                self._idle.put(exc)  # the next call reports it (and tries again)
+                return
+            self._give_back(fresh)
+
+        threading.Thread(target=start, daemon=True, name="ankigen-restart").start()
+
+    def _take(self) -> _Server:
+        got = self._idle.get()
+        if isinstance(got, _Server):
+            return got
+        try:  # the last restart failed: try once more, here
+            return self._start()
+        except CheckError:
+            self._idle.put(got)
+            raise
+
+    def _call(self, req: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str | None]:
+        if self._closed:
+            raise CheckError("the runner is closed")
         nonce = secrets.token_hex(16)
-        server = self._idle.get()
+        try:
+            server = self._take()
+        except CheckError as exc:
+            return None, nonce, f"no check server: {exc}"
         reply = None
         try:
             reply = server.request({**req, "nonce": nonce, "device": self.device})
         finally:
             if reply is None or not server.alive():  # it died or hung: a fresh one serves next
-                server.close()
-                server = self._start()
-            self._idle.put(server)
-        return reply, nonce
+                self._replace(server)
+            else:
+                self._give_back(server)
+        return reply, nonce, None
 
-    def _verdict(self, reply: dict[str, Any] | None, nonce: str,
-                 timeout: float) -> tuple[str, dict[str, Any] | None, str | None]:
+    def _verdict(self, reply: dict[str, Any] | None, nonce: str, timeout: float,
+                 failure: str | None) -> tuple[str, dict[str, Any] | None, str | None]:
         if reply is None:
-            return "crashed", None, "the check server died during the check"
+            return "crashed", None, failure or "the check server died during the check"
         if reply["timed_out"]:
             return "timeout", None, f"killed after {timeout:g} s"
         try:
@@ -321,16 +374,32 @@ class Runner:
             return "crashed", None, f"ended without reporting ({why})"
         if reply["exit"] != 0:
             return "crashed", record, f"exit status {reply['exit']} after its report"
-        return ("ok" if record.get("ok") else "error"), record, record.get("exception")
+        return ("ok" if record.get("ok") is True else "error"), record, record.get("exception")
+
+    def _after_cuda_error(self, status: str, why: str | None) -> None:
+        """A CUDA error poisons a process: after one, every idle server is replaced."""
+        if status == "ok" or self.device != "cuda" or not why or "CUDA" not in why:
+            return
+        while True:
+            try:
+                server = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(server, _Server):
+                self._replace(server)
+            else:
+                self._idle.put(server)
+                return
 
     def run(self, code: str, *, timeout_s: float | None = None) -> RunResult:
+        """Run one snippet in a fresh forked child. Never raises for what the code does."""
         timeout = timeout_s or self.timeout_s
         t0 = time.monotonic()
-        reply, nonce = self._call({"code": code, "timeout": timeout})
-        status, record, why = self._verdict(reply, nonce, timeout)
-        if status in ("error", "crashed", "timeout") and self.device == "cuda" and why and "CUDA" in why:
-            self._replace_all()  # a CUDA error poisons a process: start clean ones
-        self.runs += 1
+        reply, nonce, failure = self._call({"code": code, "timeout": timeout})
+        status, record, why = self._verdict(reply, nonce, timeout, failure)
+        self._after_cuda_error(status, why)
+        with self._lock:
+            self.runs += 1
         return RunResult(status=status, stdout=(reply or {}).get("output", ""), stderr="",
                          exception=why if status != "ok" else None,
                          duration_s=time.monotonic() - t0, device=self.device_label,
@@ -338,21 +407,31 @@ class Runner:
                          traceback=(record or {}).get("traceback"))
 
     def run_notebook(self, blocks: Sequence[str], *, timeout_s: float | None = None) -> RunResult:
-        """All blocks in order in one namespace; per-statement output in `.blocks`."""
+        """All blocks in order in one namespace; per-statement output in `.blocks`.
+
+        `status` is about the run as a whole ("ok" even when a block raised: see each
+        block's "ok" and "exception"); "timeout" or "crashed" mean `.blocks` is empty.
+        """
         timeout = timeout_s or self.timeout_s * max(1, len(blocks))
         t0 = time.monotonic()
-        reply, nonce = self._call({"mode": "notebook", "blocks": list(blocks), "timeout": timeout})
-        status, record, why = self._verdict(reply, nonce, timeout)
-        self.runs += 1
+        reply, nonce, failure = self._call({"mode": "notebook", "blocks": list(blocks),
+                                            "timeout": timeout})
+        status, record, why = self._verdict(reply, nonce, timeout, failure)
+        blocks_out = tuple((record or {}).get("blocks", ()))
+        self._after_cuda_error(status, " ".join(str(b.get("exception")) for b in blocks_out)
+                               if status == "error" else why)
+        with self._lock:
+            self.runs += 1
         return RunResult(status=status if status != "error" else "ok",
                          stdout=(reply or {}).get("output", ""), stderr="",
                          exception=why if status not in ("ok", "error") else None,
                          duration_s=time.monotonic() - t0, device=self.device_label,
                          torch_version=self.torch_version, isolation=self.isolation,
-                         blocks=tuple((record or {}).get("blocks", ())))
+                         blocks=blocks_out if status in ("ok", "error") else ())
 
     def run_many(self, codes: Sequence[str],
                  progress: Callable[[int], None] | None = None) -> list[RunResult]:
+        """Run snippets on all servers at once; results in the order of `codes`."""
         done = 0
         lock = threading.Lock()
 
@@ -367,14 +446,3 @@ class Runner:
 
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(one, codes))
-
-    def _replace_all(self) -> None:
-        fresh = []
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                break
-            fresh.append(self._start())
-        for s in fresh:
-            self._idle.put(s)

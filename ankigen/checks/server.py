@@ -38,6 +38,7 @@ GPU_MEMORY_FRACTION = 0.5  # RLIMIT_AS breaks CUDA: bound a check's GPU memory t
 ADDRESS_SPACE = 6 * 1024**3  # torch alone maps ~0.7 GB
 FILE_SIZE = 16 * 1024**2
 NPROC = 64
+_EXIT = os._exit  # bound at import: a snippet that patches os._exit cannot keep a child alive
 
 
 def _libc() -> Any:
@@ -138,83 +139,127 @@ def _drop_privileges(workdir: str) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
 
 
+def _unencodable(obj: object) -> None:
+    raise TypeError("not JSON")
+
+
 def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
-    """In the grandchild: run the code and write the completion record. Never returns."""
-    # Everything the record needs is bound here, before the snippet can patch anything.
+    """In the grandchild: run the code and write the completion record. Never returns.
+
+    Everything used after the snippet has run is bound here first, and is either a C
+    function or this frame's own code: a snippet that patches modules, builtins or the
+    `__code__` of Python functions (json.dumps, traceback, this module's helpers) cannot
+    change the record. Only the C JSON encoder serialises it.
+    """
+    import _json
+    import ast
     import io
-    import json
     import traceback
 
-    write, dumps, fmt_exc, _exit = os.write, json.dumps, traceback.format_exc, os._exit
-    _type, _str, _repr, _len, _base = type, str, repr, len, BaseException
+    write, _exit, join, _len = os.write, os._exit, "".join, len
+    _type, _str, _base = type, str, BaseException
+    encode = _json.make_encoder(None, _unencodable, _json.encode_basestring_ascii, None,
+                                ": ", ", ", False, False, True)
     fd, nonce = rec_w, req["nonce"]
     del req["nonce"]
-    device = req.get("device", "cpu")
-    ns: dict[str, Any] = {"__name__": "__main__", "DEVICE": device}
-    stdout = sys.stdout
-    if req.get("mode") == "notebook":
-        record = _notebook(req["blocks"], ns, io, _base, _type, _str, _repr, fmt_exc)
-    else:
-        record = {"ok": True}
+    try:
+        device = req.get("device", "cpu")
+        ns: dict[str, Any] = {"__name__": "__main__", "DEVICE": device}
+        stdout, stderr = sys.stdout, sys.stderr
+        flush_out, flush_err = stdout.flush, stderr.flush
+        if req.get("mode") == "notebook":
+            record = _notebook(req["blocks"], ns, ast, io.StringIO, traceback.format_exc)
+        else:
+            fmt_exc = traceback.format_exc
+            code = compile(req["code"], "<check>", "exec")
+            record = {"ok": True}
+            try:
+                exec(code, ns)  # noqa: S102 - the point
+            except _base as exc:
+                record = {"ok": False,
+                          "exception": f"{_type(exc).__name__}: {_str(exc)}"[:2000]}
+                try:
+                    record["traceback"] = fmt_exc()[-4000:]
+                except _base:
+                    pass
         try:
-            exec(compile(req["code"], "<check>", "exec"), ns)  # noqa: S102 - the point
-        except _base as exc:
-            record = {"ok": False,
-                      "exception": f"{_type(exc).__name__}: {_str(exc)}"[:2000],
-                      "traceback": fmt_exc()[-4000:]}
-    try:
-        stdout.flush()
-        sys.stderr.flush()
-    except _base:
-        pass
-    record["nonce"] = nonce
-    try:
-        data = dumps(record).encode()
-        while data:
+            flush_out()
+            flush_err()
+        except _base:
+            pass
+        ok = record["ok"] is True
+        record["ok"] = ok
+        record["nonce"] = nonce
+        data = join(encode(record, 0)).encode()
+        while _len(data):
             data = data[write(fd, data):]
-    except _base:
-        _exit(3)
+    except _base:  # the runner's own part broke (or the record could not be written)
+        _exit(113)
     _exit(0)
 
 
-def _notebook(blocks: list[str], ns: dict[str, Any], io: Any, _base: Any, _type: Any,
-              _str: Any, _repr: Any, fmt_exc: Any) -> dict[str, Any]:
+def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any, string_io: Any,
+              fmt_exc: Any) -> dict[str, Any]:
     """Blocks in order in one namespace, like a notebook; each top-level statement's
-    printed output (and an expression's value) is recorded with its line."""
-    import ast
+    printed output (and an expression's value) is recorded with its line.
 
-    results = []
+    Every block is parsed and every statement compiled before any of them runs, and what
+    is used between statements is bound first: earlier blocks cannot change later ones.
+    """
+    _type, _str, _repr, _base, _getattr = type, str, repr, BaseException, getattr
+    _compile, _eval, _exec, _isinstance, _all, _sys = compile, eval, exec, isinstance, all, sys
+    _syntax = SyntaxError
+    expr_t, expression, module = ast.Expr, ast.Expression, ast.Module
+    parsed: list[Any] = []
     for code in blocks:
-        entry: dict[str, Any] = {"ok": True, "statements": []}
         try:
             tree = ast.parse(code)
         except SyntaxError as exc:
-            results.append({"ok": False, "exception": f"SyntaxError: {exc.msg} (line {exc.lineno})",
-                            "statements": []})
+            parsed.append(f"SyntaxError: {exc.msg} (line {exc.lineno})")
             continue
+        statements: list[tuple[int, int | None, bool, Any]] = []
         for stmt in tree.body:
-            buf = io.StringIO()
-            real = sys.stdout
-            sys.stdout = buf
+            is_expr = _isinstance(stmt, expr_t)
+            try:
+                compiled: Any = _compile(expression(stmt.value) if is_expr else
+                                         module([stmt], []), "<block>", "eval" if is_expr else "exec")
+            except SyntaxError as exc:  # e.g. `return` outside a function: fails when reached
+                compiled = exc
+            statements.append((stmt.lineno, stmt.end_lineno, is_expr, compiled))
+        parsed.append(statements)
+    results = []
+    for statements in parsed:
+        if _isinstance(statements, _str):
+            results.append({"ok": False, "exception": statements, "statements": []})
+            continue
+        entry: dict[str, Any] = {"ok": True, "statements": []}
+        done = entry["statements"]
+        for line, end, is_expr, compiled in statements:
+            buf = string_io()
+            real = _sys.stdout
+            _sys.stdout = buf
             value = None
             try:
-                if isinstance(stmt, ast.Expr):
-                    got = eval(compile(ast.Expression(stmt.value), "<block>", "eval"), ns)  # noqa: S307
+                if _isinstance(compiled, _syntax):
+                    raise compiled
+                if is_expr:
+                    got = _eval(compiled, ns)
                     value = None if got is None else _repr(got)
                 else:
-                    exec(compile(ast.Module([stmt], []), "<block>", "exec"), ns)  # noqa: S102
+                    _exec(compiled, ns)
             except _base as exc:
-                sys.stdout = real
-                entry = {"ok": False, "exception": f"{_type(exc).__name__}: {_str(exc)}"[:2000],
-                         "name": getattr(exc, "name", None) if _type(exc).__name__ == "NameError" else None,
-                         "line": stmt.lineno, "statements": entry["statements"]}
+                _sys.stdout = real
+                name = _type(exc).__name__
+                entry = {"ok": False, "exception": f"{name}: {_str(exc)}"[:2000],
+                         "name": _getattr(exc, "name", None) if name == "NameError" else None,
+                         "line": line, "statements": done}
                 break
             finally:
-                sys.stdout = real
-            entry["statements"].append({"line": stmt.lineno, "end": stmt.end_lineno,
-                                        "printed": buf.getvalue()[-4000:], "value": value})
+                _sys.stdout = real
+            done.append({"line": line, "end": end, "printed": buf.getvalue()[-4000:],
+                         "value": value})
         results.append(entry)
-    return {"ok": all(r["ok"] for r in results), "blocks": results}
+    return {"ok": _all(r["ok"] for r in results), "blocks": results}
 
 
 def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> None:
@@ -238,13 +283,9 @@ def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> Non
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(out_w, 2)
-        keep = {0, 1, 2, rec_w}
-        for fd in range(3, 1024):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        if rec_w > 3:  # every descriptor but 0-2 and the record pipe
+            os.closerange(3, rec_w)
+        os.closerange(max(3, rec_w + 1), 1 << 16)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         sys.stdin = open(os.devnull)  # noqa: SIM115
@@ -255,10 +296,30 @@ def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> Non
         _drop_privileges(workdir)
         _run_snippet(req, out_w, rec_w)
     except BaseException:  # a broken set-up is a crash, never a pass
-        os._exit(113)
+        _EXIT(113)
+    _EXIT(113)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux ≥ 5.3), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _try_wait(pid: int) -> int | None:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
 def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
+    """Run one check in a forked child; what was observed decides the verdict upstream.
+
+    The check ends when its process exits: what it wrote before is read, and whatever it
+    left running is killed. At the deadline everything is killed and the check has timed
+    out (also when it closed its pipes and kept running).
+    """
     out_r, out_w = os.pipe()
     rec_r, rec_w = os.pipe()
     start = time.monotonic()
@@ -267,34 +328,56 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
         os.close(out_r)
         os.close(rec_r)
         _child(req, out_w, rec_w, namespaces)
-        os._exit(113)
+        _EXIT(113)
     os.close(out_w)
     os.close(rec_w)
+    pidfd = _pidfd(pid)
     deadline = start + float(req["timeout"])
     output, record = bytearray(), bytearray()
-    open_fds = {out_r, rec_r}
+    pipes = {out_r, rec_r}
+
+    def read(fd: int) -> None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            pipes.discard(fd)
+        elif fd == out_r:
+            if len(output) < OUTPUT_LIMIT:
+                output.extend(chunk[: OUTPUT_LIMIT - len(output)])
+        elif len(record) <= RECORD_LIMIT:  # past it the record is cut, so it will not parse
+            record.extend(chunk)
+
+    status: int | None = None
     timed_out = False
-    while open_fds:
+    while status is None:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.5))
+        watch = [*pipes, pidfd] if pidfd is not None else list(pipes)
+        # Without a pidfd, an exit is noticed by polling.
+        wait = min(left, 0.5 if pidfd is not None else 0.005)
+        ready = select.select(watch, [], [], wait)[0] if watch else []
+        if not watch:
+            time.sleep(wait)
         for fd in ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                open_fds.discard(fd)
-            elif fd == out_r:
-                if len(output) < OUTPUT_LIMIT:
-                    output.extend(chunk[: OUTPUT_LIMIT - len(output)])
-            elif len(record) <= RECORD_LIMIT:  # past it the record is cut, so it will not parse
-                record.extend(chunk)
-    if timed_out:
+            if fd != pidfd:
+                read(fd)
+        if pidfd is None or pidfd in ready:
+            status = _try_wait(pid)
+    if status is None:
         _signal_group(pid)
-    status = _reap(pid, deadline + 1.0)
-    _settle(pid)
-    for fd in (out_r, rec_r):
-        os.close(fd)
+        status = _reap_killed(pid, pidfd)
+    _settle(pid, namespaces)
+    if not timed_out:  # what it wrote before it exited is in the pipes: take it
+        until = time.monotonic() + 0.2
+        while pipes and time.monotonic() < until and \
+                (ready := select.select(list(pipes), [], [], 0)[0]):
+            for fd in ready:
+                read(fd)
+    os.close(out_r)
+    os.close(rec_r)
+    if pidfd is not None:
+        os.close(pidfd)
     return {"output": output.decode("utf-8", "replace"), "record": record.decode("utf-8", "replace"),
             "exit": status, "timed_out": timed_out, "duration": time.monotonic() - start}
 
@@ -307,33 +390,56 @@ def _signal_group(pid: int) -> None:
             pass
 
 
-def _reap(pid: int, deadline: float) -> int | None:
-    """Wait for the child; past the deadline, kill its group. Every child is reaped."""
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            _signal_group(pid)
-            _, status = os.waitpid(pid, 0)
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.005)
+def _reap_killed(pid: int, pidfd: int | None) -> int | None:
+    """Reap a child we have just killed. Every child is reaped."""
+    if pidfd is not None:
+        select.select([pidfd], [], [], 1.0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
-def _settle(pid: int, limit: float = 2.0) -> None:
-    """Kill whatever is left of the check's process group; wait (bounded) until it is gone."""
+def _settle(pid: int, namespaces: bool, limit: float = 2.0) -> None:
+    """Kill whatever is left of the check: its process group and, where there is no PID
+    namespace per check, any process of it that left the group (setsid) and was handed to
+    us as the subreaper. Waits (bounded) until none is left, and reaps them."""
     end = time.monotonic() + limit
-    while time.monotonic() < end:
+    while True:
+        left = False
         try:
             os.killpg(pid, signal.SIGKILL)
+            left = True
         except (ProcessLookupError, PermissionError):
-            return
+            pass
+        if not namespaces:
+            left = _kill_children() or left
         _reap_orphans()
-        time.sleep(0.005)
+        if not left or time.monotonic() > end:
+            return
+        time.sleep(0.002)
+
+
+def _kill_children() -> bool:
+    """SIGKILL every child of this server (between checks it has none of its own)."""
+    me, found = os.getpid(), False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(b")", 1)[1].split()[1]) == me:
+            found = True
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return found
 
 
 def _reap_orphans() -> None:
-    """As a PID namespace's init (inside bubblewrap) we inherit orphans: reap them."""
+    """As a subreaper (or a PID namespace's init) we inherit orphans: reap them."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -341,6 +447,37 @@ def _reap_orphans() -> None:
             return
         if pid == 0:
             return
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+# What checks commonly do for the first time, done once here so no child pays for it:
+# an optimizer's constructor imports torch._dynamo (~1 s), printing a tensor, an LSTM's
+# first call, torch.save and a DataLoader import modules or set up kernels (~2 ms a check).
+WARM_UP = """
+import io
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+try:
+    import numpy
+    repr(numpy.ones(2))
+except ImportError:
+    pass
+nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()
+torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1).step()
+torch.optim.Adam([nn.Parameter(torch.ones(1))]).step()
+repr(torch.ones(2, requires_grad=True) * 2)
+repr(torch.ones(2, dtype=torch.float64))
+nn.LSTM(2, 3, batch_first=True)(torch.ones(1, 2, 2))
+nn.RNN(2, 3)(torch.ones(2, 1, 2))
+torch.save(nn.Linear(1, 1).state_dict(), io.BytesIO())
+list(DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=2, shuffle=True))
+nn.functional.cross_entropy(torch.ones(2, 3), torch.tensor([0, 1]))
+nn.Dropout(0.5)(torch.ones(4))
+nn.BatchNorm1d(2)(torch.ones(3, 2))
+nn.Conv2d(1, 1, 3)(torch.ones(1, 1, 4, 4))
+"""
 
 
 def main() -> None:
@@ -354,17 +491,20 @@ def main() -> None:
 
         torch.set_num_threads(1)  # fork before thread pools start: no deadlocked children
         # What checks use, imported once here instead of in every child.
-        import numpy  # noqa: F401
         import torch.nn.functional  # noqa: F401
         import torch.optim  # noqa: F401
         import torch.optim.lr_scheduler  # noqa: F401
         import torch.utils.data  # noqa: F401
-        for warm in ("torch.nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()",
-                     "torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1).step()"):
-            exec(warm, {"torch": torch})  # noqa: S102 - first-call set-up, paid once
+
+        try:
+            exec(WARM_UP, {})  # noqa: S102 - first-call set-up, paid once
+        except Exception as exc:  # only a speed-up: checks still run without it
+            print(f"ankigen check server: warm-up failed: {exc!r}", file=sys.stderr)
         info.update(torch=torch.__version__, cuda=bool(torch.cuda.is_available()))
     except ImportError:
         info.update(torch=None, cuda=False)
+    # Orphans of a check come to us, not to init: _settle can find and kill them.
+    _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     namespaces = probe_namespaces()
     info["namespaces"] = namespaces
     global DROP
