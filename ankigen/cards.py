@@ -84,23 +84,23 @@ def _answer_html(gap: Gap) -> str:
 def _cloze_text(gap: Gap) -> str:
     assert gap.cloze is not None and gap.term is not None
     before, _, after = gap.cloze.partition(CLOZE_SLOT)
-    topic = f'<div class="topic">{render.escape_cloze_text(render.plain(gap.topic))}</div>'
-    return (topic + render.escape_cloze_text(render.plain(before))
+    topic = f'<div class="topic">{render.escape_cloze_text(render.inline(gap.topic))}</div>'
+    return (topic + render.escape_cloze_text(render.inline(before))
             + "{{c1::" + render.cloze_term(gap.term) + "}}"
-            + render.escape_cloze_text(render.plain(after)))
+            + render.escape_cloze_text(render.inline(after)))
 
 
 def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = None,
              guid: str = "", *, keep_gap: bool = True) -> Card:
     """The card for one gap. `keep_gap=False` leaves the gap off (smaller to send and cache)."""
     path = doc.path
-    wrote = render.plain(gap.context) if gap.context else ""
+    wrote = render.inline(gap.context) if gap.context else ""
     if gap.cloze and gap.term:
         model = "cloze"
         fields = (_cloze_text(gap), "", wrote, source_html(gap, path), check_html(check))
     else:
         model = "basic"
-        front = f'<div class="front">{render.plain(gap.prompt)}</div>'
+        front = f'<div class="front">{render.inline(gap.prompt)}</div>'
         if gap.kind is GapKind.WRONG_CODE and gap.code:
             front += render.code(gap.code)
         fields = (front, _answer_html(gap), wrote, source_html(gap, path), check_html(check))

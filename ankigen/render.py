@@ -51,8 +51,26 @@ def code(text: str, lang: str = "python") -> str:
 
 
 def plain(text: str) -> str:
-    """Escaped text with line breaks kept: for the learner's own words."""
+    """Escaped text with line breaks kept: for text that is not markdown (paths, output)."""
     return html.escape(text).replace("\n", "<br>")
+
+
+# Characters inline CommonMark acts on (emphasis, code, links and images, autolinks,
+# escapes, entities): text without any is only escaped. One class: a fast C scan.
+_INLINE_MARKUP_RE = re.compile(r"[*_`\[\]<>\\&]")
+
+
+@functools.cache
+def _md_inline() -> MarkdownIt:
+    # breaks=True: a line break the learner wrote stays one, as on the page they wrote.
+    return MarkdownIt("commonmark", {"html": False, "breaks": True})
+
+
+def inline(text: str) -> str:
+    """The learner's words as inline markdown: `code`, **bold**, links; no blocks, no HTML."""
+    if not _INLINE_MARKUP_RE.search(text):
+        return plain(text)
+    return _md_inline().renderInline(text).replace("<br />\n", "<br>").strip()
 
 
 def escape_cloze_text(fragment_html: str) -> str:

@@ -264,3 +264,23 @@ def _last_package(vault: Path):
             guid, mtime, _ = ids[(c.file, c.anchor)]
             triples.append((c.__class__(**{**c.__dict__, "guid": guid}), mtime, len(triples)))
     return to_package(triples)
+
+
+def test_learner_markdown_renders_on_the_card(tmp_path, col):
+    vault = tmp_path / "v"
+    vault.mkdir()
+    (vault / "md.md").write_text(
+        "# Notes\n\nSo, modules. Every `nn.Module` keeps its **parameters** in a dict.\n"
+        "The C++ class `torch::nn::Module` has a twin I forgot the name of => the name is "
+        "`torch::nn::Cloneable`\n\n"
+        "🟡 => you skipped the *buffers*.\n")
+    out = tmp_path / "md.apkg"
+    assert build([vault], out, checks=None, now=1_000).notes == 2
+    assert import_apkg(col, out).new == 2
+    cards = {q.split("</style>")[-1]: a for _, q, a in rendered(col)}
+    yellow = next(q for q in cards if "what about" in q)
+    assert "what about <em>buffers</em>?" in yellow
+    assert "<code>nn.Module</code>" in cards[yellow] and "**" not in cards[yellow]
+    cloze = next(q for q in cards if "[...]" in q)
+    assert "<code>torch::nn::Module</code>" in cloze and "`" not in cloze
+    assert "torch::nn::Cloneable" in html.unescape(cards[cloze])  # the hidden term, whole
