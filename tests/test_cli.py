@@ -45,3 +45,26 @@ def test_parse_prints_note_text_as_written(tmp_path):
     r = CliRunner().invoke(main, ["parse", str(notes)])
     assert r.exit_code == 0
     assert "The :id: and :smile: codes … what did you forget here?" in r.stdout
+
+
+def test_build_on_a_terminal_shows_a_progress_bar(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import ankigen.cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ankigen.cli, "err", Console(file=screen, force_terminal=True, width=80))
+    vault = tmp_path / "vault"
+    shutil.copytree(FIXTURES / "vault", vault)
+    r = CliRunner().invoke(main, ["build", str(vault), "-o", str(tmp_path / "d.apkg"),
+                                  "--no-checks"])
+    assert r.exit_code == 0, r.output
+    shown = screen.getvalue()
+    assert "parse" in shown and "2/2" in shown  # stage, files done / files
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        assert import_apkg(col, tmp_path / "d.apkg").new == 10
+    finally:
+        col.close()
