@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 from ankigen.checks import Runner, all_checks, extract_claims, match_gap, verify_document  # noqa: E402
 from ankigen.cli import main  # noqa: E402
-from ankigen.model import GapKind  # noqa: E402
+from ankigen.model import Gap, GapKind, Span  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,16 +24,28 @@ def runner():
         yield r
 
 
+def _asserts(code: str) -> bool:
+    """An `assert` statement, or `raise AssertionError`, in the code itself (not a comment)."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Assert):
+            return True
+        if isinstance(node, ast.Raise) and node.exc is not None and \
+                "AssertionError" in ast.unparse(node.exc):
+            return True
+    return False
+
+
 def test_every_bank_check_runs_clean_and_asserts(runner):
     checks = all_checks()
     assert len(checks) >= 40
     assert len({c.id for c in checks}) == len(checks)
     for c in checks:
-        assert "assert" in c.code or "AssertionError" in c.code, f"{c.id} only prints"
-        assert c.title and c.demonstrates
+        assert _asserts(c.code), f"{c.id} only prints"
+        assert c.title and c.demonstrates and c.cues + c.topics
     results = runner.run_many([c.code for c in checks])
-    failed = {c.id: r.exception for c, r in zip(checks, results) if r.status != "ok"}
+    failed = {c.id: r.exception for c, r in zip(checks, results, strict=True) if r.status != "ok"}
     assert not failed
+    assert all(r.stdout for r in results), "every check shows what it printed"
 
 
 def test_a_broken_bank_check_would_fail(runner):
@@ -52,11 +65,89 @@ def test_matching_on_the_seeds():
     assert match_gap(by_kind[GapKind.LOOKED_UP])[0].id == "tensordataset"
     assert match_gap(by_kind[GapKind.INLINE_ANSWER])[0].id == "to-device"
     hyper = by_kind[GapKind.ASSESSMENT]
-    check, why = match_gap(hyper)
-    assert check is None and "precision" in why  # no check fits hyperparameter search
+    assert match_gap(hyper) == (None, "no check fits well enough (precision over recall)")
     ch10 = {g.kind: g for g in _gaps("recall-ch10-pytorch.md")}
-    assert match_gap(ch10[GapKind.SELF_QUESTION])[0].id == "inplace-leaf"
+    assert match_gap(ch10[GapKind.SELF_QUESTION]) == (
+        next(c for c in all_checks() if c.id == "inplace-leaf"),
+        "what was missed names 'in place operations'")
     assert match_gap(ch10[GapKind.ASSESSMENT])[0].id == "no-grad"
+    assert match_gap(ch10[GapKind.INLINE_MARK])[0] is None  # "gpu speed and ram both matter"
+
+
+def test_matching_on_our_example_notes():
+    doc = parse_file(FIXTURES / "checks" / "recall-pytorch-training.md")
+    got = {g.line: (match_gap(g)[0] or _NONE).id for g in doc.gaps}
+    assert got == {27: "backward-not-backwards", 30: "inplace-leaf", 32: "dropout-train-eval",
+                   34: "parameter", 36: "to-device", 38: "tensordataset", 40: "none",
+                   42: "lr-schedule"}
+    cnn = parse_file(FIXTURES / "vault" / "recall-cnn.md")
+    padding = next(g for g in cnn.gaps if "padding and stride" in g.prompt)
+    assert match_gap(padding)[1] == "what was missed mentions 'padding' and 'stride'"
+
+
+class _NONE:
+    id = "none"
+
+
+def _gap(answer: str | None, prompt: str, *, context: str = "", term: str | None = None,
+         code: str | None = None, kind: GapKind = GapKind.ASSESSMENT) -> Gap:
+    return Gap(kind=kind, mark=None, line=1, span=Span(1, 1), part=0, topic="t", chapter=None,
+               section="Notes", prompt=prompt, context=context, answer=answer,
+               answer_source="quote" if answer else None, term=term, code=code)
+
+
+# Gaps whose text mentions a bank topic in passing: none of them gets a check.
+NEAR_MISSES = [
+    _gap("AlexNet stacked conv layers directly and used ReLU and dropout to go deeper.",
+         "Architectures — what about AlexNet?"),
+    _gap("A padding mask stops every position attending to the padding tokens of a batch.",
+         "Masking — what about padding mask?"),
+    _gap("Keep components until the cumulative explained variance reaches 95%.",
+         "PCA — how many components?"),
+    _gap("The decoder's hidden state at each step is the query the attention uses.",
+         "Attention — what about the decoder?"),
+    _gap("A thread pool runs the loading workers side by side.", "Data — what about workers?"),
+    _gap("Dynamic programming fills a table of sub-results.", "Algorithms — what about DP?"),
+    _gap("The KL divergence between two distributions is never negative.",
+         "VAEs — what about the KL term?"),
+    _gap("Parameter sharing is what makes conv layers cheap.",
+         "CNNs — what about parameter sharing?"),
+    _gap("Global average pooling averages each feature map into a single number.",
+         "CNN heads — what about global average pooling?"),
+    _gap("Its main advantage over SGD is the speed-up from hardware optimization.",
+         "Mini-batch gradient descent — what about hardware optimization?"),
+    _gap("Adam adapts the learning rate of each parameter.", "Optimizers — what about Adam?"),
+    _gap("`view()` only works on tensors laid out in contiguous memory.",
+         "PyTorch tensors — what about contiguous memory?",
+         context="torch.tensor defaults to float32, the default dtype, unlike numpy."),
+    _gap(None, "Datasets — Learning rate schedules lower the rate as we train, "
+         "initialization, … what else?", kind=GapKind.INLINE_MARK),
+    _gap("For an intermediate tensor you ask for its grad with retain_grad().",
+         "Only leaves with requires_grad get .grad; for others you call […]",
+         term="retain_grad()", kind=GapKind.FORGOT_NAME),
+    _gap(None, "Manual parameter updates — w is still a leaf because the in-place update "
+         "ran with the graph off … what did you forget here?", kind=GapKind.FORGOT),
+]
+
+
+@pytest.mark.parametrize("gap", NEAR_MISSES, ids=lambda g: g.prompt[:40])
+def test_a_topic_in_passing_gets_no_check(gap):
+    check, why = match_gap(gap)
+    assert check is None, why
+
+
+def test_a_cloze_term_or_two_agreeing_cues_do_get_one():
+    assert match_gap(_gap(None, "The layer that zeroes random units is […]", term="dropout",
+                          kind=GapKind.FORGOT_NAME)) == (
+        next(c for c in all_checks() if c.id == "dropout-train-eval"),
+        "the missed term mentions 'dropout'")
+    assert match_gap(_gap(None, "Optimizers — Weight decay in AdamW is decoupled, and the "
+                          "formula … what did you forget here?", kind=GapKind.FORGOT))[1] == \
+        "the question names 'AdamW' and 'Weight decay' (nothing missed on record)"
+    wrong_line = _gap("loss.backward() fills .grad of every tensor with requires_grad=True.",
+                      "Training — what is wrong with this line?", code="loss.backwards()",
+                      kind=GapKind.WRONG_CODE)
+    assert match_gap(wrong_line)[0].id == "backward-not-backwards"  # the line outweighs
 
 
 def test_claim_extraction():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -338,33 +339,70 @@ def test_the_repository_and_its_notes_are_out_of_sight(runner):
     assert res.stdout == "False False\n"
 
 
-def _kill_server_soon(delay: float) -> threading.Thread:
-    def kill() -> None:
+def _signal_servers_soon(delay: float, spare: set[int], sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to the warm servers started since `spare` was taken, after `delay`."""
+    def send() -> None:
         time.sleep(delay)
-        for pid in _servers():
-            os.kill(pid, 9)
+        for pid in _servers() - spare:
+            os.kill(pid, sig)
 
-    t = threading.Thread(target=kill, daemon=True)
-    t.start()
-    return t
+    threading.Thread(target=send, daemon=True).start()
 
 
 def test_a_server_killed_mid_check_is_a_crash_and_is_replaced():
     """What a snippet that kills its parent achieves where no PID namespace stops it."""
+    spare = _servers()
     with Runner(timeout_s=TIMEOUT, workers=1) as r:
-        _kill_server_soon(0.5)
+        _signal_servers_soon(0.5, spare)
         t0 = time.monotonic()
         res = r.run("import time\ntime.sleep(2)\nprint('done')")
-        assert res.status == "crashed" and "died" in res.exception
+        assert res.status == "crashed"
+        assert res.exception == "the check server died during the check"
+        assert time.monotonic() - t0 <= TIMEOUT + 1.0  # the replacement starts meanwhile
+        _no_leftovers()
+        assert r.run("print(6 * 7)").stdout == "42\n"
+
+
+def test_a_hung_server_is_a_crash_within_the_bound_and_is_replaced():
+    """A server that stops answering (here: stopped) is given up a second past the timeout,
+    and killed with everything it started."""
+    spare = _servers()
+    with Runner(timeout_s=TIMEOUT, workers=1) as r:
+        _signal_servers_soon(0.5, spare, signal.SIGSTOP)
+        t0 = time.monotonic()
+        res = r.run("while True:\n    pass")  # nobody is left to kill it at the deadline
+        assert res.status == "crashed"
+        assert res.exception == "the check server died during the check"
         assert time.monotonic() - t0 <= TIMEOUT + 1.0
         assert r.run("print(6 * 7)").stdout == "42\n"
+        _no_leftovers()
 
 
 def test_a_server_replaced_inside_run_many_keeps_serving():
     """bwrap --die-with-parent fires when the *thread* that started the server exits: the
     replacement must come from the runner's long-lived spawner thread, not run_many's pool."""
+    spare = _servers()
     with Runner(timeout_s=TIMEOUT, workers=1) as r:
-        _kill_server_soon(0.5)
+        _signal_servers_soon(0.5, spare)
         assert [x.status for x in r.run_many(["import time\ntime.sleep(2)"])] == ["crashed"]
         time.sleep(0.3)
         assert r.run("print(6 * 7)").stdout == "42\n"
+
+
+def test_servers_are_replaced_after_a_cuda_error_only():
+    """The CUDA-worker logic, exercised without a GPU: a runner that believes it is on CUDA
+    replaces its servers after an error that names CUDA, and keeps them after others."""
+    spare = _servers()
+    with Runner(timeout_s=TIMEOUT, workers=1) as r:
+        r.device = "cuda"  # what a GPU machine would pick; the check sees DEVICE == "cuda"
+        first = _servers() - spare
+        res = r.run("raise ValueError('an ordinary error')")
+        assert res.status == "error" and r.run("pass").ok
+        assert _servers() - spare == first
+        res = r.run("print(DEVICE)\nraise RuntimeError('CUDA error: an illegal memory access "
+                    "was encountered')")
+        assert res.status == "error" and res.stdout == "cuda\n"
+        assert res.exception.startswith("RuntimeError: CUDA error: an illegal memory access")
+        assert r.run("pass").ok  # served by a fresh server
+        fresh = _servers() - spare
+        assert fresh and not fresh & first

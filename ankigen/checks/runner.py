@@ -26,7 +26,8 @@ from . import protocol
 
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _START_TIMEOUT = 60.0
-REPLY_GRACE = 1.0  # seconds past a check's timeout within which its server must answer
+REPLY_GRACE = 0.75  # past a check's timeout its server must have answered (it kills at the
+# deadline and answers at once); one that has not is killed with all it started: < 1 s
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ class _Server:
         except OSError:
             return None
         # The server kills the check at its deadline and answers at once; one that has not
-        # answered a second later is hung, and is replaced (killing all it started).
+        # answered REPLY_GRACE later is hung, and is replaced (killing all it started).
         return self._receive(float(req["timeout"]) + REPLY_GRACE)
 
     def alive(self) -> bool:
