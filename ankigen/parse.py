@@ -32,7 +32,11 @@ from .model import (
 from .text import EMOJI_MARK, read_notes
 
 CLOZE_SLOT = "\ue000"  # where {{c1::term}} goes; the renderer escapes the term
-MARK_RE = re.compile("|".join(EMOJI_MARK))
+MARK_RE = re.compile("[" + "".join(EMOJI_MARK) + "]")  # one code point each: a class scans fastest
+_QUOTE_PREFIX_RE = re.compile(r"^\s*>\s?")
+_CHAPTER_ABOUT_RE = re.compile(r"\bchapter\s+(\d+)\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\b", re.I)
+_PAREN_RE = re.compile(r"\(([^)]*)\)")
+_QUESTION_LEAD_RE = re.compile(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s*", re.I)
 _BULLET_RE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)?(?:\*\*|__)?")
 _CODE_HEAD_RE = re.compile(r"^\s*(?:for|while|if|elif|else|def|class|with|try|except)\b.*:\s*(#.*)?$")
 _ANSWER_LIMIT = 900
@@ -198,7 +202,7 @@ def _items(chunk: list[Block], source_lines: list[str]) -> list[_Item]:
                 if line.strip():
                     items.append(_Item("line", n, n, line, para=pid))
         elif b.kind == "quote":
-            body = "\n".join(re.sub(r"^\s*>\s?", "", ln) for _, ln in b.lines(source_lines))
+            body = "\n".join(_QUOTE_PREFIX_RE.sub("", ln) for _, ln in b.lines(source_lines))
             items.append(_Item("quote", b.start, b.end, body.strip(), para=pid))
         elif b.kind == "fence":
             items.append(_Item("code", b.start, b.end, b.text, para=pid, info=b.info))
@@ -219,7 +223,7 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
     recall_text = "\n".join(it.text for it in items if it.kind == "line" and not MARK_RE.search(it.text))
     opening = "\n".join(it.text for it in items[:4] if it.kind in ("line", "heading"))
     chapter = None
-    about = re.search(r"\bchapter\s+(\d+)\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\b", opening, re.I)
+    about = _CHAPTER_ABOUT_RE.search(opening)
     if about:
         chapter = about.group(1)
     elif ph.CHAPTER_RE.search(opening):
@@ -349,7 +353,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     if inline and not arrowed:
         # "… 🟡 (forgot the rest) and Adam …": only the parenthesis is the learner's note
         # to self; what follows it is more recall.
-        paren = re.match(r"\(([^)]*)\)", pre)
+        paren = _PAREN_RE.match(pre)
         feedback = paren.group(1).strip() if paren else ""
     else:
         feedback = arrowed[0] if arrowed else pre
@@ -417,8 +421,7 @@ def _question_in(feedback: str) -> str | None:
         return None
     for sent in ph.sentences(feedback):
         if sent.endswith("?") and (ph.QUESTION_VOICE_RE.search(sent) or len(ph.sentences(feedback)) == 1):
-            q = re.sub(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s*", "", sent,
-                       flags=re.I).strip() or sent
+            q = _QUESTION_LEAD_RE.sub("", sent).strip() or sent
             return q[:1].upper() + q[1:]
     return None
 

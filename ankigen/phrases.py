@@ -138,8 +138,13 @@ TOPIC_WORDS: tuple[tuple[str, ...], ...] = (
 )
 
 
+_BEFORE_MARK_RE = re.compile(r"[🟢🟡🔴(]")
+_TOPIC_LEAD_RE = re.compile(r"^(?:about|on|the)\s+", re.I)
+_MISS_LEAD_RE = re.compile(r"^(?:about|the)\s+", re.I)
+
+
 def topic_from(text: str) -> str | None:
-    cut = [sentences(re.split(r"[🟢🟡🔴(]", line)[0]) for line in text.split("\n")]
+    cut = [sentences(_BEFORE_MARK_RE.split(line, maxsplit=1)[0]) for line in text.split("\n")]
     low = text.lower()
     for pat, hints in zip(TOPIC_PATTERNS, TOPIC_WORDS, strict=True):
         if not has_any(low, hints):
@@ -148,7 +153,7 @@ def topic_from(text: str) -> str | None:
             m = pat.search(sent)
             if m:
                 topic = m.group("t").strip(" ,;:-")
-                topic = re.sub(r"^(?:about|on|the)\s+", "", topic, flags=re.I)
+                topic = _TOPIC_LEAD_RE.sub("", topic)
                 topic = _TOPIC_CUT_RE.split(topic, maxsplit=1)[0]
                 words = topic.split()[:8]
                 topic = " ".join(words)
@@ -162,5 +167,5 @@ def named_miss(feedback: str) -> str | None:
     if not m:
         return None
     x = m.group("x").strip(" ,:-")
-    x = re.sub(r"^(?:about|the)\s+", "", x, flags=re.I)
+    x = _MISS_LEAD_RE.sub("", x)
     return x if 0 < len(x.split()) <= 8 else None
