@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -359,43 +360,53 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     cache = ParseCache(root, enabled=use_cache)
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
                                      keep_docs=checks is not None)
-    cards: list[Card] = []
-    checks_run, checks_note = 0, "not requested"
-    if checks is None:  # the cards as parsed: no document needs unpickling
-        for p in parsed_files:
-            cards.extend(p.cards)
-    else:
-        docs = [p.doc() for p in parsed_files]
-        gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
-        outputs, checks_run, checks_note, extra = checks(gaps, docs)
-        for p, doc in zip(parsed_files, docs, strict=True):
-            mine = [g for g in doc.gaps if wanted(g, include_green)]
-            mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
-            cards.extend(cache.cards_for(p, doc, mine, outputs))
-    assigned, entries, orphans = assign(
-        [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
-        load(root), now=now)
-    cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
-             for c, a in zip(cards, assigned, strict=True)]
-    # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
-    # that comes back gets its old note back.
-    kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
+    keep = {rel for _, rel in files}
+    saver = None
+    if checks is None:  # the cache is complete now: write it while the deck is made
+        saver = threading.Thread(target=cache.save, args=(keep,), name="ankigen-cache")
+        saver.start()
+    try:
+        cards: list[Card] = []
+        checks_run, checks_note = 0, "not requested"
+        if checks is None:  # the cards as parsed: no document needs unpickling
+            for p in parsed_files:
+                cards.extend(p.cards)
+        else:
+            docs = [p.doc() for p in parsed_files]
+            gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
+            outputs, checks_run, checks_note, extra = checks(gaps, docs)
+            for p, doc in zip(parsed_files, docs, strict=True):
+                mine = [g for g in doc.gaps if wanted(g, include_green)]
+                mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
+                cards.extend(cache.cards_for(p, doc, mine, outputs))
+        assigned, entries, orphans = assign(
+            [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
+            load(root), now=now)
+        cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
+                 for c, a in zip(cards, assigned, strict=True)]
+        # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
+        # that comes back gets its old note back.
+        kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
-    due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
-    due = {i: n for n, i in enumerate(due_order)}
-    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
-    fingerprint = _fingerprint(triples)
-    written = False
-    if not _up_to_date(out, fingerprint):
-        stamp = max((a.mtime for a in assigned), default=int(time.time()))
-        write_package(to_package(triples), out, timestamp=stamp)
-        written = True
-    save(root, entries + kept_orphans)  # only once the deck it describes exists
+        due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
+        due = {i: n for n, i in enumerate(due_order)}
+        triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
+        fingerprint = _fingerprint(triples)
+        written = False
+        if not _up_to_date(out, fingerprint):
+            stamp = max((a.mtime for a in assigned), default=int(time.time()))
+            write_package(to_package(triples), out, timestamp=stamp)
+            written = True
+        save(root, entries + kept_orphans)  # only once the deck it describes exists
 
-    by_mark: dict[str, int] = {}
-    for c in cards:
-        by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
-    cache.save({rel for _, rel in files})
+        by_mark: dict[str, int] = {}
+        for c in cards:
+            by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
+        if saver is None:
+            cache.save(keep)
+    finally:
+        if saver is not None:
+            saver.join()
     warnings = tuple(w for p in parsed_files for w in p.warnings)
     result = BuildResult(
         out=str(out), written=written, files=len(parsed_files), notes=len(cards),
