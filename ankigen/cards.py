@@ -32,15 +32,21 @@ def tag(*parts: str) -> str:
 
 
 def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str, ...]:
-    out = [tag("ankigen", gap.mark.value if gap.mark else "unmarked"),
-           tag("ankigen", "kind", gap.kind.value),
-           tag("ankigen", "file", _stem(path))]
-    if gap.chapter:
-        out.append(tag("ankigen", "chapter", gap.chapter))
-    if gap.unanswered:
+    return _tags(gap.mark.value if gap.mark else "unmarked", gap.kind.value, _stem(path),
+                 gap.chapter or "", gap.unanswered,
+                 "" if check is None else "ok" if check.status == "ok" else "failed")
+
+
+@functools.lru_cache(maxsize=4096)  # a vault's cards share a handful of tag sets
+def _tags(mark: str, kind: str, stem: str, chapter: str, unanswered: bool,
+          check: str) -> tuple[str, ...]:
+    out = [tag("ankigen", mark), tag("ankigen", "kind", kind), tag("ankigen", "file", stem)]
+    if chapter:
+        out.append(tag("ankigen", "chapter", chapter))
+    if unanswered:
         out.append(tag("ankigen", "unanswered"))
-    if check is not None:
-        out.append(tag("ankigen", "check", "ok" if check.status == "ok" else "failed"))
+    if check:
+        out.append(tag("ankigen", "check", check))
     return tuple(sorted(set(out)))
 
 
@@ -55,9 +61,14 @@ def _name(path: str) -> str:
 
 
 def source_html(gap: Gap, path: str) -> str:
+    return _source_html(_name(path), gap.section, gap.topic, gap.chapter or "")
+
+
+@functools.lru_cache(maxsize=4096)  # the same for every gap of a part
+def _source_html(name: str, section: str, topic: str, chapter: str) -> str:
     # No line numbers: moving unrelated text must not change a note.
-    where = " › ".join(x for x in (_name(path), gap.section, gap.topic) if x)
-    chapter = f" · chapter {gap.chapter}" if gap.chapter else ""
+    where = " › ".join(x for x in (name, section, topic) if x)
+    chapter = f" · chapter {chapter}" if chapter else ""
     return f'<span class="where">{render.plain(where)}{chapter}</span>'
 
 
