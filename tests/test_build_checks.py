@@ -48,6 +48,68 @@ def test_cards_carry_real_output_and_rebuild_runs_nothing(tmp_path):
     assert "tensor([ 4.,  8., 12.])" in claim
     broken = next(a for q, a in answers.items() if "does not run" in q)
     assert "No module named 'torch.nn.function'" in broken
+    # the tutor's answer spells the line right: the card says what running that gives
+    assert "With the tutor's correction, loss.backward(), the block runs without an error." \
+        in wrong
 
     again = build([vault], out, checks=build_hook("cpu"), now=2_000)
     assert again.checks_run == 0 and not again.written and again.unchanged == first.notes
+
+
+def _vault(tmp_path: Path, *names: str, folder: Path = FIXTURES) -> Path:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for name in names:
+        shutil.copy(folder / name, vault / Path(name).name)
+    return vault
+
+
+def test_results_are_cached_by_code_torch_and_device_not_by_the_vault(tmp_path):
+    """Not the whole-vault shortcut: with it off and a note added, no check runs again."""
+    vault = _vault(tmp_path, "recall-pytorch-training.md")
+    out = tmp_path / "deck.apkg"
+    first = build([vault], out, checks=build_hook("cpu"), now=1_000)
+    assert first.checks_run > 0
+    shutil.copy(FIXTURES.parent / "vault" / "recall-cnn.md", vault / "recall-cnn.md")
+    again = build([vault], out, checks=build_hook("cpu"), now=2_000, use_cache=False)
+    assert again.parsed == 2 and again.written  # it really rebuilt
+    cnn_only = {"conv-output-size", "flatten", "adam-bias"}  # checks only the new note needs
+    assert 0 < again.checks_run <= len(cnn_only)
+    third = build([vault], out, checks=build_hook("cpu"), now=3_000, use_cache=False)
+    assert third.checks_run == 0
+    other_device = build([vault], out, checks=build_hook("cuda"), now=4_000, use_cache=False)
+    assert other_device.checks_run > 0  # (code, torch, device): cuda results are their own
+
+
+def test_a_check_that_hangs_is_reported_never_passes_and_never_stops_the_build(tmp_path):
+    vault = _vault(tmp_path, "recall-loops.md", "reference-hang.md", folder=FIXTURES / "hostile")
+    out = tmp_path / "deck.apkg"
+    first = build([vault], out, checks=build_hook("cpu", timeout_s=1.0), now=1_000)
+    assert first.written and first.notes == 1  # the wrong loop; the note's hang is no card
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        import_apkg(col, out)
+        ((_, q, a),) = rendered(col)
+    finally:
+        col.close()
+    assert "while w.sum() > 0:" in _text(q)
+    assert "timeout · torch 2.13" in _text(a) and "killed after 1 s" in _text(a)
+    assert "ran cleanly" not in _text(a)
+    again = build([vault], out, checks=build_hook("cpu", timeout_s=1.0), now=2_000,
+                  use_cache=False)
+    assert again.checks_run == 2  # neither hang was cached: both are tried again
+
+
+def test_a_runner_that_cannot_start_skips_checks_and_the_build_goes_on(tmp_path, monkeypatch):
+    import ankigen.checks.runner as runner_module
+    from ankigen.errors import CheckError
+
+    class Broken:
+        def __init__(self, **_kw: object) -> None:
+            raise CheckError("the check server did not start inside bubblewrap")
+
+    monkeypatch.setattr(runner_module, "Runner", Broken)
+    vault = _vault(tmp_path, "recall-pytorch-training.md")
+    result = build([vault], tmp_path / "deck.apkg", checks=build_hook("cpu"), now=1_000)
+    assert result.written and result.notes > 0 and result.checks_run == 0
+    assert result.checks == "skipped: the check server did not start inside bubblewrap"

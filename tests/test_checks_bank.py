@@ -176,3 +176,70 @@ def test_check_command_reports_contradictions_and_exits_nonzero(tmp_path):
     assert "contradicted: tensor([2., 4., 6.]) (it printed 'tensor([ 4.,  8., 12.])')" in result.output
     assert result.stderr.strip().splitlines()[-1] == \
         "3 blocks (1 not running); claims: 1 contradicted, 2 verified"
+
+
+def test_every_claim_form_is_verified_by_running(runner):
+    """`# prints X since …` above a bare expression, `# prints:`, `# ->`, `# output:`,
+    `# returns`, on the line or above it; blocks run like a notebook, in one namespace."""
+    doc = parse_file(FIXTURES / "checks" / "reference-claim-forms.md")
+    report = verify_document(doc, runner)
+    assert [(b.block.span.start, b.status) for b in report.blocks] == [
+        (6, "ok"), (19, "ok"), (28, "ok"), (32, "not runnable as written"), (36, "error"),
+        (41, "skipped")]
+    claims = [(c.claim.line, c.claim.expected, c.verdict, c.actual)
+              for b in report.blocks for c in b.claims]
+    assert claims == [
+        (14, "tensor(6.)", "verified", "tensor(6.)"),
+        (19, "torch.float32", "verified", "torch.float32"),
+        (20, "torch.Size([3])", "verified", "torch.Size([3])"),
+        (21, "tensor([2, 4])", "verified", "tensor([2, 4])"),
+        (22, "3", "verified", "3"),
+        (23, "tensor(7.)", "verified", "tensor(7.)"),
+        (28, "5.0", "contradicted", "6.0"),
+        (41, "tensor([1.])", "not run", None)]
+    blocks = {b.block.span.start: b for b in report.blocks}
+    assert blocks[32].exception == "NameError: name 'w' is not defined"
+    assert blocks[36].exception == "ModuleNotFoundError: No module named 'torch.nn.function'"
+    assert blocks[41].exception == "NameError: name 'G' is not defined"  # G's block failed
+
+
+def test_check_command_on_every_claim_form(tmp_path):
+    note = tmp_path / "forms.md"
+    shutil.copy(FIXTURES / "checks" / "reference-claim-forms.md", note)
+    result = CliRunner().invoke(main, ["check", str(note)])
+    assert result.exit_code == 1
+    assert "line 28: contradicted: 5.0 (it printed '6.0')" in result.output
+    assert "block lines 32-32: not runnable as written — NameError: name 'w' is not defined" \
+        in result.output
+    assert result.stderr.strip().splitlines()[-1] == \
+        "6 blocks (1 not running); claims: 1 contradicted, 1 not run, 6 verified"
+
+
+def test_check_command_exits_0_when_nothing_is_contradicted(tmp_path):
+    """The fastai seed: its bad import does not run and fastai-only names are not runnable
+    as written, but no claim is contradicted."""
+    note = tmp_path / "lesson4.md"
+    shutil.copy(FIXTURES / "seeds" / "reference-fastai-lesson4.md", note)
+    result = CliRunner().invoke(main, ["check", str(note)])
+    assert result.exit_code == 0, result.output
+    assert "block lines 179-185: error — ModuleNotFoundError: No module named " \
+        "'torch.nn.function'" in result.output
+    assert "block lines 146-154: not runnable as written — NameError: name 'tensor' is not " \
+        "defined" in result.output
+    assert result.stderr.strip().splitlines()[-1] == \
+        "10 blocks (1 not running); claims: 1 not run, 1 verified"
+
+
+def test_a_block_that_hangs_keeps_the_results_before_it(tmp_path):
+    """Blocks report as they finish: the one that hangs is a timeout, the ones after it
+    did not run, and none of it is an error or a contradicted claim."""
+    note = tmp_path / "hang.md"
+    shutil.copy(FIXTURES / "checks" / "hostile" / "reference-hang.md", note)
+    result = CliRunner().invoke(main, ["check", str(note), "--timeout", "1"])
+    assert result.exit_code == 0, result.output
+    lines = [x.strip() for x in result.stdout.splitlines()[1:]]
+    assert lines == ["block lines 4-6: ok", "line 6: verified: tensor(2.)",
+                     "block lines 10-11: timeout — killed after 3 s", "block lines 15-15: not run",
+                     "line 15: not run: tensor([3., 3.])"]
+    assert result.stderr.strip().splitlines()[-1] == \
+        "3 blocks (0 not running); claims: 1 not run, 1 verified"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -11,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckError
 from ..model import CheckOutput, Document, Gap, GapKind
 from .bank import match_gap
 from .claims import BlockResult, ClaimResult, DocumentReport, defined_names, verify_document
@@ -60,18 +63,46 @@ def _block_for(doc: Document, gap: Gap) -> str | None:
     return None
 
 
+_CALL = re.compile(r"[A-Za-z_][\w.]*\([^()\n]*\)|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def corrected_line(wrong: str, answer: str | None) -> str | None:
+    """The wrong line with the tutor's spelling of what it got wrong, when the answer holds
+    a call or dotted name that differs only a little from one in the line
+    (`loss.backwards()` → `loss.backward()`, `torch.nn.function` → `torch.nn.functional`)."""
+    if not answer:
+        return None
+    theirs = [m.group(0) for m in _CALL.finditer(answer)]
+    for mine in (m.group(0) for m in _CALL.finditer(wrong)):
+        for fix in theirs:
+            if fix != mine and fix not in wrong and \
+                    difflib.SequenceMatcher(None, mine, fix).ratio() >= 0.85:
+                return wrong.replace(mine, fix, 1)
+    return None
+
+
 def plan(pairs: Sequence[tuple[Document, Gap]]) -> dict[str, tuple[str, str]]:
     """gap anchor → (title, code) for every gap that gets a check."""
-    out: dict[str, tuple[str, str]] = {}
+    return {a: (t, c) for a, (t, c, _fix) in _plan(pairs).items()}
+
+
+Fix = tuple[str, str] | None  # (corrected line, the block with it), for wrong recalled code
+
+
+def _plan(pairs: Sequence[tuple[Document, Gap]]) -> dict[str, tuple[str, str, Fix]]:
+    out: dict[str, tuple[str, str, Fix]] = {}
     for doc, gap in pairs:
         if gap.kind is GapKind.WRONG_CODE:
             code = _block_for(doc, gap)
             if code:
-                out[gap.anchor] = ("Your code, run as written", code)
+                line = gap.code or ""
+                fixed = corrected_line(line, gap.answer)
+                fix = (fixed, code.replace(line, fixed, 1)) if fixed else None
+                out[gap.anchor] = ("Your code, run as written", code, fix)
                 continue
         check, _why = match_gap(gap)
         if check is not None:
-            out[gap.anchor] = (f"Check: {check.title}", check.code)
+            out[gap.anchor] = (f"Check: {check.title}", check.code, None)
     return out
 
 
@@ -114,12 +145,14 @@ def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: R
 
 def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir: Path,
                progress: Callable[[str, int, int], None] | None = None,
-               docs: Sequence[Document] = ()) -> tuple[dict[str, CheckOutput], int, str, Extra]:
-    """Run (or fetch from the cache) the checks the gaps need. Never raises on a bad check."""
+               docs: Sequence[Document] = (), timeout_s: float = 10.0
+               ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
+    """Run (or fetch from the cache) the checks the gaps need. Never raises on a bad check,
+    nor when no runner can start here (the build goes on without checks, and says why)."""
     version = torch_version()
     if version is None:
         return {}, 0, "skipped: torch is not installed (pip install '.[torch]')", []
-    planned = plan(pairs)
+    planned = _plan(pairs)
     cache = ResultCache(cache_dir / "checks.sqlite")
     runners: list[Any] = []
 
@@ -127,12 +160,14 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
         if not runners:
             from .runner import Runner
 
-            runners.append(Runner(device=device))
+            runners.append(Runner(device=device, timeout_s=timeout_s))
         return runners[0]
 
     try:
         extra, ref_ran = reference_gaps(docs, runner, cache, version, device)
         outputs, ran, note = _bank_and_code(planned, cache, runner, version, device, progress)
+    except CheckError as exc:
+        return {}, 0, f"skipped: {exc}", []
     finally:
         for r in runners:
             r.close()
@@ -143,13 +178,14 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     return outputs, ran + ref_ran, note, extra
 
 
-def _bank_and_code(planned: dict[str, tuple[str, str]], cache: ResultCache,
+def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
                    runner: Callable[[], Any], version: str, device: str,
                    progress: Callable[[str, int, int], None] | None
                    ) -> tuple[dict[str, CheckOutput], int, str]:
     results: dict[str, dict[str, Any]] = {}
     todo: dict[str, str] = {}
-    for _title, code in planned.values():
+    codes = [c for _t, code, fix in planned.values() for c in (code, fix[1] if fix else None) if c]
+    for code in codes:
         key = ResultCache.key(code, version, device)
         hit = cache.get(key)
         if hit is not None:
@@ -164,20 +200,28 @@ def _bank_and_code(planned: dict[str, tuple[str, str]], cache: ResultCache,
             if progress:
                 progress("checks", n, len(keys))
 
-        for key, res in zip(keys, runner().run_many([todo[k] for k in keys], progress=tick)):
+        for key, res in zip(keys, runner().run_many([todo[k] for k in keys], progress=tick),
+                            strict=True):
             value = {"status": res.status, "output": _shown(res.stdout, res.exception),
-                     "device": res.device, "torch": res.torch_version}
+                     "exception": res.exception, "device": res.device,
+                     "torch": res.torch_version}
             if res.status in ("ok", "error"):  # timeouts and crashes are retried next build
                 cache.put(key, value)
             results[key] = value
         ran = len(keys)
     outputs = {}
-    for anchor, (title, code) in planned.items():
+    for anchor, (title, code, fix) in planned.items():
         r = results[ResultCache.key(code, version, device)]
-        outputs[anchor] = CheckOutput(code=code, output=r["output"], status=r["status"],
+        output = r["output"]
+        if fix and r["status"] == "error":
+            f = results[ResultCache.key(fix[1], version, device)]
+            outcome = "runs without an error" if f["status"] == "ok" else \
+                f"still fails: {f.get('exception') or f['status']}"
+            output += f"\n\nWith the tutor's correction, {fix[0].strip()}, the block {outcome}."
+        outputs[anchor] = CheckOutput(code=code, output=output, status=r["status"],
                                       device=r["device"], torch_version=r["torch"], title=title)
     failed = sum(o.status != "ok" for o in outputs.values())
-    note = f"{len(outputs)} on cards ({ran} run, {len(outputs) - ran} cached" + \
+    note = f"{len(outputs)} on cards ({ran} run, {len(set(codes)) - ran} cached" + \
         (f", {failed} not ok" if failed else "") + ")"
     return outputs, ran, note
 
@@ -190,14 +234,15 @@ def _shown(stdout: str, exception: str | None) -> str:
 
 
 def build_hook(device: str, cache_dir: Path | None = None,
-               progress: Callable[[str, int, int], None] | None = None
+               progress: Callable[[str, int, int], None] | None = None,
+               timeout_s: float = 10.0
                ) -> Callable[..., tuple[dict[str, CheckOutput], int, str, Extra]]:
     from ..build import cache_dir as default_cache
 
     def hook(pairs: list[tuple[Document, Gap]], docs: Sequence[Document]
              ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
         return run_checks(pairs, device=device, cache_dir=cache_dir or default_cache(),
-                          progress=progress, docs=docs)
+                          progress=progress, docs=docs, timeout_s=timeout_s)
 
     return hook
 

@@ -83,7 +83,9 @@ class ClaimResult:
 @dataclass(frozen=True)
 class BlockResult:
     block: CodeBlock
-    status: str  # "ok" | "error" | "not runnable as written" | "skipped" | "timeout" | "crashed"
+    # "ok" | "error" | "not runnable as written" | "skipped" | "timeout" | "crashed" |
+    # "not run" (after a block that timed out or crashed)
+    status: str
     exception: str | None
     claims: tuple[ClaimResult, ...] = ()
 
@@ -147,23 +149,26 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
         return DocumentReport(doc.path, (), runner.device_label, runner.torch_version,
                               runner.isolation)
     result = runner.run_notebook([b.code for b in blocks])
-    if result.status in ("timeout", "crashed") and not result.blocks:
-        # Killed before it could report: which block hung is unknown, and none of them
-        # failed on its own merits. Say so; never call it an error, never a pass.
-        return DocumentReport(doc.path, tuple(
-            BlockResult(b, result.status, result.exception,
-                        tuple(ClaimResult(c, "not run", None) for c in b.claims))
-            for b in blocks), runner.device_label, runner.torch_version, runner.isolation)
     codes = [b.code for b in blocks]
     everywhere = defined_names(codes)
-    raw = list(result.blocks) or [{"ok": False, "exception": result.exception, "statements": []}
-                                  for _ in blocks]
+    raw = list(result.blocks)[:len(blocks)]
+    if result.status in ("timeout", "crashed") or len(raw) < len(blocks):
+        # Blocks report as they finish: the first without a report is the one that hung
+        # or crashed, and nothing after it ran. Neither failed on its own merits: say so,
+        # never call it an error (no card, no 🔴), never a pass.
+        stopped = result.status if result.status in ("timeout", "crashed") else "crashed"
+        raw.append({"ok": False, "exception": result.exception, "statements": [],
+                    "status": stopped})
+        raw += [{"ok": False, "exception": None, "statements": [], "status": "not run"}
+                for _ in blocks[len(raw):]]
     failed_defs: set[str] = set()
     out = []
-    for block, rec in zip(blocks, raw):
+    for block, rec in zip(blocks, raw, strict=False):
         exc = rec.get("exception")
         missing = _undefined_name(exc)
-        if rec.get("ok"):
+        if rec.get("status"):
+            status = rec["status"]
+        elif rec.get("ok"):
             status = "ok"
         elif missing and missing not in everywhere and not hasattr(builtins, missing):
             status = "not runnable as written"

@@ -359,17 +359,31 @@ class Runner:
                 self._give_back(server)
         return reply, nonce, None
 
+    @staticmethod
+    def _records(reply: dict[str, Any] | None, nonce: str) -> list[dict[str, Any]]:
+        """The lines of the record that carry this request's nonce (others are forged)."""
+        out = []
+        for line in (reply or {}).get("record", "").split("\n"):
+            try:
+                got = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue
+            if isinstance(got, dict) and got.get("nonce") == nonce:
+                out.append(got)
+        return out
+
     def _verdict(self, reply: dict[str, Any] | None, nonce: str, timeout: float,
                  failure: str | None) -> tuple[str, dict[str, Any] | None, str | None]:
         if reply is None:
             return "crashed", None, failure or "the check server died during the check"
         if reply["timed_out"]:
             return "timeout", None, f"killed after {timeout:g} s"
-        try:
-            record = json.loads(reply["record"]) if reply["record"] else None
+        lines = [x for x in reply["record"].split("\n") if x.strip()]
+        try:  # the completion record is the last line, and nothing may follow it
+            record = json.loads(lines[-1]) if lines else None
         except ValueError:
             record = None
-        if not isinstance(record, dict) or record.get("nonce") != nonce:
+        if not isinstance(record, dict) or record.get("nonce") != nonce or "ok" not in record:
             code = reply["exit"]
             why = f"exit status {code}" if code is not None else "no exit status"
             return "crashed", None, f"ended without reporting ({why})"
@@ -410,15 +424,18 @@ class Runner:
     def run_notebook(self, blocks: Sequence[str], *, timeout_s: float | None = None) -> RunResult:
         """All blocks in order in one namespace; per-statement output in `.blocks`.
 
-        `status` is about the run as a whole ("ok" even when a block raised: see each
-        block's "ok" and "exception"); "timeout" or "crashed" mean `.blocks` is empty.
+        `status` is about the run as a whole: "ok" even when a block raised (see each
+        block's "ok" and "exception"); on "timeout" or "crashed", `.blocks` holds the
+        blocks that finished before it, and the next block is the one that did not.
         """
         timeout = timeout_s or self.timeout_s * max(1, len(blocks))
         t0 = time.monotonic()
         reply, nonce, failure = self._call({"mode": "notebook", "blocks": list(blocks),
                                             "timeout": timeout})
         status, record, why = self._verdict(reply, nonce, timeout, failure)
-        blocks_out = tuple((record or {}).get("blocks", ()))
+        # Blocks that finished before a timeout or a crash keep their results.
+        blocks_out = tuple(record["blocks"] if record and status in ("ok", "error") else
+                           [r["block"] for r in self._records(reply, nonce) if "block" in r])
         self._after_cuda_error(status, " ".join(str(b.get("exception")) for b in blocks_out)
                                if status == "error" else why)
         with self._lock:
@@ -428,7 +445,7 @@ class Runner:
                          exception=why if status not in ("ok", "error") else None,
                          duration_s=time.monotonic() - t0, device=self.device_label,
                          torch_version=self.torch_version, isolation=self.isolation,
-                         blocks=blocks_out if status in ("ok", "error") else ())
+                         blocks=blocks_out)
 
     def run_many(self, codes: Sequence[str],
                  progress: Callable[[int], None] | None = None) -> list[RunResult]:

@@ -168,7 +168,8 @@ def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
         stdout, stderr = sys.stdout, sys.stderr
         flush_out, flush_err = stdout.flush, stderr.flush
         if req.get("mode") == "notebook":
-            record = _notebook(req["blocks"], ns, ast, io.StringIO, traceback.format_exc)
+            record = _notebook(req["blocks"], ns, ast, io.StringIO,
+                               (encode, join, write, fd, nonce))
         else:
             fmt_exc = traceback.format_exc
             code = compile(req["code"], "<check>", "exec")
@@ -190,7 +191,7 @@ def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
         ok = record["ok"] is True
         record["ok"] = ok
         record["nonce"] = nonce
-        data = join(encode(record, 0)).encode()
+        data = join(encode(record, 0)).encode() + b"\n"
         while _len(data):
             data = data[write(fd, data):]
     except _base:  # the runner's own part broke (or the record could not be written)
@@ -199,13 +200,17 @@ def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
 
 
 def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any, string_io: Any,
-              fmt_exc: Any) -> dict[str, Any]:
+              out: tuple[Any, Any, Any, int, str]) -> dict[str, Any]:
     """Blocks in order in one namespace, like a notebook; each top-level statement's
     printed output (and an expression's value) is recorded with its line.
 
     Every block is parsed and every statement compiled before any of them runs, and what
     is used between statements is bound first: earlier blocks cannot change later ones.
+    Each block's entry is written to the record as soon as the block is done (a line with
+    the nonce), so a later block that hangs or crashes loses only its own result.
     """
+    encode, join, write, fd, nonce = out
+    _len = len
     _type, _str, _repr, _base, _getattr = type, str, repr, BaseException, getattr
     _compile, _eval, _exec, _isinstance, _all, _sys = compile, eval, exec, isinstance, all, sys
     _syntax = SyntaxError
@@ -259,6 +264,9 @@ def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any, string_io: Any,
             done.append({"line": line, "end": end, "printed": buf.getvalue()[-4000:],
                          "value": value})
         results.append(entry)
+        data = join(encode({"nonce": nonce, "block": entry}, 0)).encode() + b"\n"
+        while _len(data):
+            data = data[write(fd, data):]
     return {"ok": _all(r["ok"] for r in results), "blocks": results}
 
 
