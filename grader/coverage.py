@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import Claim, KeyPoint, Passage
-from .retrieve import Index, content_tokens, overlap
+from .retrieve import Index, content_tokens, overlap, same_word
 from .sources import SEP, SourceSet
 
 TOP_K = 3  # passages per query; a claim gets up to TOP_K + 2 from two queries
@@ -53,18 +53,18 @@ def titled_files(passages: Sequence[Passage]) -> frozenset[str]:
 
 def mentioned(term: str, recall_tokens: Sequence[str]) -> bool:
     """Whether the recall says `term`: a one-word term anywhere; a longer one as a phrase,
-    its words within a short window ("padding mask" is not said by "padding … causal mask")."""
+    its words at most one word apart ("padding mask" is not said by "pad the input. A causal
+    mask")."""
     # Identifiers count by their words (`torch.inference_mode()` → torch, infer, mode).
     want = list(dict.fromkeys(t for t in content_tokens(term) if not {".", "_"} & set(t)))
     if not want:
         return True
-    if len(want) == 1:
-        return want[0] in recall_tokens
-    window = len(want) + 2
-    need = set(want)
+    window = 1 if len(want) == 1 else len(want) + 1
     for i, tok in enumerate(recall_tokens):
-        if tok in need and need <= set(recall_tokens[i : i + window]):
-            return True
+        near = recall_tokens[i : i + window]
+        if same_word(tok, want[0]) or len(want) > 1 and any(same_word(tok, w) for w in want):
+            if all(any(same_word(w, t) for t in near) for w in want):
+                return True
     return False
 
 
@@ -154,8 +154,8 @@ def offline_omissions(evidence: PartEvidence) -> list[KeyPoint]:
     for k in evidence.candidates:
         if k.origin == "code" and any(p.origin == "code" for p in picked):
             continue
-        if set(content_tokens(k.term)) <= said:
-            continue  # "Padding and stride" after "zero padding" and "stride"
+        if set(content_tokens(k.term)) <= said or any(p.passage == k.passage for p in picked):
+            continue  # "Padding and stride" after "zero padding" and "stride"; one per passage
         picked.append(k)
         said.update(content_tokens(k.term))
     return picked[:_MAX_OMISSIONS]

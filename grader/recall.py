@@ -139,7 +139,6 @@ def _claim_lines(text: str, doc: Document) -> list[tuple[int, int, str]]:
     """(part, line, sentence) for every recall sentence worth judging."""
     lines = text.split("\n")
     code = {n for c in doc.code_blocks for n in range(c.span.start, c.span.end + 1)}
-    gaps = {n for g in doc.gaps for n in range(g.span.start, g.span.end + 1)}
     out: list[tuple[int, int, str]] = []
     for b in to_blocks(text):
         if b.kind not in ("para", "list", "table", "quote"):
@@ -148,7 +147,7 @@ def _claim_lines(text: str, doc: Document) -> list[tuple[int, int, str]]:
         if part is None:
             continue
         for n in range(b.start, b.end + 1):
-            if n in code or n in gaps:
+            if n in code:
                 continue
             for sentence in _sentences(lines[n - 1]):
                 if _is_claim(sentence):

@@ -87,20 +87,30 @@ class Index:
         return [(self.passages[i], float(scores[i])) for i in order if scores[i] > 0]
 
 
-def overlap(claim: str, passage_text: str) -> float:
-    """The share of a claim's content words that the passage also uses."""
-    mine = set(content_tokens(claim))
+def same_word(a: str, b: str) -> bool:
+    """Equal stems, or a short form of the other: `vgg` / `vggnet`, `conv` / `convolut`
+    (the shorter at least 3 letters and half the longer, so `net` is not `network`)."""
+    if a == b:
+        return True
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return len(short) >= 3 and 2 * len(short) >= len(long_) and long_.startswith(short)
+
+
+def _share(mine: set[str], theirs: set[str]) -> float:
     if not mine:
         return 0.0
-    return len(mine & set(content_tokens(passage_text))) / len(mine)
+    hit = sum(1 for t in mine if t in theirs or any(same_word(t, u) for u in theirs))
+    return hit / len(mine)
+
+
+def overlap(claim: str, passage_text: str) -> float:
+    """The share of a claim's content words that the passage also uses."""
+    return _share(set(content_tokens(claim)), set(content_tokens(passage_text)))
 
 
 def coverage(claim: str, passages: Sequence[str]) -> float:
     """The share of a claim's content words that any of the passages uses."""
-    mine = set(content_tokens(claim))
-    if not mine:
-        return 0.0
     theirs: set[str] = set()
     for text in passages:
         theirs.update(content_tokens(text))
-    return len(mine & theirs) / len(mine)
+    return _share(set(content_tokens(claim)), theirs)

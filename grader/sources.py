@@ -130,7 +130,12 @@ def _items(lines: list[str], start: int, end: int) -> list[tuple[Span, str]]:
             items.append((n, [line[m.end():]]))
         elif items:
             items[-1][1].append(line.strip())
-    return [(Span(n, n + len(body) - 1), " ".join(x for x in body if x)) for n, body in items]
+    out = []
+    for n, body in items:
+        while len(body) > 1 and not body[-1]:
+            body.pop()  # the blank line before the next item is not part of this one
+        out.append((Span(n, n + len(body) - 1), " ".join(x for x in body if x)))
+    return out
 
 
 def _plain_chunks(text: str) -> list[tuple[Span, str, str, str]]:

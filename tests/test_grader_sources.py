@@ -1,0 +1,83 @@
+"""Sources into passages and key points; words, phrases and claims as the grader reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.coverage import mentioned
+from grader.model import Claim
+from grader.recall import recall_from_text, sentence_claims
+from grader.retrieve import Index, content_tokens, same_word
+from grader.sources import load_sources
+
+FIXTURES = Path(__file__).parent / "fixtures" / "grader" / "sources"
+
+
+def test_markdown_passages_carry_lines_sections_and_kinds():
+    src = load_sources([FIXTURES / "cnn-notes.md"])
+    got = [(p.span.start, p.span.end, p.kind, p.section.split(" › ")[-1]) for p in src.passages]
+    assert got == [
+        (5, 5, "prose", "Convolutional layers"),
+        (9, 9, "item", "Padding and stride"),
+        (10, 10, "item", "Padding and stride"),
+        (14, 14, "prose", "Pooling layers"),
+        (18, 18, "prose", "Training a CNN in PyTorch"),
+        (21, 27, "code", "Training a CNN in PyTorch"),
+    ]
+    assert src.passages[1].text.startswith("With **zero padding**")  # the bullet marker is gone
+    assert src.passages[0].cite() == f"{FIXTURES / 'cnn-notes.md'}:5"
+
+
+def test_plain_text_takes_short_lines_standing_alone_as_headings():
+    src = load_sources([FIXTURES / "history.txt"])
+    assert [(p.span.start, p.span.end, p.section) for p in src.passages] == [
+        (3, 3, "A short history of CNNs"), (5, 5, "A short history of CNNs")]
+
+
+def test_key_points_are_headings_bold_terms_and_identifiers(tmp_path):
+    (tmp_path / "n.md").write_text(
+        "# Lesson 4\n\n## Notes\n\n- `X` has shape `(m, n + 1)`; call `model.eval()` first.\n\n"
+        "## Dropout\n\n**Dropout** zeroes units at random; a **dropout rate** of `p=0.5`.\n")
+    points = [(k.term, k.origin) for k in load_sources([tmp_path / "n.md"]).points]
+    # Generic headings and non-identifier code (`(m, n + 1)`, `p=0.5`) are not key points, and
+    # the text between two code spans (`X` has shape `…`) is not one either.
+    # The section's own heading comes first; its bold "Dropout" is the same point.
+    assert points == [("model.eval()", "code"), ("Dropout", "heading"), ("dropout rate", "bold")]
+
+
+def test_identifiers_are_kept_whole_and_in_pieces():
+    assert content_tokens("call nn.Parameter and x.requires_grad_()") == [
+        "call", "nn.parameter", "nn", "paramet", "x.requires_grad", "requir", "grad"]
+
+
+def test_short_forms_match_but_short_words_do_not():
+    assert same_word("vgg", "vggnet") and same_word("conv", "convolut")
+    assert not same_word("net", "network") and not same_word("pad", "padding_mask")
+
+
+def test_a_longer_key_term_is_mentioned_only_as_a_phrase():
+    said = content_tokens("We pad the inputs. A causal mask hides the future. VGG is regular.")
+    assert not mentioned("padding mask", said)
+    assert mentioned("causal mask", said) and mentioned("VGGNet", said)
+    assert mentioned("`torch.no_grad()`", content_tokens("inside torch.no_grad() we"))
+
+
+def test_claims_skip_questions_plans_topics_and_admitted_gaps():
+    """Text after `=>` is an answer someone wrote in, not the learner's recall."""
+    text = ("# Notes\n\nSo, pooling. What do we need? A pooling layer shrinks its input window by "
+            "window. Let's move on to padding next time. Max pooling keeps the largest value "
+            "in torch.nn.MaxPool2d. I forgot the name of the last layer => the name is Dense.\n")
+    claims = sentence_claims(recall_from_text(text))
+    assert [c.text for c in claims] == [
+        "A pooling layer shrinks its input window by window.",
+        "Max pooling keeps the largest value in torch.nn.MaxPool2d."]
+    assert {c.line for c in claims} == {3}
+
+
+def test_bm25_finds_the_passage_a_claim_is_about():
+    src = load_sources([FIXTURES])
+    index = Index(src.passages)
+    claim = Claim("c1", 0, 1, "Max pooling outputs the largest value of each window")
+    (best, score), *_ = index.top(claim.text)
+    assert best.section.endswith("Pooling layers") and score > 0
+    assert index.top("entirely unrelated zebra words") == []
