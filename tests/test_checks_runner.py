@@ -290,6 +290,18 @@ def test_isolation_is_reported(runner):
         assert "bubblewrap (no network, no home)" in res.isolation
     else:
         assert "missing: bubblewrap (no network, no home)" in res.isolation
+    if IN_CI:  # root, bubblewrap: nothing may be missing, also from a clone under /tmp
+        assert not [x for x in res.isolation if x.startswith("missing")], res.isolation
+
+
+def test_what_a_check_leaves_in_tmp_is_gone_for_the_next(runner):
+    if "private /tmp per check" not in runner.isolation:
+        pytest.skip("no private /tmp here (isolation says so)")
+    first = runner.run("open('/tmp/left-behind', 'w').write('x')\nimport os\n"
+                       "print(sorted(os.listdir('/tmp')))")
+    assert first.status == "ok" and "left-behind" in first.stdout, first.exception
+    second = runner.run("import os\nprint(os.path.exists('/tmp/left-behind'))")
+    assert second.stdout == "False\n"
 
 
 def test_cuda_requested_without_gpu_runs_on_cpu():

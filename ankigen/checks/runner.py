@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import CheckError
 from . import protocol
+from .server import STASH
 
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 _START_TIMEOUT = 60.0
@@ -109,7 +110,7 @@ def _bwrap_command(python: str) -> list[str] | None:
     # must land on top of it, not be hidden by it.
     return [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session", "--cap-add", "ALL", "--tmpfs", "/tmp",
-            *binds, "--proc", "/proc", "--dev", "/dev", *_gpu_binds(),
+            *binds, "--dir", STASH, "--proc", "/proc", "--dev", "/dev", *_gpu_binds(),
             "--chdir", "/", python]
 
 
@@ -282,8 +283,7 @@ class Runner:
         (have if server.sandboxed else missing).append("bubblewrap (no network, no home)")
         (have if info.get("namespaces") else missing).append("pid+net namespace per check")
         (have if info.get("root") else missing).append("runs as nobody")
-        if not server.sandboxed:
-            (have if info.get("private_tmp") else missing).append("private /tmp per check")
+        (have if info.get("private_tmp") else missing).append("private /tmp per check")
         return tuple(have) + tuple(f"missing: {m}" for m in missing)
 
     @property

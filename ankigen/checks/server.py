@@ -45,41 +45,83 @@ def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def probe_namespaces() -> bool:
-    """Whether this process may give each check its own namespaces (needs privileges)."""
+def probe_namespaces() -> tuple[bool, bool]:
+    """Whether this process may give each check its own namespaces (needs privileges),
+    and whether it may then mount the private folders (PRIVATE) in them."""
     pid = os.fork()
     if pid == 0:
-        ok = _libc().unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) == 0
-        os._exit(0 if ok else 1)
+        libc = _libc()
+        if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
+            os._exit(1)
+        try:
+            _isolate_mounts(libc)
+        except OSError:
+            os._exit(2)
+        os._exit(0)
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
+    code = os.waitstatus_to_exitcode(status)
+    return code in (0, 2), code == 0
+
+
+STASH = "/run/ankigen-tmp"  # bubblewrap makes this mountpoint (runner._bwrap_command)
 
 
 def _code_dirs() -> list[str]:
-    """Where Python finds code: a tmpfs must never be mounted over any of these."""
+    """Where Python finds code: a tmpfs must never hide any of these."""
     import ankigen
 
     paths = {sys.prefix, sys.base_prefix, os.path.dirname(ankigen.__file__),
              *[p for p in sys.path if p]}
-    return [os.path.realpath(p) for p in paths]
+    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
 
 
-def private_mounts() -> tuple[str, ...]:
-    """The folders each check gets a fresh tmpfs over (/tmp is skipped when our Python or
-    packages live in it, as in a clone under /tmp: hiding them would break imports)."""
+def private_mounts() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The folders each check gets a fresh tmpfs over, and the code folders inside them
+    that are bound back on top (as in a clone under /tmp, where the virtualenv lives:
+    hiding it would break imports). Without the STASH mountpoint to move them through,
+    a folder that holds code stays shared."""
     code = _code_dirs()
-    return tuple(where for where in ("/tmp", "/dev/shm") if os.path.isdir(where)
-                 and not any(p == where or p.startswith(where + "/") for p in code))
+    private, keep = [], {}
+    for where in ("/tmp", "/dev/shm"):
+        if not os.path.isdir(where):
+            continue
+        inside = [p for p in code if p.startswith(where + "/")]
+        if where in code or (inside and not os.path.isdir(STASH)):
+            continue
+        outer = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]
+        private.append(where)
+        if outer:
+            keep[where] = tuple(outer)
+    return tuple(private), keep
 
 
 PRIVATE: tuple[str, ...] = ()  # set in main()
+KEEP: dict[str, tuple[str, ...]] = {}
+MS_BIND, MNT_DETACH = 0x1000, 2
+
+
+def _mount(libc: Any, source: str, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    if libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                  flags, data.encode() if data else None) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
 
 
 def _isolate_mounts(libc: Any) -> None:
-    """A private /tmp and /dev/shm: writes outside the check's dir land nowhere."""
-    libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    """A private /tmp and /dev/shm: writes outside the check's dir land nowhere, and no
+    check sees what another left there."""
+    _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
     for where in PRIVATE:
-        libc.mount(b"tmpfs", where.encode(), b"tmpfs", 0, b"size=64m,mode=1777")
+        keep = KEEP.get(where, ())
+        if keep:
+            _mount(libc, where, STASH, None, MS_BIND | MS_REC)
+        _mount(libc, "tmpfs", where, "tmpfs", 0, "size=64m,mode=1777")
+        for path in keep:  # read-only binds stay read-only
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(libc, STASH + path[len(where):], path, None, MS_BIND | MS_REC)
+        if keep:
+            libc.umount2(STASH.encode(), MNT_DETACH)
 
 
 def _limits(cpu_s: int, cuda: bool) -> None:
@@ -513,13 +555,14 @@ def main() -> None:
         info.update(torch=None, cuda=False)
     # Orphans of a check come to us, not to init: _settle can find and kill them.
     _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    namespaces = probe_namespaces()
+    global DROP, PRIVATE, KEEP
+    PRIVATE, KEEP = private_mounts()
+    namespaces, mounts = probe_namespaces()
+    if not mounts:
+        PRIVATE, KEEP = (), {}
     info["namespaces"] = namespaces
-    global DROP
     DROP = can_drop_privileges()
-    global PRIVATE
-    PRIVATE = private_mounts()
-    info["private_tmp"] = "/tmp" in PRIVATE
+    info["private_tmp"] = namespaces and "/tmp" in PRIVATE
     info["root"] = DROP
     protocol.send(out, info)
     while True:
