@@ -26,7 +26,8 @@ test-deps:
 	fi
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: install test-deps
+# Types and lint first: main stays clean, not only green.
+test: install test-deps lint
 	@$(BIN)/python -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests ran"; exit 1; fi; exit $$rc
 
