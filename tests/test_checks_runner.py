@@ -418,3 +418,28 @@ def test_servers_are_replaced_after_a_cuda_error_only():
         assert r.run("pass").ok  # served by a fresh server
         fresh = _servers() - spare
         assert fresh and not fresh & first
+
+
+def test_a_runner_that_fails_to_start_leaves_no_server(monkeypatch):
+    """The second server never gets ready: the first one must not outlive the failure."""
+    from ankigen.checks import runner as runner_module
+    from ankigen.errors import CheckError
+
+    real = runner_module._Server.wait_ready
+    calls: list[int] = []
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) > 1:
+            self.close()
+            raise CheckError("the check server did not start")
+        return real(self)
+
+    spare = _servers()
+    monkeypatch.setattr(runner_module._Server, "wait_ready", flaky)
+    with pytest.raises(CheckError, match="^the check server did not start$"):
+        Runner(timeout_s=TIMEOUT, workers=2)
+    deadline = time.monotonic() + 5.0
+    while _servers() - spare and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _servers() - spare

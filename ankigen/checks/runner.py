@@ -251,7 +251,14 @@ class Runner:
         self.runs = 0
         # All servers start side by side (each imports torch once), then we wait for them.
         spawned = [self._spawn() for _ in range(self.workers)]
-        servers = [self._ready(s) for s in spawned]
+        servers: list[_Server] = []
+        try:
+            for server in spawned:
+                servers.append(self._ready(server))
+        except BaseException:  # none may outlive a runner that failed to start
+            for server in spawned + servers:
+                server.close()
+            raise
         first = servers[0]
         info = first.info or {}
         self.torch_version = str(info.get("torch") or "not installed")
