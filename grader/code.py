@@ -18,7 +18,8 @@ from .model import CodeRun
 
 _PYTHON = ("python", "py", "python3", "")
 STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable",
-          "skipped": "skipped", "timeout": "timeout", "crashed": "crashed"}
+          "skipped": "skipped", "timeout": "timeout", "crashed": "crashed",
+          "not run": "skipped"}
 
 
 class SharedRunner:
@@ -104,7 +105,9 @@ def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[Co
     report = verify_document(replace(doc, code_blocks=tuple(run)), runner)
     for res in report.blocks:
         span = res.block.span
+        detail = res.exception or ("not run: an earlier block did not finish"
+                                   if res.status == "not run" else "")
         out.append(CodeRun(part_of.get(span.start, 0), span, fenced[span.start],
-                           STATUS.get(res.status, res.status), res.exception or "",
-                           report.device, report.torch_version))
+                           STATUS.get(res.status, res.status), detail, report.device,
+                           report.torch_version, span.start + res.line - 1 if res.line else None))
     return sorted(out, key=lambda r: r.span.start)

@@ -105,7 +105,8 @@ def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],
         if run.status != "error":
             continue
         after = run.span.end + (1 if run.fenced else 0)
-        culprit = failing_line(lines[run.span.start - 1 : run.span.end], run.detail)
+        culprit = (lines[run.line - 1].strip() if run.line else None) or \
+            failing_line(lines[run.span.start - 1 : run.span.end], run.detail)
         what = f"`{culprit}` fails when run" if culprit else "this code fails when run"
         fix = source_line_like(culprit, sources) if culprit else None
         quote = f"`{fix[0]}`\n— {where(fix[1])}" if fix else ""

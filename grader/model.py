@@ -85,6 +85,7 @@ class CodeRun:
     detail: str  # the exception, or why it was not run
     device: str = ""
     torch_version: str = ""
+    line: int | None = None  # file line of the statement that failed, for "error"
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ class BlockResult:
     status: str
     exception: str | None
     claims: tuple[ClaimResult, ...] = ()
+    line: int | None = None  # for "error": the failing statement's line within the block
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
             status = "error"
         if not rec.get("ok"):
             failed_defs |= defined_names([block.code])
-        out.append(BlockResult(block, status, exc, _claims(block, rec, status)))
+        out.append(BlockResult(block, status, exc, _claims(block, rec, status),
+                               rec.get("line") if status == "error" else None))
     return DocumentReport(doc.path, tuple(out), runner.device_label, runner.torch_version,
                           runner.isolation)
 
