@@ -352,7 +352,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     t0 = time.perf_counter()
     root, files = discover(paths)
     contents = read_all(files, include_green)
-    vault_key = _vault_key(root, contents, include_green, checks is not None, prune)
+    vault_key = _vault_key(root, contents, include_green, _checks_key(checks), prune)
     if use_cache:
         same = _unchanged_build(out, vault_key)
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
@@ -419,7 +419,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     if use_cache:
         # The key is taken again: this build may have rewritten the manifest it depends on.
         _remember(out, fingerprint, _vault_key(root, contents, include_green,
-                                               checks is not None, prune), result)
+                                               _checks_key(checks), prune), result)
     return result
 
 
@@ -448,8 +448,14 @@ def _stamp_path() -> Path:
     return cache_dir() / "outputs.json"
 
 
+def _checks_key(checks: CheckHook | None) -> str:
+    """What of the checks a deck depends on: none, or where and how they ran (a hook may say,
+    as ankigen.checks.build_hook does: device and time limit)."""
+    return "" if checks is None else str(getattr(checks, "key", "checks"))
+
+
 def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
-               checks: bool, prune: bool) -> str:
+               checks: str, prune: bool) -> str:
     """Everything a deck depends on: notes, manifest, parser, templates, options, torch."""
     h = hashlib.sha256(f"{PARSER_VERSION}\x1f{TEMPLATE_VERSION}\x1f{include_green}\x1f"
                        f"{checks}\x1f{prune}\x1f{root}".encode())

@@ -179,3 +179,16 @@ def test_pseudo_code_is_not_run_and_not_held_against_the_part():
     assert (run.status, run.detail, run.fenced) == ("not_python", "pseudo-code, not valid Python",
                                                     False)
     assert not any("code" in u for u in part.unverified)
+
+
+def test_failing_code_names_the_statement_the_runner_saw_fail(runner):
+    text = ("# Notes\n\nSo, shapes. A linear layer needs as many input features as it was built "
+            "for.\n\n```python\nimport torch\n\nlayer = torch.nn.Linear(4, 2)\n"
+            "out = layer(torch.ones(3, 5))\nprint(out.shape)\n```\n")
+    report = grade_recall(recall_from_text(text), load_sources([FIXTURES / "sources"]),
+                          OFFLINE, runner)
+    (run,) = report.parts[0].code
+    assert run.status == "error" and run.line == 9
+    red = next(a for a in report.parts[0].assessments if a.mark is Mark.RED)
+    assert red.feedback == ("`out = layer(torch.ones(3, 5))` fails when run: RuntimeError: mat1 "
+                            "and mat2 shapes cannot be multiplied (3x5 and 4x2)")

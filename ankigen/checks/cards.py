@@ -244,6 +244,9 @@ def build_hook(device: str, cache_dir: Path | None = None,
         return run_checks(pairs, device=device, cache_dir=cache_dir or default_cache(),
                           progress=progress, docs=docs, timeout_s=timeout_s)
 
+    # A deck built with checks on CPU is not the deck --device cuda would build: an unchanged
+    # vault is "up to date" only for the same device and time limit.
+    hook.key = f"device={device};timeout={timeout_s:g}"  # type: ignore[attr-defined]
     return hook
 
 
