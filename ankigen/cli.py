@@ -210,8 +210,13 @@ def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -
                 for c in b.claims:
                     extra = f" (it printed {c.actual!r})" if c.verdict == "contradicted" else ""
                     out.print(f"    line {c.claim.line}: {c.verdict}: {c.claim.expected}{extra}")
-    not_running = sum(b.status == "error" for b in blocks)
-    summary = (f"{len(blocks)} blocks ({not_running} not running); claims: "
+    statuses: dict[str, int] = {}
+    for b in blocks:
+        statuses[b.status] = statuses.get(b.status, 0) + 1
+    # "3 blocks (2 ok, 1 error)": a timeout or a block not runnable as written is not "ok"
+    summary = (f"{len(blocks)} blocks ("
+               + (", ".join(f"{n} {k}" for k, n in sorted(statuses.items())) or "none")
+               + "); claims: "
                + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
     click.echo(summary, err=True)
     if contradicted:

@@ -175,7 +175,7 @@ def test_check_command_reports_contradictions_and_exits_nonzero(tmp_path):
     assert result.exit_code == 1
     assert "contradicted: tensor([2., 4., 6.]) (it printed 'tensor([ 4.,  8., 12.])')" in result.output
     assert result.stderr.strip().splitlines()[-1] == \
-        "3 blocks (1 not running); claims: 1 contradicted, 2 verified"
+        "3 blocks (1 error, 2 ok); claims: 1 contradicted, 2 verified"
 
 
 def test_every_claim_form_is_verified_by_running(runner):
@@ -211,8 +211,9 @@ def test_check_command_on_every_claim_form(tmp_path):
     assert "line 28: contradicted: 5.0 (it printed '6.0')" in result.output
     assert "block lines 32-32: not runnable as written — NameError: name 'w' is not defined" \
         in result.output
-    assert result.stderr.strip().splitlines()[-1] == \
-        "6 blocks (1 not running); claims: 1 contradicted, 1 not run, 6 verified"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "6 blocks (1 error, 1 not runnable as written, 3 ok, 1 skipped); claims: 1 contradicted, "
+        "1 not run, 6 verified")
 
 
 def test_check_command_exits_0_when_nothing_is_contradicted(tmp_path):
@@ -227,7 +228,7 @@ def test_check_command_exits_0_when_nothing_is_contradicted(tmp_path):
     assert "block lines 146-154: not runnable as written — NameError: name 'tensor' is not " \
         "defined" in result.output
     assert result.stderr.strip().splitlines()[-1] == \
-        "10 blocks (1 not running); claims: 1 not run, 1 verified"
+        "10 blocks (1 error, 6 not runnable as written, 3 ok); claims: 1 not run, 1 verified"
 
 
 def test_a_block_that_hangs_keeps_the_results_before_it(tmp_path):
@@ -242,4 +243,4 @@ def test_a_block_that_hangs_keeps_the_results_before_it(tmp_path):
                      "block lines 10-11: timeout — killed after 3 s", "block lines 15-15: not run",
                      "line 15: not run: tensor([3., 3.])"]
     assert result.stderr.strip().splitlines()[-1] == \
-        "3 blocks (0 not running); claims: 1 not run, 1 verified"
+        "3 blocks (1 not run, 1 ok, 1 timeout); claims: 1 not run, 1 verified"
