@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -503,7 +504,8 @@ def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
     r = dict(rec["result"])
     r["orphans"] = tuple(Orphan(**o) for o in r["orphans"])
     r["warnings"] = tuple(r["warnings"])
-    r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0)
+    r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0,
+             checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
     return BuildResult(**r)
 
 

@@ -54,6 +54,7 @@ def test_cards_carry_real_output_and_rebuild_runs_nothing(tmp_path):
 
     again = build([vault], out, checks=build_hook("cpu"), now=2_000)
     assert again.checks_run == 0 and not again.written and again.unchanged == first.notes
+    assert "(none run: up to date" in again.checks  # not the first build's "N run"
     # Another device is another deck: the unchanged vault is not "up to date" for it.
     cuda = build([vault], out, checks=build_hook("cuda"), now=3_000)
     assert cuda.parsed > 0 or cuda.checks_run > 0
