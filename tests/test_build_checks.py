@@ -117,3 +117,14 @@ def test_a_runner_that_cannot_start_skips_checks_and_the_build_goes_on(tmp_path,
     result = build([vault], tmp_path / "deck.apkg", checks=build_hook("cpu"), now=1_000)
     assert result.written and result.notes > 0 and result.checks_run == 0
     assert result.checks == "skipped: the check server did not start inside bubblewrap"
+
+
+def test_the_shipped_vault_builds_as_its_manifest_says(tmp_path):
+    """`make run` on a fresh clone rewrites no note: the committed manifest matches what the
+    cards now hold (update it with `ankigen build notes/` when card content changes)."""
+    vault = tmp_path / "notes"
+    shutil.copytree(Path(__file__).parent.parent / "notes", vault)
+    result = build([vault], tmp_path / "deck.apkg", checks=build_hook("cpu"))
+    assert (result.new, result.changed) == (0, 0), "notes/.ankigen/manifest.json is stale"
+    assert (vault / ".ankigen" / "manifest.json").read_bytes() == \
+        (Path(__file__).parent.parent / "notes" / ".ankigen" / "manifest.json").read_bytes()
