@@ -46,12 +46,6 @@ class SourceSet:
     passages: tuple[Passage, ...]
     points: tuple[KeyPoint, ...]
 
-    def section_points(self, section: str) -> list[KeyPoint]:
-        return [p for p in self.points if p.section == section]
-
-    def section_passages(self, section: str) -> list[Passage]:
-        return [p for p in self.passages if p.section == section]
-
 
 def expand(paths: Iterable[Path]) -> list[Path]:
     """Files named directly, and the source files inside named folders (sorted)."""
