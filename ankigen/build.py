@@ -30,10 +30,12 @@ from .text import MARKDOWN_SUFFIXES, decode, read_notes
 
 
 def _parser_version() -> str:
-    """Cached parses are only valid for the exact parser code that made them."""
+    """Cached parses (and the cards made from them) are only valid for the exact code that
+    made them."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
-    for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py"):
+    for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
+                 "cards.py", "render.py", "identity.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

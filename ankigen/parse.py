@@ -8,14 +8,13 @@ line ("I forgot the name …", "(looked up the name)") are gaps of their own.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import phrases as ph
 from .blocks import Block, to_blocks
+from .code_claims import extract_claims
 from .model import (
     Assessment,
     Bullet,
@@ -621,18 +620,8 @@ def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span
 # --- code -------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _claim_extractor() -> Callable[[str, int], tuple[CodeClaim, ...]] | None:
-    try:
-        from .checks.claims import extract_claims
-    except ImportError:
-        return None
-    return extract_claims  # type: ignore[no-any-return]
-
-
 def _claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
-    extract = _claim_extractor()
-    return extract(code, first_line) if extract else ()
+    return extract_claims(code, first_line)
 
 
 def _fenced_code(blocks: list[Block], source_lines: list[str]) -> tuple[CodeBlock, ...]:

@@ -14,59 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..code_claims import extract_claims  # re-exported: reading claims is part of parsing
 from ..model import CodeBlock, CodeClaim, Document
 
-CLAIM_RE = re.compile(
-    r"#\s*(?:prints?|printed|outputs?|output|returns?|gives?|shows?|displays?|->|=>|→)\s*:?\s*(?P<x>\S.*)$",
-    re.I,
-)
-_EXPLAIN_RE = re.compile(r"\s+(?:since|because|as|which|—|--)\s+.*$|\s*;.*$", re.I)
-
-
-def extract_claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
-    """Claims in a block whose first code line is `first_line` of the file."""
-    lines = code.split("\n")
-    claims = []
-    for i, raw in enumerate(lines):
-        if "#" not in raw:
-            continue
-        comment_at = _comment_start(raw)
-        if comment_at is None:
-            continue
-        m = CLAIM_RE.match(raw[comment_at:])
-        if not m:
-            continue
-        expected = _EXPLAIN_RE.sub("", m.group("x")).strip().strip("`")
-        if not expected:
-            continue
-        own_line = not raw[:comment_at].strip()
-        target = _next_code_line(lines, i) if own_line else i
-        claims.append(CodeClaim(line=first_line + i, expected=expected,
-                                text=raw[comment_at:].strip(),
-                                expr_line=None if target is None else first_line + target))
-    return tuple(claims)
-
-
-def _comment_start(line: str) -> int | None:
-    """Where a `#` comment starts, ignoring `#` inside string literals."""
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#":
-            return i
-    return None
-
-
-def _next_code_line(lines: list[str], i: int) -> int | None:
-    for j in range(i + 1, len(lines)):
-        s = lines[j].strip()
-        if s and not s.startswith("#"):
-            return j
-    return None
+__all__ = ["BlockResult", "ClaimResult", "DocumentReport", "defined_names", "extract_claims",
+           "normalise_output", "verify_document"]
 
 
 def normalise_output(text: str) -> str:
