@@ -28,7 +28,7 @@ _ORIGIN_RANK = {"bold": 0, "heading": 1, "code": 2}  # concepts before API names
 class PartEvidence:
     part: int
     claims: tuple[Claim, ...]
-    top: dict[str, list[tuple[Passage, float]]]  # claim id → best passages
+    top: dict[str, list[tuple[Passage, float]]]  # this part's claim ids → best passages
     regions: tuple[str, ...]  # matched source regions, best first
     candidates: tuple[KeyPoint, ...]  # key points of those regions the recall never mentions
 
@@ -72,11 +72,13 @@ def passages_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, 
     """The claim's best passages, read on its own and in its part's context ("the cost goes
     down at every step" means little until you know the part is about SGD)."""
     found: dict[int, tuple[Passage, float]] = {}
+    alone: list[int] = []  # the claim's own best passage stays first
     for query in (claim.text, f"{claim.text} {topic}"):
-        for passage, score in index.top(query, TOP_K + 1):
+        hits = index.top(query, TOP_K + 1)
+        alone = alone or [p.id for p, _ in hits[:1]]
+        for passage, score in hits:
             if passage.id not in found or found[passage.id][1] < score:
                 found[passage.id] = (passage, score)
-    alone = [p.id for p, _ in index.top(claim.text, 1)]
     ranked = sorted(found.values(), key=lambda ps: (ps[0].id not in alone, -ps[1]))
     return ranked[:TOP_K + 2]
 
@@ -111,8 +113,9 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         candidates = [k for k in _candidates(own, sources, titled, recall_tokens)
                       if k.term.lower() not in taken]
         taken.update(k.term.lower() for k in candidates)
-        out.append(PartEvidence(part, tuple(c for c in claims if c.part == part), top,
-                                regions, tuple(candidates)))
+        mine = tuple(c for c in claims if c.part == part)
+        out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, regions,
+                                tuple(candidates)))
     return out
 
 

@@ -142,12 +142,14 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence],
 
     claims_in: list[dict[str, Any]] = []
     offered: dict[str, set[str]] = {}
+    scores: dict[str, dict[int, float]] = {}
     by_claim: dict[str, Claim] = {}
     points: dict[str, Any] = {}
     parts_in = []
     for e in evidence:
         for c in e.claims:
             offered[c.id] = {pid(p) for p, _ in e.top.get(c.id, [])}
+            scores[c.id] = {p.id: s for p, s in e.top.get(c.id, [])}
             by_claim[c.id] = c
             claims_in.append({"id": c.id, "part": c.part + 1, "text": c.text,
                               "passages": sorted(offered[c.id])})
@@ -178,11 +180,10 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence],
                      user="Judge these claims and find the omissions.\n" + as_data(
                          {"passages": passages, "claims": claims_in, "parts": parts_in}),
                      check=check)
-    top = {c: dict((p.id, s) for e in evidence for p, s in e.top.get(c, [])) for c in by_claim}
     judgements = []
     for v in {v.id: v for v in answer.claims}.values():
         claim = by_claim[v.id]
-        judgements.append(_guarded(claim, v, offered[v.id], by_id, sources, top[v.id]))
+        judgements.append(_guarded(claim, v, offered[v.id], by_id, sources, scores[v.id]))
     omissions = [Omission(points[o.point][0], points[o.point][1].term,
                           sources.passages[points[o.point][1].passage], o.severity, o.why)
                  for o in answer.omissions]

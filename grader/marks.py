@@ -17,10 +17,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from ankigen.blocks import to_blocks
+from ankigen import phrases as ph
+from ankigen.blocks import Block, to_blocks
 from ankigen.model import Mark
 
 from .model import Assessment, CodeRun, Judgement, Omission, Passage, Verdict
+from .retrieve import content_tokens
 from .sources import SEP, SourceSet
 from .write import content_end
 
@@ -34,9 +36,9 @@ def worst(marks: Sequence[Mark]) -> Mark | None:
     return max(marks, key=_ORDER.__getitem__) if marks else None
 
 
-def paragraph_end(text: str, line: int) -> int:
+def paragraph_end(blocks: Sequence[Block], line: int) -> int:
     """The last line of the block holding `line` (where a tutor's mark would go)."""
-    for b in to_blocks(text):
+    for b in blocks:
         if b.start <= line <= b.end + (1 if b.kind == "fence" else 0):
             return b.end + (1 if b.kind == "fence" else 0)
     return line
@@ -44,14 +46,12 @@ def paragraph_end(text: str, line: int) -> int:
 
 def source_quote(passage: Passage, about: str, limit: int = _QUOTE_LIMIT) -> str:
     """The passage's sentences that speak to `about`, verbatim, and where they come from."""
-    from .retrieve import content_tokens
-
     body = passage.text.strip()
     if passage.kind == "code":
         quote = "\n".join(body.split("\n")[:8])
         return f"```python\n{quote}\n```\n— {where(passage)}"
     want = set(content_tokens(about))
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", " ".join(body.split())) if s.strip()]
+    sentences = ph.sentences(" ".join(body.split()))
     picked = [s for s in sentences if want & set(content_tokens(s))] or sentences[:1]
     quote = " ".join(picked)
     if len(quote) > limit:
@@ -60,10 +60,11 @@ def source_quote(passage: Passage, about: str, limit: int = _QUOTE_LIMIT) -> str
 
 
 def contradiction_assessments(text: str, part: int, found: Sequence[Judgement]) -> list[Assessment]:
+    wrong = [j for j in found if j.verdict is Verdict.CONTRADICTED and j.passage is not None]
+    blocks = to_blocks(text) if wrong else []
     by_paragraph: dict[int, list[Judgement]] = defaultdict(list)
-    for j in found:
-        if j.verdict is Verdict.CONTRADICTED and j.passage is not None:
-            by_paragraph[paragraph_end(text, j.claim.line)].append(j)
+    for j in wrong:
+        by_paragraph[paragraph_end(blocks, j.claim.line)].append(j)
     out = []
     for after, group in sorted(by_paragraph.items()):
         mark = Mark.RED if any(j.severity != "minor" for j in group) else Mark.YELLOW
