@@ -73,15 +73,19 @@ def test_readme_ankigen_commands_run(args, tmp_path, monkeypatch):
     assert result.exit_code in (0, 1) if args[0] == "check" else result.exit_code == 0, result.output
     assert result.output.strip()
     if args[0] == "build":  # the deck the README promises imports into Anki
-        from anki.collection import Collection
-        from anki_helpers import import_apkg
+        _imports_into_anki(tmp_path / "deck.apkg", tmp_path)
 
-        col = Collection(str(tmp_path / "c.anki2"))
-        try:
-            log = import_apkg(col, tmp_path / "deck.apkg")
-            assert log.new > 0 and col.note_count() == log.new
-        finally:
-            col.close()
+
+def _imports_into_anki(apkg: Path, tmp_path: Path) -> None:
+    from anki.collection import Collection
+    from anki_helpers import import_apkg
+
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        log = import_apkg(col, apkg)
+        assert log.new > 0 and col.note_count() == log.new
+    finally:
+        col.close()
 
 
 def test_readme_grading_commands_run_as_written(tmp_path, monkeypatch):
@@ -104,12 +108,4 @@ def test_readme_grading_commands_run_as_written(tmp_path, monkeypatch):
         assert result.exit_code == 0, (prog, args, result.output)
     assert (tmp_path / "graded.md").read_text().count("🔴") >= 1
     assert json.loads((tmp_path / "report.json").read_text())["mode"] == "offline"
-    from anki.collection import Collection
-    from anki_helpers import import_apkg
-
-    col = Collection(str(tmp_path / "c.anki2"))
-    try:
-        log = import_apkg(col, tmp_path / "weak-spots.apkg")
-        assert log.new > 0 and col.note_count() == log.new
-    finally:
-        col.close()
+    _imports_into_anki(tmp_path / "weak-spots.apkg", tmp_path)
