@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,10 +188,10 @@ def _check_matches(gaps: Any) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @friendly
 def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -> None:
-    from .checks import Runner, verify_document
+    from .checks import open_runner, verify_document
 
     docs = [parse_file(f) for f in files]
-    with Runner(device=device, timeout_s=timeout) as runner:
+    with open_runner(device=device, timeout_s=timeout) as runner:
         reports = [verify_document(d, runner) for d in docs]
     contradicted = sum(r.contradicted for r in reports)
     counts: dict[str, int] = {}
@@ -221,6 +222,40 @@ def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -
     click.echo(summary, err=True)
     if contradicted:
         sys.exit(1)
+
+
+
+@main.group("check-server", help="The warm check server kept between runs (ANKIGEN_KEEP_WARM).")
+def check_server() -> None:
+    pass
+
+
+@check_server.command("status", help="List this user's warm check servers.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@friendly
+def check_server_status(as_json: bool) -> None:
+    from .checks.keeper import keepers
+
+    found = keepers()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for k in found:
+        up = time.time() - k["started"]
+        out.print(f"pid {k['pid']}: torch {k['torch_version']}, {k['device_label']}, "
+                  f"{k['workers']} servers, {k['served']} checks served, up {up:.0f} s, "
+                  f"stops {k['idle_s']:g} s after its last client")
+    if not found:
+        out.print("no warm check server is running")
+
+
+@check_server.command("stop", help="Stop this user's warm check servers now.")
+@friendly
+def check_server_stop() -> None:
+    from .checks.keeper import stop_keepers
+
+    stopped = stop_keepers()
+    out.print(f"stopped {len(stopped)} warm check server{'s' if len(stopped) != 1 else ''}")
 
 
 if __name__ == "__main__":

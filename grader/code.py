@@ -35,13 +35,13 @@ class SharedRunner:
         if self._failure is not None:
             raise self._failure
         if self._runner is None:
-            from ankigen.checks import Runner
+            from ankigen.checks import open_runner
             from ankigen.checks.cards import torch_version
 
             try:
                 if torch_version() is None:
                     raise RuntimeError("torch is not installed (pip install '.[torch]')")
-                self._runner = Runner(device=self.device, timeout_s=self.timeout_s)
+                self._runner = open_runner(device=self.device, timeout_s=self.timeout_s)
             except Exception as exc:
                 self._failure = exc
                 raise

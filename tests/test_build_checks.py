@@ -105,14 +105,14 @@ def test_a_check_that_hangs_is_reported_never_passes_and_never_stops_the_build(t
 
 
 def test_a_runner_that_cannot_start_skips_checks_and_the_build_goes_on(tmp_path, monkeypatch):
-    import ankigen.checks.runner as runner_module
+    import ankigen.checks.keeper as keeper_module
     from ankigen.errors import CheckError
 
     class Broken:
         def __init__(self, **_kw: object) -> None:
             raise CheckError("the check server did not start inside bubblewrap")
 
-    monkeypatch.setattr(runner_module, "Runner", Broken)
+    monkeypatch.setattr(keeper_module, "Runner", Broken)  # what open_runner starts
     vault = _vault(tmp_path, "recall-pytorch-training.md")
     result = build([vault], tmp_path / "deck.apkg", checks=build_hook("cpu"), now=1_000)
     assert result.written and result.notes > 0 and result.checks_run == 0

@@ -158,9 +158,9 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
 
     def runner() -> Any:
         if not runners:
-            from .runner import Runner
+            from .keeper import open_runner
 
-            runners.append(Runner(device=device, timeout_s=timeout_s))
+            runners.append(open_runner(device=device, timeout_s=timeout_s))
         return runners[0]
 
     try:
@@ -175,6 +175,9 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     outputs.update({g.anchor: o for _, g, o in extra})
     if extra:
         note += f"; {len(extra)} from reference notes' code"
+    if runners and getattr(runners[0], "started", False):  # say so: it outlives the build
+        note += (f"; a warm check server stays up {runners[0].idle_s:g} s for the next run "
+                 "(ankigen check-server stop)")
     return outputs, ran + ref_ran, note, extra
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,14 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        return cls(**{**data, "isolation": tuple(data["isolation"]),
+                      "blocks": tuple(data["blocks"])})
 
 
 PACKAGE_MOUNT = "/run/ankigen-lib"  # where the sandbox sees our package, and nothing beside it
@@ -226,7 +234,34 @@ class _Server:
                     pass
 
 
-class Runner:
+class Batched:
+    """`run_many` for anything with a thread-safe `run` and a `workers` count."""
+
+    workers: int
+
+    def run(self, code: str, *, timeout_s: float | None = None) -> RunResult:
+        raise NotImplementedError
+
+    def run_many(self, codes: Sequence[str],
+                 progress: Callable[[int], None] | None = None) -> list[RunResult]:
+        """Run snippets on all servers at once; results in the order of `codes`."""
+        done = 0
+        lock = threading.Lock()
+
+        def one(code: str) -> RunResult:
+            nonlocal done
+            result = self.run(code)
+            with lock:
+                done += 1
+                if progress:
+                    progress(done)
+            return result
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(one, codes))
+
+
+class Runner(Batched):
     """Warm, sandboxed, parallel execution of checks. Use as a context manager.
 
     Starting one costs a torch import per server (~2 s; servers start side by side).
@@ -454,20 +489,3 @@ class Runner:
                          torch_version=self.torch_version, isolation=self.isolation,
                          blocks=blocks_out)
 
-    def run_many(self, codes: Sequence[str],
-                 progress: Callable[[int], None] | None = None) -> list[RunResult]:
-        """Run snippets on all servers at once; results in the order of `codes`."""
-        done = 0
-        lock = threading.Lock()
-
-        def one(code: str) -> RunResult:
-            nonlocal done
-            result = self.run(code)
-            with lock:
-                done += 1
-                if progress:
-                    progress(done)
-            return result
-
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(one, codes))
