@@ -427,6 +427,7 @@ def _serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: in
         while keeper.busy and time.monotonic() < deadline:
             time.sleep(0.05)
         runner.close()
+    address.with_suffix(".log").unlink(missing_ok=True)  # kept only when a keeper failed
 
 
 def main(argv: list[str] | None = None) -> None:
