@@ -344,13 +344,18 @@ class Runner(Batched):
         """Stop the idle servers; a server still running a check stops when it is done."""
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                server = self._idle.get_nowait()
-            except queue.Empty:
-                return
+        for server in self._drain_idle():
             if isinstance(server, _Server):
                 server.close()
+
+    def _drain_idle(self) -> list[_Server | CheckError]:
+        """Everything idle now: servers, and the errors of restarts that failed."""
+        taken: list[_Server | CheckError] = []
+        while True:
+            try:
+                taken.append(self._idle.get_nowait())
+            except queue.Empty:
+                return taken
 
     def _give_back(self, server: _Server) -> None:
         with self._lock:
@@ -437,16 +442,11 @@ class Runner(Batched):
         """A CUDA error poisons a process: after one, every idle server is replaced."""
         if status == "ok" or self.device != "cuda" or not why or "CUDA" not in why:
             return
-        while True:
-            try:
-                server = self._idle.get_nowait()
-            except queue.Empty:
-                return
+        for server in self._drain_idle():
             if isinstance(server, _Server):
                 self._replace(server)
             else:
-                self._idle.put(server)
-                return
+                self._idle.put(server)  # the next call reports it, as before
 
     def run(self, code: str, *, timeout_s: float | None = None) -> RunResult:
         """Run one snippet in a fresh forked child. Never raises for what the code does."""
