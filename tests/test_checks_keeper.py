@@ -276,3 +276,12 @@ def test_builds_run_their_checks_through_the_keeper_and_say_it_stays(warm, tmp_p
     assert "warm check server stays up" not in second.checks  # it was already up
     [same] = keepers()
     assert same["pid"] == keeper["pid"] and same["served"] == 2 * first.checks_run
+
+
+def test_auto_shares_the_cpu_keeper_where_there_is_no_gpu(warm):
+    from ankigen.checks.keeper import _gpu_nodes
+
+    with KeptRunner(device="cpu") as cpu, KeptRunner(device="auto") as auto:
+        assert (auto.pid == cpu.pid) == (not _gpu_nodes())
+        if not _gpu_nodes():
+            assert auto.device_label == "cpu" and not auto.started

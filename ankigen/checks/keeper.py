@@ -104,6 +104,13 @@ def _address(device: str, workers: int) -> Path:
     return path
 
 
+def _gpu_nodes() -> bool:
+    """Whether this machine shows a GPU's device nodes (NVIDIA, ROCm, WSL), without the
+    torch import that torch.cuda.is_available() would cost."""
+    dev = Path("/dev")
+    return any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
+
+
 def _connect(address: Path, timeout: float | None = None) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -140,7 +147,9 @@ class KeptRunner(Batched):
         self.timeout_s = timeout_s
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
         self.idle_s = idle_s
-        self.address = _address(device, self.workers)
+        # Without a GPU, auto runs exactly as cpu does (same label too): share one keeper.
+        self.served_as = "cpu" if device == "auto" and not _gpu_nodes() else device
+        self.address = _address(self.served_as, self.workers)
         self.started = False  # whether this client started the keeper
         self.runs = 0
         self._idle: queue.Queue[socket.socket] = queue.Queue()
@@ -187,7 +196,7 @@ class KeptRunner(Batched):
         env["PYTHONPATH"] = os.pathsep.join([str(_package_dir().parent),
                                              *(p for p in sys.path if p)])
         cmd = [sys.executable, "-m", "ankigen.checks.keeper", "--socket", str(self.address),
-               "--device", self.requested, "--workers", str(self.workers),
+               "--device", self.served_as, "--workers", str(self.workers),
                "--idle", str(self.idle_s)]
         with open(log, "wb") as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
