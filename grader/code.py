@@ -23,8 +23,9 @@ STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable
 
 
 class SharedRunner:
-    """Starts ankigen's check runner on first use (a warm torch server costs a second or
-    two), hands the same one to every later caller, and closes it once."""
+    """Opens ankigen's check runner on first use (the user's warm keeper, or servers of its
+    own: a torch import, two seconds), hands the same one to every later caller, and
+    closes it once."""
 
     def __init__(self, device: str = "auto", timeout_s: float = 10.0):
         self.device, self.timeout_s = device, timeout_s
