@@ -241,6 +241,9 @@ def check_server_status(as_json: bool) -> None:
         click.echo(json.dumps(found, indent=2))
         return
     for k in found:
+        if not k["answering"]:
+            out.print(f"pid {k['pid']}: not answering (ankigen check-server stop kills it)")
+            continue
         up = time.time() - k["started"]
         out.print(f"pid {k['pid']}: torch {k['torch_version']}, {k['device_label']}, "
                   f"{k['workers']} servers, {k['served']} checks served, up {up:.0f} s, "

@@ -174,17 +174,89 @@ def test_hostile_code_through_the_keeper_is_bounded_and_never_passes(warm):
         assert r.run("print(6 * 7)").stdout == "42\n"
 
 
-def test_a_killed_keeper_is_a_crash_and_the_next_check_starts_another(warm):
+def test_a_keeper_killed_mid_check_is_a_crash_and_the_next_check_starts_another(warm):
     with KeptRunner(device="cpu", timeout_s=5) as r:
         old = _tree(r.pid)
+        got: list[RunResult] = []
+        sleeper = threading.Thread(target=lambda: got.append(r.run(
+            "import subprocess, time\nsubprocess.Popen(['sleep', '77'])\ntime.sleep(4)")))
+        sleeper.start()
+        time.sleep(1.0)
         os.kill(r.pid, signal.SIGKILL)
-        assert _all_gone(old), "a killed keeper's servers must die with it"
-        lost = r.run("print(1)")
-        assert lost.status == "crashed"
-        assert lost.exception == "the warm check server went away during the check"
+        sleeper.join(10)
+        assert [g.status for g in got] == ["crashed"]
+        assert got[0].exception == "the warm check server went away during the check"
+        assert _all_gone(old), "a killed keeper's servers and their checks must die with it"
         assert r.run("print(6 * 7)").stdout == "42\n"
         [fresh] = keepers()
-        assert fresh["pid"] != r.pid
+        assert fresh["pid"] != r.pid and fresh["answering"]
+
+
+def test_a_client_outlives_its_keeper_stopping_without_losing_a_check(warm):
+    with KeptRunner(device="cpu", timeout_s=5) as r:
+        assert r.run("print(1)").ok
+        stop_keepers()  # the client's pooled connection is now closed by the keeper
+        again = r.run("print(6 * 7)")
+        assert again.status == "ok" and again.stdout == "42\n"
+
+
+def test_a_hung_keeper_is_shown_then_killed_and_replaced(warm, monkeypatch):
+    import ankigen.checks.keeper as keeper_module
+
+    monkeypatch.setattr(keeper_module, "HELLO_TIMEOUT", 1.0)
+    with KeptRunner(device="cpu") as first:
+        hung = _tree(first.pid)
+        os.kill(first.pid, signal.SIGSTOP)
+        text = CliRunner().invoke(main, ["check-server", "status"]).output
+        assert text == f"pid {first.pid}: not answering (ankigen check-server stop kills it)\n"
+        with KeptRunner(device="cpu") as second:
+            assert second.started and second.pid != first.pid
+            assert second.run("print(6 * 7)").stdout == "42\n"
+        assert _all_gone(hung), "the hung keeper and its servers were not killed"
+
+
+def test_a_start_slower_than_the_limit_fails_clearly_and_the_keeper_serves_later(warm,
+                                                                                 monkeypatch):
+    import ankigen.checks.keeper as keeper_module
+
+    monkeypatch.setattr(keeper_module, "_START_TIMEOUT", 0.2)
+    with pytest.raises(CheckError) as exc:
+        KeptRunner(device="cpu")
+    assert re.fullmatch(r"the check server did not start in 0\.2 s \(log: .*\.log\)",
+                        str(exc.value)), str(exc.value)
+    monkeypatch.setattr(keeper_module, "_START_TIMEOUT", 60.0)
+    deadline = time.monotonic() + 60
+    while not keepers() and time.monotonic() < deadline:  # the slow keeper gets ready
+        time.sleep(0.2)
+    [slow] = keepers()
+    with KeptRunner(device="cpu") as r:
+        assert not r.started and r.pid == slow["pid"]
+        assert r.run("print(6 * 7)").stdout == "42\n"
+
+
+def test_a_folder_it_cannot_write_in_is_one_clear_line(warm):
+    runner_dir = Path(os.environ["ANKIGEN_RUNTIME_DIR"])
+    from ankigen.checks.keeper import _address
+
+    address = _address("cpu", 2)  # makes the folder
+    address.with_suffix(".lock").mkdir()  # the lock cannot be opened as a file
+    with pytest.raises(CheckError) as exc:
+        KeptRunner(device="cpu", workers=2)
+    assert str(exc.value) == f"{runner_dir}: cannot write there: Is a directory"
+    assert not list(runner_dir.glob("*.sock")) and not list(runner_dir.glob("*.log"))
+
+
+def test_a_folder_too_deep_for_a_socket_is_refused_before_anything_starts(tmp_path,
+                                                                         monkeypatch):
+    deep = tmp_path / ("d" * (100 - len(str(tmp_path))))
+    monkeypatch.setenv("ANKIGEN_KEEP_WARM", "30")
+    monkeypatch.setenv("ANKIGEN_RUNTIME_DIR", str(deep))
+    with pytest.raises(CheckError) as exc:
+        open_runner(device="cpu")
+    assert re.fullmatch(rf"{re.escape(str(deep))}/checks-[0-9a-f]{{16}}\.sock: too long for a "
+                        r"unix socket; set ANKIGEN_RUNTIME_DIR to a shorter folder",
+                        str(exc.value)), str(exc.value)
+    assert list(deep.iterdir()) == []
 
 
 def test_a_folder_others_can_open_is_refused(tmp_path, monkeypatch):
@@ -285,3 +357,20 @@ def test_auto_shares_the_cpu_keeper_where_there_is_no_gpu(warm):
         assert (auto.pid == cpu.pid) == (not _gpu_nodes())
         if not _gpu_nodes():
             assert auto.device_label == "cpu" and not auto.started
+
+
+def test_a_keeper_whose_address_was_taken_ends_once_its_clients_leave(warm):
+    import socket
+
+    with KeptRunner(device="cpu") as r:
+        pids = _tree(r.pid)
+        newer = socket.socket(socket.AF_UNIX)
+        newer.bind(str(r.address) + ".new")  # as a newer keeper does: bind, then rename
+        os.rename(str(r.address) + ".new", r.address)
+        time.sleep(1.0)
+        assert r.run("print(1)").ok, "a connected client keeps being served"
+    try:
+        assert _all_gone(pids), "a superseded keeper did not end"
+    finally:
+        newer.close()
+        r.address.unlink()

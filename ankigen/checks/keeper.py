@@ -1,13 +1,14 @@
 """A runner kept warm between runs: a second `ankigen check`, build or grade pays no torch
 import (~2 s of a server's start, more than 100 checks take once it is up).
 
-The first `open_runner` starts a keeper: a detached process holding an ordinary Runner (its
-servers inside bubblewrap as ever), serving it on a unix socket in a folder only this user
-can open. Later runs connect to it. The socket's name is a fingerprint of everything a
-result depends on (the checks' code, the interpreter, torch's version, the device, the
-sandbox), so a changed install gets a fresh keeper and never an old one's answers. A keeper
-exits by itself IDLE_S after its last client leaves, and at once on `ankigen check-server
-stop`. It holds no secrets: it starts with the same short environment as the servers.
+The first `open_runner` starts a keeper (keeper_process.py): a detached process holding an
+ordinary Runner (its servers inside bubblewrap as ever), serving it on a unix socket in a
+folder only this user can open. Later runs connect to it. The socket's name is a
+fingerprint of everything a result depends on (the checks' code, the interpreter, torch's
+version, the device, the sandbox), so a changed install gets a fresh keeper and never an
+old one's answers. A keeper exits by itself IDLE_S after its last client leaves, and at once
+on `ankigen check-server stop`; one that stops answering is killed by the next run. It
+holds no secrets: it starts with the same short environment as the servers.
 
 ANKIGEN_KEEP_WARM=0 turns it off (checks then start their own servers, as in tests);
 another number is the idle time in seconds.
@@ -15,7 +16,6 @@ another number is the idle time in seconds.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import importlib.metadata
@@ -41,7 +41,8 @@ from . import protocol
 from .runner import _START_TIMEOUT, SAFE_ENV, Batched, Runner, RunResult, _package_dir
 
 IDLE_S = 600.0
-_SOCKET_MAX = 107  # sun_path holds 108 bytes with its NUL
+HELLO_TIMEOUT = 10.0  # a healthy keeper answers at once, busy or not (a thread a client)
+_SOCKET_MAX = 107 - 8  # sun_path: 108 bytes with its NUL; the keeper binds ADDRESS.<pid> first
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _REPLY_SLACK = 120.0  # past a check's own bound: a busy keeper may queue us behind others
 
@@ -98,7 +99,7 @@ def fingerprint(device: str, workers: int, sandbox: bool) -> str:
 def _address(device: str, workers: int) -> Path:
     sandbox = shutil.which("bwrap") is not None
     path = runtime_dir() / f"checks-{fingerprint(device, workers, sandbox)}.sock"
-    if len(os.fsencode(path)) > _SOCKET_MAX:
+    if len(os.fsencode(path)) > _SOCKET_MAX:  # fail here, not after a torch import
         raise CheckError(f"{path}: too long for a unix socket; set ANKIGEN_RUNTIME_DIR "
                          "to a shorter folder")
     return path
@@ -111,27 +112,58 @@ def _gpu_nodes() -> bool:
     return any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
 
 
-def _connect(address: Path, timeout: float | None = None) -> socket.socket | None:
+def _connect(address: Path, timeout: float = HELLO_TIMEOUT) -> socket.socket | None:
+    """A connection, or None where no keeper listens (no socket, or one a dead keeper left)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
     try:
         sock.connect(str(address))
     except (FileNotFoundError, ConnectionRefusedError):
         sock.close()
         return None
-    except OSError as exc:
+    except OSError as exc:  # a full backlog times out: that keeper is stuck
         sock.close()
-        raise CheckError(f"{address}: cannot reach the check server: {exc.strerror}") from None
-    sock.settimeout(timeout)
+        raise CheckError(f"{address}: cannot reach the check server: "
+                         f"{exc.strerror or 'no answer'} (ankigen check-server stop)") from None
     return sock
 
 
 def _ask(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any] | None:
-    """One request and its reply; None when the keeper has gone (or is hung past the bound)."""
+    """One request and its reply; None when the keeper has gone. Raises TimeoutError when
+    it has not answered within the socket's timeout."""
     try:
         sock.sendall(protocol.encode(message))
         return protocol.read_message(sock.recv)
-    except OSError:  # a reset, a broken pipe or the timeout
+    except TimeoutError:
+        raise
+    except (OSError, ValueError):  # a reset, a broken pipe, a torn message
         return None
+
+
+def _hello(sock: socket.socket) -> dict[str, Any] | None:
+    """What the keeper says of itself; None when it closed (it is ending). Raises
+    TimeoutError when it does not answer: it is hung."""
+    sock.settimeout(HELLO_TIMEOUT)
+    return _ask(sock, {"op": "hello"})
+
+
+def _peer_pid(sock: socket.socket) -> int | None:
+    """The keeper's pid (the process that listens), when it is this user's."""
+    pid, uid, _gid = _CREDENTIALS.unpack(sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
+    return pid if uid == os.getuid() and pid > 1 else None
+
+
+def _evict(sock: socket.socket) -> None:
+    """A keeper that takes connections but does not answer is hung (stopped, deadlocked):
+    kill it; its servers die with it, and the next start replaces its socket."""
+    pid = _peer_pid(sock)
+    sock.close()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class KeptRunner(Batched):
@@ -140,13 +172,13 @@ class KeptRunner(Batched):
     leaves the keeper warm for the next run."""
 
     def __init__(self, *, device: str = "auto", timeout_s: float = 10.0,
-                 workers: int | None = None, idle_s: float = IDLE_S):
+                 workers: int | None = None, idle_s: float | None = None):
         if device not in ("auto", "cpu", "cuda"):
             raise CheckError(f"unknown device {device!r} (expected auto, cpu or cuda)")
         self.requested = device
         self.timeout_s = timeout_s
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
-        self.idle_s = idle_s
+        self.idle_s = idle_s or keep_warm_seconds() or IDLE_S
         # Without a GPU, auto runs exactly as cpu does (same label too): share one keeper.
         self.served_as = "cpu" if device == "auto" and not _gpu_nodes() else device
         self.address = _address(self.served_as, self.workers)
@@ -155,13 +187,16 @@ class KeptRunner(Batched):
         self._idle: queue.Queue[socket.socket] = queue.Queue()
         self._lock = threading.Lock()
         self._closed = False
-        for _attempt in range(2):  # a keeper may go idle just as we connect: once more
+        for _attempt in range(3):
             sock = self._open()
-            sock.settimeout(30.0)
-            hello = _ask(sock, {"op": "hello"})
+            try:
+                hello = _hello(sock)
+            except TimeoutError:
+                _evict(sock)  # hung: killed; the next attempt starts another
+                continue
             if hello:
                 break
-            sock.close()
+            sock.close()  # it went idle just as we connected: once more
         else:
             raise CheckError(f"{self.address}: the check server did not answer")
         self.info = hello
@@ -177,8 +212,23 @@ class KeptRunner(Batched):
         sock = _connect(self.address)
         if sock:
             return sock
-        with open(self.address.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one client starts it; the others wait here
+        folder = self.address.parent
+        try:
+            lock = open(self.address.with_suffix(".lock"), "a")
+        except OSError as exc:
+            raise CheckError(f"{folder}: cannot write there: {exc.strerror}") from None
+        with lock:
+            # One client starts it; the others wait here, as long as a start may take.
+            deadline = time.monotonic() + _START_TIMEOUT + 10
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise CheckError(f"{self.address}: another run has been starting "
+                                         "the check server for too long") from None
+                    time.sleep(0.05)
             sock = _connect(self.address)
             if sock:
                 return sock
@@ -189,19 +239,25 @@ class KeptRunner(Batched):
         return sock
 
     def _start_keeper(self) -> None:
-        self.address.unlink(missing_ok=True)  # a keeper that was killed left its socket
         log = self.address.with_suffix(".log")
-        env = {k: os.environ[k] for k in (*SAFE_ENV, "TMPDIR", "ANKIGEN_SERVER_LOG")
-               if k in os.environ}  # no secrets: the keeper outlives this process
-        env["PYTHONPATH"] = os.pathsep.join([str(_package_dir().parent),
-                                             *(p for p in sys.path if p)])
-        cmd = [sys.executable, "-m", "ankigen.checks.keeper", "--socket", str(self.address),
-               "--device", self.served_as, "--workers", str(self.workers),
-               "--idle", str(self.idle_s)]
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=err, env=env, close_fds=True,
-                                    start_new_session=True)
+        env = {k: os.environ[k] for k in (*SAFE_ENV, "TMPDIR") if k in os.environ}
+        # No secrets (the keeper outlives this process), and none of this run's sys.path:
+        # a module beside the script that started it must not shadow anything for later runs.
+        env["PYTHONPATH"] = str(_package_dir().parent)
+        if os.environ.get("ANKIGEN_SERVER_LOG"):
+            env["ANKIGEN_SERVER_LOG"] = os.path.abspath(os.environ["ANKIGEN_SERVER_LOG"])
+        cmd = [sys.executable, "-m", "ankigen.checks.keeper_process",
+               "--socket", str(self.address), "--device", self.served_as,
+               "--workers", str(self.workers), "--idle", str(self.idle_s)]
+        try:
+            self.address.unlink(missing_ok=True)  # a keeper that was killed left its socket
+            with open(log, "wb") as err:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=err, env=env, close_fds=True,
+                                        start_new_session=True)
+        except OSError as exc:
+            raise CheckError(f"{self.address.parent}: cannot start the check server there: "
+                             f"{exc.strerror}") from None
         assert proc.stdout is not None
         # The keeper forks away (so it is nobody's zombie) and says "ready" once listening.
         line = b""
@@ -225,20 +281,37 @@ class KeptRunner(Batched):
                              + f" (log: {log})")
         self.started = True
 
+    def _pooled(self) -> socket.socket | None:
+        """An idle connection that is still good: one the keeper closed (it stopped, or was
+        killed) reads as ready, and is dropped before a check is sent on it."""
+        while True:
+            try:
+                sock = self._idle.get_nowait()
+            except queue.Empty:
+                return None
+            if not select.select([sock], [], [], 0)[0]:
+                return sock
+            sock.close()
+
     def _call(self, message: dict[str, Any], bound: float) -> dict[str, Any] | None:
         if self._closed:
             raise CheckError("the runner is closed")
+        sock = self._pooled()
+        fresh = sock is None
+        if sock is None:
+            sock = self._open()  # another thread holds ours, or ours went stale
+        wait = bound + _REPLY_SLACK
         try:
-            sock, fresh = self._idle.get_nowait(), False
-        except queue.Empty:
-            sock, fresh = self._open(), True  # another thread holds ours: one each
-        sock.settimeout(bound + _REPLY_SLACK)
-        reply = _ask(sock, message)
-        if reply is None and fresh:  # it went idle as we connected: nothing ran yet
-            sock.close()
-            sock = self._open()
-            sock.settimeout(bound + _REPLY_SLACK)
+            sock.settimeout(wait)
             reply = _ask(sock, message)
+            if reply is None and fresh:  # it went idle just as we connected: nothing ran
+                sock.close()
+                sock = self._open()
+                sock.settimeout(wait)
+                reply = _ask(sock, message)
+        except TimeoutError:
+            sock.close()
+            return {"error": f"the warm check server did not answer within {wait:g} s"}
         if reply is None:
             sock.close()  # the keeper went away: the next call starts another
         else:
@@ -301,164 +374,43 @@ def open_runner(*, device: str = "auto", timeout_s: float = 10.0,
 
 
 def keepers() -> list[dict[str, Any]]:
-    """What each of this user's keepers says of itself (the ones that answer)."""
-    found = []
+    """This user's keepers, as each says of itself; one that takes connections but does
+    not answer is listed as {"pid", "socket", "answering": False}."""
+    found: list[dict[str, Any]] = []
     for address in sorted(runtime_dir().glob("checks-*.sock")):
-        sock = _connect(address, timeout=5.0)
-        hello = _ask(sock, {"op": "hello"}) if sock else None
-        if sock:
-            sock.close()
-        if hello:
-            found.append({**hello, "socket": str(address)})
+        try:
+            sock = _connect(address)
+        except CheckError:
+            continue
+        if sock is None:
+            continue  # a dead keeper's socket: the next start replaces it
+        with sock:
+            try:
+                hello = _hello(sock)
+            except TimeoutError:
+                found.append({"pid": _peer_pid(sock), "socket": str(address),
+                              "answering": False})
+                continue
+            if hello:  # (None: it is ending)
+                found.append({**hello, "socket": str(address), "answering": True})
     return found
 
 
 def stop_keepers() -> list[dict[str, Any]]:
-    """Ask every keeper of this user to stop; the ones that said they would."""
+    """Stop every keeper of this user (killing any that does not answer); those stopped."""
     stopped = []
     for keeper in keepers():
-        sock = _connect(Path(keeper["socket"]), timeout=5.0)
-        if sock and _ask(sock, {"op": "stop"}):
-            stopped.append(keeper)
-        if sock:
-            sock.close()
-    return stopped
-
-
-# The keeper's side.
-
-
-class _Keeper:
-    def __init__(self, runner: Runner, address: Path, idle_s: float):
-        self.runner, self.address, self.idle_s = runner, address, idle_s
-        self.active = 0  # clients connected: a keeper with one is not idle
-        self.busy = 0  # requests under way: a stopping keeper lets them answer
-        self.served = 0
-        self.last = time.monotonic()
-        self.started_at = time.time()
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-
-    def hello(self) -> dict[str, Any]:
-        r = self.runner
-        return {"pid": os.getpid(), "torch_version": r.torch_version, "cuda": r.cuda,
-                "device": r.device, "device_label": r.device_label,
-                "isolation": list(r.isolation), "workers": r.workers, "served": self.served,
-                "idle_s": self.idle_s, "started": self.started_at}
-
-    def answer(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
-        if op == "hello":
-            return self.hello()
-        if op == "stop":
-            self.stopping.set()
-            return {"stopping": True}
-        timeout = float(req.get("timeout") or 10.0)
-        if op == "run":
-            result = self.runner.run(str(req["code"]), timeout_s=timeout)
-        elif op == "notebook":
-            result = self.runner.run_notebook([str(b) for b in req["blocks"]], timeout_s=timeout)
-        else:
-            return {"error": f"unknown request {op!r}"}
-        with self.lock:
-            self.served += 1
-        return {"result": result.to_dict()}
-
-    def serve_client(self, conn: socket.socket) -> None:
-        with self.lock:
-            self.active += 1
+        address = Path(keeper["socket"])
+        sock = _connect(address)
+        if sock is None:
+            continue
         try:
-            while not self.stopping.is_set():
-                req = protocol.read_message(conn.recv)
-                if req is None:
-                    return
-                with self.lock:
-                    self.busy += 1
-                try:
-                    reply = self.answer(req)
-                finally:
-                    with self.lock:
-                        self.busy -= 1
-                conn.sendall(protocol.encode(reply))
-        except (OSError, ValueError, KeyError, TypeError):
-            return  # a client that went away or spoke nonsense: drop it, keep serving
-        finally:
-            conn.close()
-            with self.lock:
-                self.active -= 1
-                self.last = time.monotonic()
-
-    def idle(self) -> bool:
-        with self.lock:
-            return self.active == 0 and time.monotonic() - self.last > self.idle_s
-
-    def loop(self, listener: socket.socket) -> None:
-        listener.settimeout(0.5)
-        while not self.stopping.is_set() and not self.idle():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
+            if keeper["answering"] and _ask(sock, {"op": "stop"}):
+                stopped.append(keeper)
+                sock.close()
                 continue
-            pid, uid, gid = _CREDENTIALS.unpack(conn.getsockopt(
-                socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
-            if uid != os.getuid():  # the folder is private; this is the second lock
-                conn.close()
-                continue
-            conn.settimeout(None)
-            threading.Thread(target=self.serve_client, args=(conn,), daemon=True,
-                             name="ankigen-keeper-client").start()
-
-
-def _serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int) -> None:
-    runner = Runner(device=device, workers=workers)
-    # Listen under a private name, then rename: a socket at the address is a ready keeper.
-    temp = address.with_name(f"{address.name}.{os.getpid()}")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(temp))
-    os.chmod(temp, 0o600)
-    listener.listen(64)
-    os.rename(temp, address)
-    inode = os.stat(address).st_ino
-    keeper = _Keeper(runner, address, idle_s)
-    signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
-    os.write(ready_fd, b"ready\n")
-    os.close(ready_fd)
-    try:
-        keeper.loop(listener)
-    finally:
-        listener.close()
-        try:  # only our own socket: a newer keeper may have taken the address
-            if os.stat(address).st_ino == inode:
-                address.unlink()
-        except FileNotFoundError:
+        except TimeoutError:
             pass
-        deadline = time.monotonic() + 30.0  # let checks under way answer their clients
-        while keeper.busy and time.monotonic() < deadline:
-            time.sleep(0.05)
-        runner.close()
-    address.with_suffix(".log").unlink(missing_ok=True)  # kept only when a keeper failed
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m ankigen.checks.keeper")
-    ap.add_argument("--socket", required=True, type=Path)
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--idle", type=float, default=IDLE_S)
-    args = ap.parse_args(argv)
-    if os.fork():  # the starter reaps this parent at once; the keeper is nobody's zombie
-        os._exit(0)
-    os.chdir("/")  # hold no folder of the user's busy
-    ready = os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 1)  # nothing but "ready" may reach the starter's pipe
-    try:
-        _serve(args.socket, args.device, args.workers, args.idle, ready)
-    except CheckError as exc:
-        print(f"ankigen check server: {exc}", file=sys.stderr)
-        os._exit(1)
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
+        _evict(sock)
+        stopped.append(keeper)
+    return stopped
