@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 pytest.importorskip("torch")
+from process_tree import alive, descendants  # noqa: E402
+
 from ankigen.checks import KeptRunner, Runner, RunResult, all_checks  # noqa: E402
 from ankigen.checks.keeper import (  # noqa: E402
     fingerprint,
@@ -30,41 +32,16 @@ from ankigen.errors import CheckError  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            kids.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    return kids
-
-
 def _tree(pid: int) -> set[int]:
     """The keeper and every process below it (its servers, bubblewrap, checks)."""
-    kids, out, todo = _children(), {pid}, [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.add(k)
-            todo.append(k)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return {pid} | descendants(pid)
 
 
 def _all_gone(pids: set[int], within: float = 10.0) -> bool:
     deadline = time.monotonic() + within
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not any(_alive(p) for p in pids)
+    return not any(alive(p) for p in pids)
 
 
 @pytest.fixture
@@ -128,7 +105,7 @@ def test_a_keeper_stops_by_itself_when_idle_and_leaves_nothing(warm, monkeypatch
         address = r.address
         assert len(pids) >= 3  # the keeper and its servers
         time.sleep(1.5)
-        assert _alive(r.pid), "a keeper with a client connected is not idle"
+        assert alive(r.pid), "a keeper with a client connected is not idle"
     assert _all_gone(pids), "an idle keeper or its servers did not stop"
     assert not address.exists()
 

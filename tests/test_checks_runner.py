@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
+from process_tree import Procs, descendants, snapshot  # noqa: E402
+
 from ankigen.checks import Runner  # noqa: E402
 
 TIMEOUT = 3.0
@@ -45,38 +47,11 @@ def runner():
                 os.environ[k] = v
 
 
-def _snapshot() -> dict[int, tuple[int, int, int, bytes]]:
-    """pid → (parent, session, uid, cmdline) for every process we can see."""
-    procs = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            status = Path(f"/proc/{entry}/status").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
-        procs[int(entry)] = (int(fields[1]), int(fields[3]), uid, cmd)
-    return procs
-
-
-def _descendants(procs: dict[int, tuple[int, int, int, bytes]] | None = None) -> set[int]:
+def _descendants(procs: Procs | None = None) -> set[int]:
     """Every process that descends from this test process. Inside bubblewrap's PID
     namespace an orphan is handed to a server (a subreaper) or to bwrap's init, both of
     which descend from us, so nothing a check starts can leave this tree."""
-    procs = _snapshot() if procs is None else procs
-    kids: dict[int, list[int]] = {}
-    for pid, (ppid, *_rest) in procs.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = set(), [os.getpid()]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.add(k)
-            todo.append(k)
-    return out
+    return descendants(os.getpid(), procs)
 
 
 def _server_like(cmd: bytes) -> bool:
@@ -90,7 +65,7 @@ def _leftovers() -> set[int]:
     session of its own. So below us, a server-like process in a session other than its
     parent's is a check's fork, and anything below a server, or running as `nobody` (what
     checks run as), belongs to a check."""
-    procs = _snapshot()
+    procs = snapshot()
     ours = _descendants(procs)
     servers = {p for p in ours if _server_like(procs[p][3])
                and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
@@ -110,7 +85,7 @@ def _leftovers() -> set[int]:
 
 def _servers() -> set[int]:
     """The warm servers' own processes (python -m ankigen.checks.server, not bwrap)."""
-    procs = _snapshot()
+    procs = snapshot()
     return {p for p in _descendants(procs) if _server_like(procs[p][3])
             and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
 
@@ -323,7 +298,7 @@ def test_leftover_detection_sees_a_running_check(runner):
     def watch() -> None:
         end = time.monotonic() + TIMEOUT
         while time.monotonic() < end:
-            procs = _snapshot()
+            procs = snapshot()
             names = {os.path.basename(procs[p][3].split(b"\0")[0]) for p in _leftovers()
                      if p in procs}
             if b"sleep" in names:

@@ -1,0 +1,49 @@
+"""What processes exist, read from /proc: for tests that prove nothing was left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+Procs = dict[int, tuple[int, int, int, bytes]]
+
+
+def snapshot() -> Procs:
+    """pid → (parent, session, uid, cmdline) for every process we can see."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            status = Path(f"/proc/{entry}/status").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        uid = int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
+        procs[int(entry)] = (int(fields[1]), int(fields[3]), uid, cmd)
+    return procs
+
+
+def descendants(root: int, procs: Procs | None = None) -> set[int]:
+    """Every process below `root` (not `root` itself)."""
+    procs = snapshot() if procs is None else procs
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.add(k)
+            todo.append(k)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is not: it only waits to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
