@@ -294,29 +294,37 @@ class KeptRunner(Batched):
             sock.close()
 
     def _call(self, message: dict[str, Any], bound: float) -> dict[str, Any] | None:
+        """Send a check and wait for its result. The keeper says "accepted" before it runs
+        anything; a keeper that ends before that (it went idle or stopped as we sent) ran
+        nothing, and the check goes to a fresh connection, or a fresh keeper."""
         if self._closed:
             raise CheckError("the runner is closed")
-        sock = self._pooled()
-        fresh = sock is None
-        if sock is None:
-            sock = self._open()  # another thread holds ours, or ours went stale
         wait = bound + _REPLY_SLACK
-        try:
-            sock.settimeout(wait)
-            reply = _ask(sock, message)
-            if reply is None and fresh:  # it went idle just as we connected: nothing ran
+        for _attempt in range(3):
+            sock = self._pooled() or self._open()
+            try:
+                sock.settimeout(HELLO_TIMEOUT)
+                taken = _ask(sock, message)
+            except TimeoutError:
+                _evict(sock)  # hung before taking it: nothing ran; another keeper will
+                continue
+            if not taken or not taken.get("accepted"):
                 sock.close()
-                sock = self._open()
+                continue
+            try:
                 sock.settimeout(wait)
-                reply = _ask(sock, message)
-        except TimeoutError:
-            sock.close()
-            return {"error": f"the warm check server did not answer within {wait:g} s"}
-        if reply is None:
-            sock.close()  # the keeper went away: the next call starts another
-        else:
-            self._give_back(sock)
-        return reply
+                reply = protocol.read_message(sock.recv)
+            except TimeoutError:
+                sock.close()
+                return {"error": f"the warm check server did not answer within {wait:g} s"}
+            except (OSError, ValueError):
+                reply = None
+            if reply is None:
+                sock.close()  # it went away during the check: the next call starts another
+            else:
+                self._give_back(sock)
+            return reply
+        return {"error": "the warm check server kept closing before taking the check"}
 
     def _give_back(self, sock: socket.socket) -> None:
         with self._lock:

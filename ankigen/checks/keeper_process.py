@@ -37,6 +37,14 @@ class Keeper:
         self.started_at = time.time()
         self.stopping = threading.Event()
         self.lock = threading.Lock()
+        self.address: Path | None = None  # where it listens, once it is ready
+        self.inode = 0
+
+    def release(self) -> None:
+        """Take our socket off the address (only ours: a newer keeper may hold it), so the
+        next client starts a new keeper instead of queueing on one that is ending."""
+        if self.address is not None and _listens_at(self.address, self.inode):
+            self.address.unlink(missing_ok=True)
 
     def hello(self) -> dict[str, Any]:
         r = self.runner
@@ -51,6 +59,7 @@ class Keeper:
             return self.hello()
         if op == "stop":
             self.stopping.set()
+            self.release()
             return {"stopping": True}
         timeout = float(req.get("timeout") or 10.0)
         if op == "run":
@@ -76,10 +85,17 @@ class Keeper:
         with self.lock:
             self.active += 1
         try:
-            while not self.stopping.is_set():
+            while True:
                 req = protocol.read_message(conn.recv)
                 if not isinstance(req, dict):
                     return
+                if req.get("op") in ("run", "notebook"):
+                    # Taken or not, before anything runs: a client whose request got no
+                    # "accepted" knows nothing ran, and may send it to another keeper.
+                    if self.stopping.is_set():
+                        conn.sendall(protocol.encode({"retry": True}))
+                        return
+                    conn.sendall(protocol.encode({"accepted": True}))
                 self._begin(req)
                 try:
                     try:
@@ -103,13 +119,14 @@ class Keeper:
         with self.lock:
             return self.active == 0 and time.monotonic() - self.last > self.idle_s
 
-    def loop(self, listener: socket.socket, address: Path, inode: int) -> None:
+    def loop(self, listener: socket.socket) -> None:
         listener.settimeout(0.5)
         while not self.stopping.is_set() and not self.idle():
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                if not self.active and not _listens_at(address, inode):
+                if not self.active and not (self.address and
+                                            _listens_at(self.address, self.inode)):
                     return  # superseded by a newer keeper: no new client can reach this one
                 continue
             _pid, uid, _gid = _CREDENTIALS.unpack(conn.getsockopt(
@@ -147,7 +164,6 @@ def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int
     # then rename: a socket at the address is always a ready keeper.
     temp = temp_name(address)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    inode = None
     try:
         listener.bind(str(temp))
         os.chmod(temp, 0o600)
@@ -156,7 +172,7 @@ def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int
         keeper = Keeper(runner, idle_s)
         try:
             os.rename(temp, address)
-            inode = os.stat(address).st_ino
+            keeper.address, keeper.inode = address, os.stat(address).st_ino
             signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
             try:
                 os.write(ready_fd, b"ready\n")
@@ -164,11 +180,10 @@ def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int
                 pass  # the starter gave up waiting; whoever comes next is served
             os.close(ready_fd)
             ready_fd = -1
-            keeper.loop(listener, address, inode)
+            keeper.loop(listener)
         finally:
             listener.close()
-            if inode is not None and _listens_at(address, inode):
-                address.unlink()  # only our own: a newer keeper may have taken the address
+            keeper.release()
             keeper.drain()
             runner.close()
     finally:
