@@ -58,7 +58,8 @@ class Keeper:
         if op == "hello":
             return self.hello()
         if op == "stop":
-            self.stopping.set()
+            with self.lock:  # after this no check is taken; those taken are drained
+                self.stopping.set()
             self.release()
             return {"stopping": True}
         timeout = float(req.get("timeout") or 10.0)
@@ -72,14 +73,19 @@ class Keeper:
             self.served += 1
         return {"result": result.to_dict()}
 
-    def _begin(self, req: dict[str, Any]) -> None:
+    def _take(self, req: dict[str, Any]) -> bool:
+        """Count a request as under way, unless the keeper is stopping (one lock for both,
+        so a stop either refuses a check or waits for it, never closes the runner under it)."""
         try:
             bound = float(req.get("timeout") or 10.0) + REPLY_GRACE + 5.0
         except (TypeError, ValueError):
             bound = 15.0
         with self.lock:
+            if self.stopping.is_set() and req.get("op") in ("run", "notebook"):
+                return False
             self.busy += 1
             self.drain_until = max(self.drain_until, time.monotonic() + bound)
+            return True
 
     def serve_client(self, conn: socket.socket) -> None:
         with self.lock:
@@ -89,14 +95,19 @@ class Keeper:
                 req = protocol.read_message(conn.recv)
                 if not isinstance(req, dict):
                     return
+                taken = self._take(req)
                 if req.get("op") in ("run", "notebook"):
                     # Taken or not, before anything runs: a client whose request got no
                     # "accepted" knows nothing ran, and may send it to another keeper.
-                    if self.stopping.is_set():
+                    if not taken:
                         conn.sendall(protocol.encode({"retry": True}))
                         return
-                    conn.sendall(protocol.encode({"accepted": True}))
-                self._begin(req)
+                    try:
+                        conn.sendall(protocol.encode({"accepted": True}))
+                    except OSError:
+                        with self.lock:
+                            self.busy -= 1
+                        raise
                 try:
                     try:
                         reply = self.answer(req)
