@@ -224,7 +224,6 @@ def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -
         sys.exit(1)
 
 
-
 @main.group("check-server", help="The warm check server kept between runs (ANKIGEN_KEEP_WARM).")
 def check_server() -> None:
     pass

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..errors import CheckError
 from . import protocol
-from .runner import _START_TIMEOUT, SAFE_ENV, Batched, Runner, RunResult, _package_dir
+from .runner import _START_TIMEOUT, SAFE_ENV, Batched, Runner, RunResult, _package_dir, drain
 
 IDLE_S = 600.0
 HELLO_TIMEOUT = 10.0  # a healthy keeper answers at once, busy or not (a thread a client)
@@ -147,10 +147,16 @@ def _hello(sock: socket.socket) -> dict[str, Any] | None:
     return _ask(sock, {"op": "hello"})
 
 
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a unix socket, from the kernel."""
+    pid, uid, gid = _CREDENTIALS.unpack(sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
+    return pid, uid, gid
+
+
 def _peer_pid(sock: socket.socket) -> int | None:
     """The keeper's pid (the process that listens), when it is this user's."""
-    pid, uid, _gid = _CREDENTIALS.unpack(sock.getsockopt(
-        socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
+    pid, uid, _gid = peer_credentials(sock)
     return pid if uid == os.getuid() and pid > 1 else None
 
 
@@ -359,11 +365,8 @@ class KeptRunner(Batched):
         """Let go of the keeper; it stays warm for IDLE_S."""
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+        for sock in drain(self._idle):
+            sock.close()
 
     def __enter__(self) -> KeptRunner:
         return self

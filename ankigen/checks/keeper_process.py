@@ -12,7 +12,6 @@ import argparse
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -21,9 +20,8 @@ from typing import Any
 
 from ..errors import CheckError
 from . import protocol
+from .keeper import peer_credentials
 from .runner import REPLY_GRACE, Runner
-
-_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class Keeper:
@@ -140,8 +138,7 @@ class Keeper:
                                             _listens_at(self.address, self.inode)):
                     return  # superseded by a newer keeper: no new client can reach this one
                 continue
-            _pid, uid, _gid = _CREDENTIALS.unpack(conn.getsockopt(
-                socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size))
+            _pid, uid, _gid = peer_credentials(conn)
             if uid != os.getuid():  # the folder is private; this is the second lock
                 conn.close()
                 continue

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import CheckError
 from . import protocol
@@ -234,6 +234,19 @@ class _Server:
                     pass
 
 
+T = TypeVar("T")
+
+
+def drain(idle: queue.Queue[T]) -> list[T]:
+    """Everything in the queue now, taken off it."""
+    taken: list[T] = []
+    while True:
+        try:
+            taken.append(idle.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 class Batched:
     """`run_many` for anything with a thread-safe `run` and a `workers` count."""
 
@@ -344,18 +357,9 @@ class Runner(Batched):
         """Stop the idle servers; a server still running a check stops when it is done."""
         with self._lock:
             self._closed = True
-        for server in self._drain_idle():
+        for server in drain(self._idle):
             if isinstance(server, _Server):
                 server.close()
-
-    def _drain_idle(self) -> list[_Server | CheckError]:
-        """Everything idle now: servers, and the errors of restarts that failed."""
-        taken: list[_Server | CheckError] = []
-        while True:
-            try:
-                taken.append(self._idle.get_nowait())
-            except queue.Empty:
-                return taken
 
     def _give_back(self, server: _Server) -> None:
         with self._lock:
@@ -442,7 +446,7 @@ class Runner(Batched):
         """A CUDA error poisons a process: after one, every idle server is replaced."""
         if status == "ok" or self.device != "cuda" or not why or "CUDA" not in why:
             return
-        for server in self._drain_idle():
+        for server in drain(self._idle):
             if isinstance(server, _Server):
                 self._replace(server)
             else:
