@@ -1,5 +1,8 @@
 """Markdown → card HTML: escaped text, code highlighted with pygments *classes*.
 
+Every entry point strips control characters and bidi overrides first (`text.clean`): what
+a note holds never reaches a card as an escape sequence or reordered text.
+
 Inline colours are unreadable in night mode on phones (AnkiDroid no longer inverts
 them), so the highlighter emits classes and the note type's CSS carries a light
 theme plus a dark one scoped under `.nightMode`.
@@ -17,6 +20,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from .text import clean
+
 LIGHT_STYLE = "friendly"
 # Anything markdown could treat as markup sends the text through markdown-it.
 _MARKUP_RE = re.compile(r"[*_`\[\]<>#|~!\\&]|^\s*(?:[-+>=]|\d+[.)])|\n|https?|www\.|  ", re.M)
@@ -24,6 +29,7 @@ DARK_STYLE = "monokai"
 
 
 def _highlight(code: str, lang: str, _attrs: str) -> str:
+    code = clean(code)
     try:
         lexer = get_lexer_by_name(lang) if lang else PythonLexer()
     except ClassNotFound:
@@ -41,6 +47,7 @@ def markdown(text: str) -> str:
     """Render a note's markdown to HTML for a card field."""
     if not text:
         return ""
+    text = clean(text)
     if not _MARKUP_RE.search(text):  # plain prose: what markdown-it would make of it
         return f"<p>{html.escape(text, quote=False)}</p>"
     return _md().render(text).strip()
@@ -52,7 +59,7 @@ def code(text: str, lang: str = "python") -> str:
 
 def plain(text: str) -> str:
     """Escaped text with line breaks kept: for text that is not markdown (paths, output)."""
-    return html.escape(text).replace("\n", "<br>")
+    return html.escape(clean(text)).replace("\n", "<br>")
 
 
 # Characters inline CommonMark acts on (emphasis, code, links and images, autolinks,
@@ -68,6 +75,7 @@ def _md_inline() -> MarkdownIt:
 
 def inline(text: str) -> str:
     """The learner's words as inline markdown: `code`, **bold**, links; no blocks, no HTML."""
+    text = clean(text)
     if not _INLINE_MARKUP_RE.search(text):
         return plain(text)
     return _md_inline().renderInline(text).replace("<br />\n", "<br>").strip()
@@ -80,7 +88,7 @@ def escape_cloze_text(fragment_html: str) -> str:
 
 def cloze_term(term: str) -> str:
     """A cloze answer: `::` and `}}` inside code (`a::b`, `{'a': 1}`) must not end it."""
-    return (html.escape(term, quote=False)
+    return (html.escape(clean(term), quote=False)
             .replace(":", "&#58;").replace("{", "&#123;").replace("}", "&#125;"))
 
 

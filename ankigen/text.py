@@ -213,3 +213,66 @@ def read_notes(path: Path, display: str | None = None) -> ReadResult:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise InputError("not a markdown file (binary content)", path=shown, line=line)
     return decode(data, shown)
+
+
+# What a note controls reaches terminals and cards: its control characters must not.
+# ANSI sequences first (CSI with its parameters, OSC up to its terminator, two-byte ESC
+# forms), so no parameter bytes are left behind; then C0 except \n and \t, DEL, C1, and the
+# bidi overrides and isolates that reorder what is shown (U+202A–U+202E, U+2066–U+2069).
+_ANSI_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"            # CSI … final byte
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC … BEL/ST
+    r"|\x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?"     # DCS, SOS, PM, APC … ST
+    r"|\x1b[ -/]*[0-~]?")                          # other escapes, or a lone ESC
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """`text` with ANSI escape sequences, control characters (C0 but \\n and \\t, DEL, C1)
+    and bidi overrides removed: safe to print to a terminal or put on a card."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _CONTROL_RE.sub("", _ANSI_RE.sub("", text))
+
+
+def json_safe(text: str) -> str:
+    """JSON text with the characters `json.dumps(ensure_ascii=False)` leaves raw and a
+    terminal acts on (C1, bidi overrides) written as \\u escapes: still the same JSON."""
+    return _CONTROL_RE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+# Letters of other scripts drawn like ASCII ones (Unicode's confusables, the common ones).
+_LOOKALIKES = frozenset(
+    "АВЕЅІЈКМНОРСТХУаеорсухіјѕԁӏһԛԝ"      # Cyrillic
+    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧονρ"                  # Greek
+    "ǀ∣ⅰⅼℓ")
+_INVISIBLE = frozenset("\u00a0\u00ad\u034f\u061c\u115f\u1160\u180e\u200b\u200c\u200d\u200e"
+                       "\u200f\u2060\u2061\u2062\u2063\u2064\u2800\u3164\ufeff\uffa0")
+
+
+def _suspect(ch: str) -> bool:
+    import unicodedata
+
+    if ch in _LOOKALIKES or ch in _INVISIBLE:
+        return True
+    if ch.isascii():
+        return not ch.isprintable() and ch not in "\n\t"
+    if not ch.isprintable():  # controls, other spaces, format characters (bidi included)
+        return True
+    folded = unicodedata.normalize("NFKC", ch)  # fullwidth and mathematical letters
+    return folded != ch and folded.isascii()
+
+
+def has_lookalikes(text: str) -> bool:
+    """Whether `text` holds characters a reader would take for others, or not see at all."""
+    return not (text.isascii() and text.isprintable()) and any(_suspect(c) for c in text)
+
+
+def reveal(text: str) -> str:
+    """`text` with look-alike and invisible characters (and controls) written as \\u
+    escapes, so the reader sees why `tеnsor` (Cyrillic е) is not `tensor`."""
+    return "".join(_escape(c) if _suspect(c) else c for c in text)
+
+
+def _escape(ch: str) -> str:
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
