@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 
-from .model import CodeClaim
+from .model import ClaimForm, CodeClaim
 
 CLAIM_RE = re.compile(
-    r"#\s*(?:prints?|printed|outputs?|output|returns?|gives?|shows?|displays?|->|=>|→)\s*:?\s*(?P<x>\S.*)$",
+    r"#\s*(?P<kw>prints?|printed|outputs?|output|returns?|gives?|shows?|displays?|->|=>|→)"
+    r"\s*:?\s*(?P<x>\S.*)$",
     re.I,
 )
+# A claim about the statement's value (compared with its repr), not about what it printed.
+_VALUE_WORDS = frozenset({"return", "returns", "give", "gives", "->", "=>", "→"})
 _EXPLAIN_RE = re.compile(r"\s+(?:since|because|as|which|—|--)\s+.*$|\s*;.*$", re.I)
 
 
@@ -36,9 +39,11 @@ def extract_claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
             continue
         own_line = not raw[:comment_at].strip()
         target = _next_code_line(lines, i) if own_line else i
+        form: ClaimForm = "value" if m.group("kw").lower() in _VALUE_WORDS else "prints"
         claims.append(CodeClaim(line=first_line + i, expected=expected,
                                 text=raw[comment_at:].strip(),
-                                expr_line=None if target is None else first_line + target))
+                                expr_line=None if target is None else first_line + target,
+                                form=form))
     return tuple(claims)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 class Mark(enum.StrEnum):
@@ -63,6 +63,9 @@ class Bullet:
     section: str  # the heading it sits under
 
 
+ClaimForm = Literal["prints", "value"]
+
+
 @dataclass(frozen=True)
 class CodeClaim:
     """A written claim about what code prints: `# prints: tensor(6.)`."""
@@ -71,6 +74,9 @@ class CodeClaim:
     expected: str  # the claimed output, as written
     text: str  # the whole comment, for display
     expr_line: int | None  # file line of the expression it describes, if not a print
+    # "prints" (`# prints:`, `# output:`): what the statement printed, or the value a
+    # notebook shows when it printed nothing; "value" (`# ->`, `# returns`): the value's repr.
+    form: ClaimForm = "prints"
 
 
 @dataclass(frozen=True)
@@ -161,10 +167,16 @@ class CheckOutput:
 
     code: str
     output: str
-    status: str  # "ok" | "error" | "timeout" | "crashed" | "contradicted"
+    status: str  # "ok" | "error" | "timeout" | "crashed" | "contradicted" | "not run" (refused)
     device: str  # "cpu" | "cuda" | "cpu (cuda requested, no GPU)"
     torch_version: str
     title: str = ""
+
+
+def check_key(path: str, gap: Gap) -> str:
+    """Which card a check's output belongs to: its note and the gap's place and text there.
+    Never the gap's text alone: two notes with the same tutor feedback have their own code."""
+    return f"{path}\x1f{gap.span.start}\x1f{gap.anchor}"
 
 
 @dataclass(frozen=True)
