@@ -23,7 +23,7 @@ from .cards import card_for, wanted
 from .deck import TEMPLATE_VERSION, to_package, write_package
 from .errors import InputError
 from .identity import Entry, Wanted, assign, atomic_write, first_guid, load, save, short_id
-from .model import Card, CheckOutput, Document, Gap
+from .model import Card, CheckOutput, Document, Gap, check_key
 from .parse import parse_text
 from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
@@ -433,7 +433,7 @@ def _cards_key(digest: str, doc: Document, outputs: list[CheckOutput | None]) ->
 
 
 def _check_key(doc: Document, gap: Gap) -> str:
-    return gap.anchor
+    return check_key(doc.path, gap)
 
 
 def _orphan(e: Entry) -> Orphan:

@@ -34,7 +34,8 @@ def tag(*parts: str) -> str:
 def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str, ...]:
     return _tags(gap.mark.value if gap.mark else "unmarked", gap.kind.value, _stem(path),
                  gap.chapter or "", gap.unanswered,
-                 "" if check is None else "ok" if check.status == "ok" else "failed")
+                 "" if check is None else "ok" if check.status == "ok" else
+                 "not-run" if check.status == "not run" else "failed")
 
 
 @functools.lru_cache(maxsize=4096)  # a vault's cards share a handful of tag sets
@@ -78,6 +79,9 @@ def check_html(check: CheckOutput | None) -> str:
     ok = check.status == "ok"
     status = "ran cleanly" if ok else check.status
     title = f'<div class="label">{render.plain(check.title or "Runnable check")}</div>'
+    if check.status == "not run":  # refused (no sandbox): no torch, no device, no output
+        return (f'{title}{render.code(check.code)}<div class="label status-fail">not run</div>'
+                f'<pre class="output">{render.plain(check.output.rstrip())}</pre>')
     meta = (f'<div class="label status-{"ok" if ok else "fail"}">{render.plain(status)} · '
             f"torch {render.plain(check.torch_version)} · {render.plain(check.device)} · "
             "output recorded at build</div>")

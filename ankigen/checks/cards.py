@@ -1,23 +1,39 @@
-"""Checks for a build: which gap gets which code, run in parallel, cached by (code, torch, device)."""
+"""Checks for a build: which gap gets which code, run in parallel, cached by everything a result
+depends on (code, languages, torch, device, time limit, runner)."""
 
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckError
-from ..model import CheckOutput, Document, Gap, GapKind
+from ..errors import CheckError, SandboxUnavailable
+from ..model import CheckOutput, Document, Gap, GapKind, check_key
+from ..text import clean
 from .bank import match_gap
-from .claims import BlockResult, ClaimResult, DocumentReport, defined_names, verify_document
+from .claims import (
+    BlockResult,
+    ClaimResult,
+    DocumentReport,
+    defined_names,
+    exhausted,
+    explain,
+    notebook_blocks,
+    verify_document,
+)
 from .reference import gaps_from_report
+from .sandbox import INSTALL_HINT, OPT_OUT_FLAG, summary
 
 
 def torch_version() -> str | None:
@@ -28,7 +44,7 @@ def torch_version() -> str | None:
 
 
 class ResultCache:
-    """SQLite: (code, torch version, requested device) → what the run printed."""
+    """SQLite: everything a run's result depends on (its key) → what the run printed."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,8 +53,8 @@ class ResultCache:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(code: str, version: str, device: str) -> str:
-        return hashlib.sha256(f"{version}\x1f{device}\x1f{code}".encode()).hexdigest()
+    def key(*parts: str) -> str:
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
@@ -52,6 +68,38 @@ class ResultCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+# The code that decides a result: the runner (what runs and how) and the claim reading and
+# verdicts. A change to any of it is another result.
+_RESULT_CODE = ("checks/server.py", "checks/runner.py", "checks/protocol.py",
+                "checks/sandbox.py", "checks/claims.py", "code_claims.py")
+
+
+@functools.cache
+def runner_version() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent.parent
+    for name in _RESULT_CODE:
+        path = here / name
+        if path.exists():
+            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunSetting:
+    """Where and how checks run: part of every result's key."""
+
+    version: str  # torch's
+    device: str  # as requested
+    timeout_s: float
+    unsandboxed: bool = False
+
+    def key(self, kind: str, *code: str) -> str:
+        return ResultCache.key(kind, self.version, self.device, f"{self.timeout_s:g}",
+                               runner_version(), "unsandboxed" if self.unsandboxed else "sandbox",
+                               *code)
 
 
 def _block_for(doc: Document, gap: Gap) -> str | None:
@@ -82,8 +130,9 @@ def corrected_line(wrong: str, answer: str | None) -> str | None:
 
 
 def plan(pairs: Sequence[tuple[Document, Gap]]) -> dict[str, tuple[str, str]]:
-    """gap anchor → (title, code) for every gap that gets a check."""
-    return {a: (t, c) for a, (t, c, _fix) in _plan(pairs).items()}
+    """check key (`model.check_key`: note, place, gap) → (title, code) for every gap that
+    gets a check."""
+    return {k: (t, c) for k, (t, c, _fix) in _plan(pairs).items()}
 
 
 Fix = tuple[str, str] | None  # (corrected line, the block with it), for wrong recalled code
@@ -92,17 +141,18 @@ Fix = tuple[str, str] | None  # (corrected line, the block with it), for wrong r
 def _plan(pairs: Sequence[tuple[Document, Gap]]) -> dict[str, tuple[str, str, Fix]]:
     out: dict[str, tuple[str, str, Fix]] = {}
     for doc, gap in pairs:
+        key = check_key(doc.path, gap)
         if gap.kind is GapKind.WRONG_CODE:
             code = _block_for(doc, gap)
             if code:
                 line = gap.code or ""
                 fixed = corrected_line(line, gap.answer)
                 fix = (fixed, code.replace(line, fixed, 1)) if fixed else None
-                out[gap.anchor] = ("Your code, run as written", code, fix)
+                out[key] = ("Your code, run as written", code, fix)
                 continue
         check, _why = match_gap(gap)
         if check is not None:
-            out[gap.anchor] = (f"Check: {check.title}", check.code, None)
+            out[key] = (f"Check: {check.title}", check.code, None)
     return out
 
 
@@ -110,49 +160,81 @@ Extra = list[tuple[Document, Gap, CheckOutput]]
 
 
 def _report_from(doc: Document, data: dict[str, Any]) -> DocumentReport:
-    blocks = [b for b in doc.code_blocks if b.fenced and b.lang in ("python", "py", "")]
     out = []
-    for block, rec in zip(blocks, data["blocks"]):
-        claims = tuple(ClaimResult(c, v, a) for c, (v, a) in zip(block.claims, rec["claims"]))
-        out.append(BlockResult(block, rec["status"], rec["exception"], claims))
-    return DocumentReport(doc.path, tuple(out), data["device"], data["torch"])
+    for block, rec in zip(notebook_blocks(doc), data["blocks"], strict=False):
+        claims = tuple(ClaimResult(c, v, a) for c, (v, a) in zip(block.claims, rec["claims"],
+                                                                  strict=False))
+        out.append(BlockResult(block, rec["status"], rec["exception"], claims, rec.get("line")))
+    return DocumentReport(doc.path, tuple(out), data["device"], data["torch"],
+                          tuple(data.get("isolation", ())))
+
+
+def notebook_key(doc: Document, setting: RunSetting) -> str:
+    """Everything a note's notebook run depends on: the blocks `verify_document` runs, in
+    order, each with its language and code (its claims are in its comments), and where and
+    how they run. Blocks it does not run (`text`, unfenced) are not in it, and cannot make
+    two notes share a result."""
+    blocks = notebook_blocks(doc)
+    return setting.key("notebook", *(f"{b.lang}\x1d{b.code}" for b in blocks))
+
+
+def _cacheable(report: DocumentReport) -> bool:
+    """A hang, a crash, the machine's limits or a missing package say nothing lasting about
+    the note: tried again next build."""
+    return not any(b.status in ("timeout", "crashed", "not runnable here")
+                   or exhausted(b.exception) for b in report.blocks)
 
 
 def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: ResultCache,
-                   version: str, device: str) -> tuple[Extra, int]:
+                   setting: RunSetting) -> tuple[Extra, int]:
     """Verify reference notes' code (cached per note's code) and turn what fails into gaps."""
     extra: Extra = []
     ran = 0
     for doc in docs:
-        if doc.kind != "reference" or not any(b.fenced for b in doc.code_blocks):
+        if doc.kind != "reference" or not notebook_blocks(doc):
             continue
-        code = "\x1e".join(b.code for b in doc.code_blocks if b.fenced)
-        key = ResultCache.key("notebook\x1d" + code, version, device)
+        key = notebook_key(doc, setting)
         data = cache.get(key)
         if data is None:
             report = verify_document(doc, runner())
             ran += 1
             data = {"device": report.device, "torch": report.torch_version,
-                    "blocks": [{"status": b.status, "exception": b.exception,
+                    "isolation": list(report.isolation),
+                    "blocks": [{"status": b.status, "exception": b.exception, "line": b.line,
                                 "claims": [(c.verdict, c.actual) for c in b.claims]}
                                for b in report.blocks]}
-            if not any(b.status in ("timeout", "crashed") for b in report.blocks):
-                cache.put(key, data)  # a hang or a crash is retried next build
+            if _cacheable(report):
+                cache.put(key, data)
         for gap, output in gaps_from_report(doc, _report_from(doc, data)):
             extra.append((doc, gap, output))
     return extra, ran
 
 
+def refusal(exc: Exception) -> str:
+    """One line: checks were not run, why, and the two ways on (bubblewrap, or the opt-out)."""
+    why = str(getattr(exc, "bare", None) or exc).strip().rstrip(".")
+    why = re.sub(r"^(?:checks )?(?:were )?not run: ", "", why)
+    if "bubblewrap" not in why:
+        why += f"; {INSTALL_HINT}"
+    if OPT_OUT_FLAG not in why:
+        why += f", or pass {OPT_OUT_FLAG} to run notes you trust unsandboxed"
+    return clean(" ".join(why.split()))
+
+
 def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir: Path,
                progress: Callable[[str, int, int], None] | None = None,
-               docs: Sequence[Document] = (), timeout_s: float = 10.0
+               docs: Sequence[Document] = (), timeout_s: float = 10.0,
+               unsandboxed: bool = False
                ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
     """Run (or fetch from the cache) the checks the gaps need. Never raises on a bad check,
-    nor when no runner can start here (the build goes on without checks, and says why)."""
+    nor when no runner can start here (the build goes on without checks, and says why).
+    Outputs are keyed by `model.check_key`. Without a sandbox (and no opt-out), nothing
+    runs: every card that would carry a check says it was not run, and why."""
     version = torch_version()
     if version is None:
         return {}, 0, "skipped: torch is not installed (pip install '.[torch]')", []
     planned = _plan(pairs)
+    setting = RunSetting(version, device, timeout_s, unsandboxed)
     cache = ResultCache(cache_dir / "checks.sqlite")
     runners: list[Any] = []
 
@@ -160,36 +242,56 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
         if not runners:
             from .keeper import open_runner
 
-            runners.append(open_runner(device=device, timeout_s=timeout_s))
+            if progress:
+                progress("starting the check server", 0, 1)
+            runners.append(open_runner(device=device, timeout_s=timeout_s,
+                                       unsandboxed=unsandboxed))
+            if progress:
+                progress("starting the check server", 1, 1)
         return runners[0]
 
     try:
-        extra, ref_ran = reference_gaps(docs, runner, cache, version, device)
-        outputs, ran, note = _bank_and_code(planned, cache, runner, version, device, progress)
+        extra, ref_ran = reference_gaps(docs, runner, cache, setting)
+        outputs, ran, note = _bank_and_code(planned, cache, runner, setting, progress)
+    except SandboxUnavailable as exc:
+        return _not_run(planned, exc, version), 0, f"not run: {refusal(exc)}", []
     except CheckError as exc:
         return {}, 0, f"skipped: {exc}", []
     finally:
         for r in runners:
             r.close()
         cache.close()
-    outputs.update({g.anchor: o for _, g, o in extra})
+    outputs.update({check_key(d.path, g): o for d, g, o in extra})
     if extra:
         note += f"; {len(extra)} from reference notes' code"
     if runners and getattr(runners[0], "started", False):  # say so: it outlives the build
         note += (f"; a warm check server stays up {runners[0].idle_s:g} s for the next run "
                  "(ankigen check-server stop)")
+    if runners:
+        note += "; " + summary(runners[0].isolation)
+    elif planned or extra:
+        note += "; isolation: nothing ran (every result came from the cache)"
     return outputs, ran + ref_ran, note, extra
 
 
+def _not_run(planned: dict[str, tuple[str, str, Fix]], exc: Exception,
+             version: str) -> dict[str, CheckOutput]:
+    """What a card that would have carried a check says when checks were refused."""
+    why = clean(str(getattr(exc, "bare", None) or exc))
+    return {key: CheckOutput(code=code, output=f"Not run when this deck was built: {why}",
+                             status="not run", device="", torch_version=version, title=title)
+            for key, (title, code, _fix) in planned.items()}
+
+
 def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
-                   runner: Callable[[], Any], version: str, device: str,
+                   runner: Callable[[], Any], setting: RunSetting,
                    progress: Callable[[str, int, int], None] | None
                    ) -> tuple[dict[str, CheckOutput], int, str]:
     results: dict[str, dict[str, Any]] = {}
     todo: dict[str, str] = {}
     codes = [c for _t, code, fix in planned.values() for c in (code, fix[1] if fix else None) if c]
     for code in codes:
-        key = ResultCache.key(code, version, device)
+        key = setting.key("code", code)
         hit = cache.get(key)
         if hit is not None:
             results[key] = hit
@@ -205,19 +307,23 @@ def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
 
         for key, res in zip(keys, runner().run_many([todo[k] for k in keys], progress=tick),
                             strict=True):
-            value = {"status": res.status, "output": _shown(res.stdout, res.exception),
-                     "exception": res.exception, "device": res.device,
+            status, exception = res.status, res.exception
+            if status == "error" and exhausted(exception):
+                status = "crashed"  # the machine's limits, not the code's error
+            exception = explain(status, exception)
+            value = {"status": status, "output": _shown(res.stdout, exception),
+                     "exception": exception, "device": res.device,
                      "torch": res.torch_version}
-            if res.status in ("ok", "error"):  # timeouts and crashes are retried next build
+            if status in ("ok", "error"):  # timeouts, crashes, exhaustion: retried next build
                 cache.put(key, value)
             results[key] = value
         ran = len(keys)
     outputs = {}
     for anchor, (title, code, fix) in planned.items():
-        r = results[ResultCache.key(code, version, device)]
+        r = results[setting.key("code", code)]
         output = r["output"]
         if fix and r["status"] == "error":
-            f = results[ResultCache.key(fix[1], version, device)]
+            f = results[setting.key("code", fix[1])]
             outcome = "runs without an error" if f["status"] == "ok" else \
                 f"still fails: {f.get('exception') or f['status']}"
             output += f"\n\nWith the tutor's correction, {fix[0].strip()}, the block {outcome}."
@@ -236,20 +342,38 @@ def _shown(stdout: str, exception: str | None) -> str:
     return text
 
 
+def sandbox_state() -> str:
+    """What decides, cheaply, whether checks may run here: the platform, bubblewrap's path
+    (as the runner finds it) and the kernel's user-namespace switches. Part of a build's
+    up-to-date key, so a build whose checks were refused is built again once it changes."""
+    parts = [sys.platform, shutil.which("bwrap") or "no bwrap"]
+    for switch in ("/proc/sys/kernel/unprivileged_userns_clone",
+                   "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+                   "/proc/sys/user/max_user_namespaces"):
+        try:
+            parts.append(Path(switch).read_text().strip())
+        except OSError:
+            parts.append("-")
+    return ",".join(parts)
+
+
 def build_hook(device: str, cache_dir: Path | None = None,
                progress: Callable[[str, int, int], None] | None = None,
-               timeout_s: float = 10.0
+               timeout_s: float = 10.0, unsandboxed: bool = False
                ) -> Callable[..., tuple[dict[str, CheckOutput], int, str, Extra]]:
     from ..build import cache_dir as default_cache
 
     def hook(pairs: list[tuple[Document, Gap]], docs: Sequence[Document]
              ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
         return run_checks(pairs, device=device, cache_dir=cache_dir or default_cache(),
-                          progress=progress, docs=docs, timeout_s=timeout_s)
+                          progress=progress, docs=docs, timeout_s=timeout_s,
+                          unsandboxed=unsandboxed)
 
-    # A deck built with checks on CPU is not the deck --device cuda would build: an unchanged
-    # vault is "up to date" only for the same device and time limit.
-    hook.key = f"device={device};timeout={timeout_s:g}"  # type: ignore[attr-defined]
+    # A deck built with checks on CPU is not the deck --device cuda would build, and one
+    # whose checks were refused is not the deck a sandbox would build: an unchanged vault is
+    # "up to date" only for the same device, time limit, runner and sandbox.
+    hook.key = (f"device={device};timeout={timeout_s:g};runner={runner_version()};"  # type: ignore[attr-defined]
+                f"unsandboxed={unsandboxed};sandbox={sandbox_state()}")
     return hook
 
 
