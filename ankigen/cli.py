@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,12 +19,34 @@ from . import __version__
 from .build import BuildResult, build
 from .errors import AnkigenError
 from .parse import parse_file
+from .text import clean, has_lookalikes, json_safe, reveal
 
 F = TypeVar("F", bound=Callable[..., Any])
 # emoji=False: notes and Anki searches hold ":id:"-like text that must print as written
 # (rich would turn `tag:ankigen::id::…` into `tag:ankigen:🆔:…`, a search that finds nothing).
 err = Console(stderr=True, highlight=False, emoji=False)
 out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+OPT_OUT = "--unsafe-no-sandbox"  # ankigen.checks.sandbox.OPT_OUT_FLAG, without importing torch's side
+OPT_OUT_HELP = ("Run the notes' code WITHOUT the sandbox, as you, with your files and network: "
+                "only for notes you trust, where the sandbox cannot run.")
+OPT_OUT_WARNING = (f"{OPT_OUT}: the notes' code runs unsandboxed, as this user, with your "
+                   "files and network; use it only for notes you trust")
+
+
+def say(text: str) -> None:
+    """A line of plain output: what a note controls never reaches the terminal as control
+    characters or escape sequences (`text.clean`)."""
+    out.print(clean(text))
+
+
+def warn(prog: str, text: str) -> None:
+    click.echo(clean(f"{prog}: warning: {text}"), err=True)
+
+
+def json_text(data: Any) -> str:
+    """JSON on stdout: data kept whole, but nothing a terminal would act on left raw."""
+    return json_safe(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def friendly_for(prog: str) -> Callable[[F], F]:
@@ -35,7 +59,7 @@ def friendly_for(prog: str) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except AnkigenError as exc:
-                click.echo(f"{prog}: error: {exc}", err=True)
+                click.echo(clean(" ".join(f"{prog}: error: {exc}".split("\n"))), err=True)
                 sys.exit(exc.exit_code)
 
         return wrapper  # type: ignore[return-value]
@@ -75,20 +99,24 @@ def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
 @click.option("--prune", is_flag=True, help="Forget gaps that vanished from the notes.")
 @click.option("--no-cache", is_flag=True, help="Parse every file again.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(OPT_OUT, "unsandboxed", is_flag=True, help=OPT_OUT_HELP)
 @friendly
 def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
-              device: str, prune: bool, no_cache: bool, as_json: bool) -> None:
+              device: str, prune: bool, no_cache: bool, as_json: bool,
+              unsandboxed: bool) -> None:
+    if unsandboxed and run_checks:
+        warn("ankigen", OPT_OUT_WARNING)
     show = err.is_terminal and not as_json
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=not show) as bar:
         cb = _progress_cb(bar)
-        hook = _check_hook(device, cb) if run_checks else None
+        hook = _check_hook(device, cb, unsandboxed) if run_checks else None
         result = build(list(paths), out, include_green=include_green, checks=hook,
                        progress=cb, use_cache=not no_cache, prune=prune)
     for w in result.warnings:
-        click.echo(f"ankigen: warning: {w}", err=True)
+        warn("ankigen", w)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(json_text(result.to_dict()))
         return
     _summary(result)
 
@@ -96,22 +124,23 @@ def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_check
 main.add_command(build_cmd, name="build")
 
 
-def _check_hook(device: str, progress: Callable[[str, int, int], None]) -> Any:
+def _check_hook(device: str, progress: Callable[[str, int, int], None],
+                unsandboxed: bool) -> Any:
     from .checks import build_hook
 
-    return build_hook(device, progress=progress)
+    return build_hook(device, progress=progress, unsandboxed=unsandboxed)
 
 
 def _summary(r: BuildResult) -> None:
     marks = ", ".join(f"{n} {k}" for k, n in sorted(r.by_mark.items()))
     state = "wrote" if r.written else "up to date:"
-    out.print(f"{state} {r.out}: {r.notes} notes from {r.files} files ({marks or 'no gaps'})")
-    out.print(f"  {r.new} new, {r.changed} changed, {r.unchanged} unchanged; checks: {r.checks}")
+    say(f"{state} {r.out}: {r.notes} notes from {r.files} files ({marks or 'no gaps'})")
+    say(f"  {r.new} new, {r.changed} changed, {r.unchanged} unchanged; checks: {r.checks}")
     if r.orphans:
-        out.print(f"  {len(r.orphans)} gap(s) no longer in the notes; Anki keeps their notes "
-                  "(imports never delete). Find them in Anki's browser with:")
+        say(f"  {len(r.orphans)} gap(s) no longer in the notes; Anki keeps their notes "
+            "(imports never delete). Find them in Anki's browser with:")
         for o in r.orphans:
-            out.print(f"    {o.search}    ({o.file}: {o.anchor})")
+            say(f"    {o.search}    ({o.file}: {o.anchor})")
 
 
 @main.command(help="Show what a notes file holds: parts, marks, gaps and code, with lines.")
@@ -128,45 +157,45 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
         data = doc.to_dict()
         if show_checks:
             data["checks"] = matches
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json_text(data))
         return
-    out.print(f"{doc.path}  {doc.kind}, {doc.line_count} lines, {doc.encoding}"
+    say(f"{doc.path}  {doc.kind}, {doc.line_count} lines, {doc.encoding}"
               + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""))
     if doc.goal:
-        out.print(f"goal: {doc.goal}")
+        say(f"goal: {doc.goal}")
     if doc.kind == "reference":  # headings and bullets in file order
         outline = [(s.line, f"{'#' * s.level} {s.title} (line {s.line})") for s in doc.sections]
         outline += [(b.line, f"  {'  ' * b.depth}- line {b.line}: "
                              + (b.text if len(b.text) <= 100 else b.text[:99] + "…"))
                     for b in doc.bullets]
         for _, text in sorted(outline, key=lambda row: row[0]):
-            out.print(text)
+            say(text)
     else:
-        out.print("sections: " + ", ".join(f"{s.title} (line {s.line})" for s in doc.sections))
+        say("sections: " + ", ".join(f"{s.title} (line {s.line})" for s in doc.sections))
     for part in doc.parts:
         ch = f", chapter {part.chapter}" if part.chapter else ""
-        out.print(f"part {part.index + 1} (lines {part.span.start}-{part.span.end}{ch}): "
+        say(f"part {part.index + 1} (lines {part.span.start}-{part.span.end}{ch}): "
                   f"{part.topic}")
         for a in part.assessments:
-            out.print(f"  {a.mark.emoji} line {a.line} judges {a.judged.start}-{a.judged.end}: "
+            say(f"  {a.mark.emoji} line {a.line} judges {a.judged.start}-{a.judged.end}: "
                       f"{a.feedback}")
     for g in doc.gaps:
         mark = g.mark.emoji if g.mark else "·"
-        out.print(f"{mark} gap line {g.line} [{g.kind.value}]: {g.prompt}")
+        say(f"{mark} gap line {g.line} [{g.kind.value}]: {g.prompt}")
         if g.code:
-            out.print(f"    code: {g.code}")
-        out.print(f"    answer ({g.answer_source or 'none: unanswered'}): "
+            say(f"    code: {g.code}")
+        say(f"    answer ({g.answer_source or 'none: unanswered'}): "
                   f"{(g.answer or '').splitlines()[0][:120] if g.answer else ''}")
         if show_checks:
-            out.print(f"    check: {matches.get(g.anchor, 'no check matcher installed')}")
+            say(f"    check: {matches.get(g.anchor, 'no check matcher installed')}")
     for c in doc.code_blocks:
         kind = "fenced" if c.fenced else "unfenced"
-        out.print(f"code lines {c.span.start}-{c.span.end} ({kind}, {c.lang or 'text'}), "
+        say(f"code lines {c.span.start}-{c.span.end} ({kind}, {c.lang or 'text'}), "
                   f"{len(c.claims)} claim(s)")
         for cl in c.claims:
-            out.print(f"    claim line {cl.line}: {cl.expected}")
+            say(f"    claim line {cl.line}: {cl.expected}")
     for w in doc.warnings:
-        click.echo(f"ankigen: warning: {w}", err=True)
+        warn("ankigen", w)
 
 
 def _check_matches(gaps: Any) -> dict[str, str]:
@@ -179,49 +208,76 @@ def _check_matches(gaps: Any) -> dict[str, str]:
     return explained
 
 
-@main.command(help="Run a note's code blocks in order and verify the claims in their comments.")
+def _exit_table() -> str:
+    from .checks.claims import EXIT_CODES
+
+    return "\b\nExit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES)
+
+
+@main.command(help="Run a note's code blocks in order, in the sandbox, and verify the claims "
+              "in their comments.", epilog=_exit_table())
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the code runs.")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds each block may run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(OPT_OUT, "unsandboxed", is_flag=True, help=OPT_OUT_HELP)
 @friendly
-def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool) -> None:
+def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool,
+          unsandboxed: bool) -> None:
     from .checks import open_runner, verify_document
+    from .checks.claims import exit_code, summary_line
+    from .checks.sandbox import summary
 
     docs = [parse_file(f) for f in files]
-    with open_runner(device=device, timeout_s=timeout) as runner:
+    if unsandboxed:
+        warn("ankigen", OPT_OUT_WARNING)
+    with _starting():
+        runner = open_runner(device=device, timeout_s=timeout, unsandboxed=unsandboxed)
+    with runner:
         reports = [verify_document(d, runner) for d in docs]
-    contradicted = sum(r.contradicted for r in reports)
-    counts: dict[str, int] = {}
-    for r in reports:
-        for b in r.blocks:
-            for c in b.claims:
-                counts[c.verdict] = counts.get(c.verdict, 0) + 1
-    blocks = [b for r in reports for b in r.blocks]
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+        click.echo(json_text([r.to_dict() for r in reports]))
     else:
         for r in reports:
-            out.print(f"{r.path}  (torch {r.torch_version}, {r.device})")
+            say(f"{r.path}  (torch {r.torch_version}, {r.device})")
             for b in r.blocks:
-                out.print(f"  block lines {b.block.span.start}-{b.block.span.end}: {b.status}"
-                          + (f" — {b.exception}" if b.exception and b.status != "ok" else ""))
+                say(f"  block lines {b.block.span.start}-{b.block.span.end}: {b.status}"
+                    + (f" — {b.exception}" if b.exception and b.status != "ok" else ""))
                 for c in b.claims:
-                    extra = f" (it printed {c.actual!r})" if c.verdict == "contradicted" else ""
-                    out.print(f"    line {c.claim.line}: {c.verdict}: {c.claim.expected}{extra}")
-    statuses: dict[str, int] = {}
-    for b in blocks:
-        statuses[b.status] = statuses.get(b.status, 0) + 1
-    # "3 blocks (2 ok, 1 error)": a timeout or a block not runnable as written is not "ok"
-    summary = (f"{len(blocks)} blocks ("
-               + (", ".join(f"{n} {k}" for k, n in sorted(statuses.items())) or "none")
-               + "); claims: "
-               + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
-    click.echo(summary, err=True)
-    if contradicted:
-        sys.exit(1)
+                    extra = f" (it printed {_quoted(c.actual or '')})" \
+                        if c.verdict == "contradicted" else ""
+                    say(f"    line {c.claim.line}: {c.verdict}: {c.claim.expected}{extra}")
+    click.echo(summary(runner.isolation), err=True)
+    click.echo(clean(summary_line(reports)), err=True)
+    sys.exit(exit_code(reports))
+
+
+def _quoted(text: str) -> str:
+    """A claim's actual output on one line, quoted as Python's repr quotes it; when it holds
+    look-alike or invisible characters, those are written as \\u escapes and it says so."""
+    if not has_lookalikes(text):
+        return repr(text)
+    shown = reveal(text.replace("\\", "\\\\")).replace("\n", "\\n").replace("\t", "\\t")
+    return f"'{shown}'; look-alike or invisible characters shown as \\u escapes"
+
+
+@contextmanager
+def _starting() -> Iterator[None]:
+    """While a check server starts (seconds: it imports torch), say so on stderr: a spinner
+    on a terminal, else one line once the start has taken more than a moment."""
+    line = "starting the check server…"
+    if err.is_terminal:
+        with err.status(line):
+            yield
+        return
+    timer = threading.Timer(0.5, lambda: click.echo(line, err=True))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @main.group("check-server", help="The warm check server kept between runs (ANKIGEN_KEEP_WARM).")
