@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from ankigen.cli import friendly_for
+from ankigen.cli import OPT_OUT, OPT_OUT_HELP, OPT_OUT_WARNING, friendly_for, json_text, warn
 from ankigen.identity import atomic_write
 
 from . import __version__
@@ -71,22 +71,25 @@ def options_from(base_url: str | None, model: str | None, offline: bool, timeout
 @click.option("--report", type=click.Path(path_type=Path),
               help="Write the full report (claims, verdicts, passages, code) as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout.")
+@click.option(OPT_OUT, "unsandboxed", is_flag=True, help=OPT_OUT_HELP)
 @endpoint_options
 @friendly
 def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report: Path | None,
-              as_json: bool, **endpoint: Any) -> None:
-    options = options_from(**endpoint)
+              as_json: bool, unsandboxed: bool, **endpoint: Any) -> None:
+    options = replace(options_from(**endpoint), unsandboxed=unsandboxed)
     if options.endpoint is None:
         click.echo(f"grader: {OFFLINE_NOTE}", err=True)
+    if unsandboxed and options.run_code:
+        warn("grader", OPT_OUT_WARNING)
     result = grade(recall, list(sources), options)
-    data = json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
+    data = json_text(result.to_dict())
     if report is not None:
         atomic_write(report, (data + "\n").encode("utf-8"))
     if out is not None:
         atomic_write(out, result.graded_markdown.encode("utf-8"))
     for w in result.warnings:
         if w != OFFLINE_NOTE:
-            click.echo(f"grader: warning: {w}", err=True)
+            warn("grader", w)
     if as_json:
         click.echo(data)
         return
@@ -118,7 +121,7 @@ def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
         result = evaluate(folder, options,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(json_text(result.to_dict()))
         return
     show_eval(result, Console(highlight=False, soft_wrap=True))
 

@@ -12,25 +12,31 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ankigen.errors import SandboxUnavailable
 from ankigen.model import CodeBlock, Document
+from ankigen.text import clean
 
 from .model import CodeRun
 
 _PYTHON = ("python", "py", "python3", "")
 STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable",
-          "skipped": "skipped", "timeout": "timeout", "crashed": "crashed",
-          "not run": "skipped"}
+          "not runnable here": "not_runnable_here", "skipped": "skipped",
+          "timeout": "timeout", "crashed": "crashed", "not run": "skipped"}
 
 
 class SharedRunner:
     """Opens ankigen's check runner on first use (the user's warm keeper, or servers of its
     own: a torch import, two seconds), hands the same one to every later caller, and
-    closes it once."""
+    closes it once. Without a sandbox it opens none (SandboxUnavailable, remembered), unless
+    `unsandboxed` (`--unsafe-no-sandbox`). `isolation` is the one line a report shows: the
+    isolation the code ran under, or why it did not run; "" while nothing was asked."""
 
-    def __init__(self, device: str = "auto", timeout_s: float = 10.0):
-        self.device, self.timeout_s = device, timeout_s
+    def __init__(self, device: str = "auto", timeout_s: float = 10.0,
+                 unsandboxed: bool = False):
+        self.device, self.timeout_s, self.unsandboxed = device, timeout_s, unsandboxed
         self._runner: Any = None
         self._failure: Exception | None = None
+        self.isolation = ""
 
     def __call__(self) -> Any:
         if self._failure is not None:
@@ -42,10 +48,20 @@ class SharedRunner:
             try:
                 if torch_version() is None:
                     raise RuntimeError("torch is not installed (pip install '.[torch]')")
-                self._runner = open_runner(device=self.device, timeout_s=self.timeout_s)
+                self._runner = open_runner(device=self.device, timeout_s=self.timeout_s,
+                                           unsandboxed=self.unsandboxed)
+            except SandboxUnavailable as exc:
+                from ankigen.checks.cards import refusal
+
+                self._failure = exc
+                self.isolation = f"code not run: {refusal(exc)}"
+                raise
             except Exception as exc:
                 self._failure = exc
                 raise
+            from ankigen.checks.sandbox import summary
+
+            self.isolation = summary(self._runner.isolation)
         return self._runner
 
     def close(self) -> None:
@@ -97,7 +113,12 @@ def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[Co
     try:
         runner = runner_factory()
     except Exception as exc:  # noqa: BLE001 - no runner is a reason, never a verdict
-        reason = getattr(exc, "bare", None) or str(exc)
+        if isinstance(exc, SandboxUnavailable):
+            from ankigen.checks.cards import refusal
+
+            reason = refusal(exc)
+        else:
+            reason = clean(getattr(exc, "bare", None) or str(exc))
         return out + [CodeRun(part_of.get(b.span.start, 0), b.span, True, "skipped",
                               f"not run: {reason}") for b in run]
     from ankigen.checks import verify_document

@@ -159,7 +159,7 @@ def evaluate(folder: Path, options: GradeOptions,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
     sessions = sessions_in(folder)
     if runner_factory is None and options.run_code:
-        with SharedRunner(options.device, options.code_timeout_s) as shared:
+        with SharedRunner(options.device, options.code_timeout_s, options.unsandboxed) as shared:
             return evaluate(folder, options, shared, progress)
     results = []
     mode, model = "offline", None

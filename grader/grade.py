@@ -35,6 +35,7 @@ class GradeOptions:
     run_code: bool = True
     device: str = "auto"
     code_timeout_s: float = 10.0
+    unsandboxed: bool = False  # --unsafe-no-sandbox: run recalled code without the sandbox
     use_cache: bool = True
     cache_path: Path | None = None  # the LLM response cache; default under ANKIGEN_CACHE_DIR
 
@@ -55,8 +56,12 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     elif runner_factory is not None:
         code_runs = run_code(recall.doc, runner_factory)
     else:
-        with SharedRunner(options.device, options.code_timeout_s) as runner:
+        with SharedRunner(options.device, options.code_timeout_s,
+                          options.unsandboxed) as runner:
             code_runs = run_code(recall.doc, runner)
+            runner_factory = runner
+    # the isolation the recalled code ran under, or why it did not run
+    isolation = str(getattr(runner_factory, "isolation", "") or "")
     warnings = [f"{recall.path}: graded without the {recall.stripped} tutor line(s) it held"
                 ] if recall.stripped else []
     if options.endpoint is None:
@@ -67,7 +72,8 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
                      for e in evidence for k in offline_omissions(e)]
         parts = assemble(recall, sources, judgements, omissions, code_runs, green=False)
         return Report(recall.path, sources.files, "offline", None, tuple(parts),
-                      graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings))
+                      graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings),
+                      code_isolation=isolation)
     from . import judge
     from .llm import LLM, ResponseCache, default_cache_path
 
@@ -84,7 +90,7 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     parts = assemble(recall, sources, judgements, omissions, code_runs, green=True)
     return Report(recall.path, sources.files, "llm", options.endpoint.model, tuple(parts),
                   graded_markdown(recall.text, parts), llm_calls=calls, llm_cache_hits=hits,
-                  warnings=tuple(warnings))
+                  warnings=tuple(warnings), code_isolation=isolation)
 
 
 def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
@@ -167,7 +173,8 @@ def _code_note(lines: Sequence[str], run: CodeRun) -> str | None:
     if run.status in ("ok", "error", "not_python"):
         return None
     first = next((ln.strip() for ln in lines[run.span.start - 1 : run.span.end] if ln.strip()), "")
-    what = {"not_runnable": "could not be run as written", "skipped": "was not run",
+    what = {"not_runnable": "could not be run as written",
+            "not_runnable_here": "cannot run on this machine", "skipped": "was not run",
             "timeout": "did not finish in time", "crashed": "crashed the sandbox"}
     detail = run.detail.removeprefix("not run: ")
     return f"the code starting “{first[:60]}” {what.get(run.status, run.status)}: {detail}"

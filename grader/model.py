@@ -79,8 +79,9 @@ class CodeRun:
     part: int
     span: Span  # lines of the recalled code
     fenced: bool
-    # "ok" | "error" | "not_runnable" (names defined nowhere) | "timeout" | "crashed" |
-    # "skipped" (checks off, no torch) | "not_python" (pseudo-code or another language)
+    # "ok" | "error" | "not_runnable" (names defined nowhere) | "not_runnable_here" (a
+    # package not installed, the network, IPython) | "timeout" | "crashed" | "skipped"
+    # (checks off, no torch, no sandbox) | "not_python" (pseudo-code or another language)
     status: str
     detail: str  # the exception, or why it was not run
     device: str = ""
@@ -124,6 +125,9 @@ class Report:
     llm_calls: int = 0
     llm_cache_hits: int = 0
     warnings: tuple[str, ...] = ()
+    # "isolation: …" when recalled code ran, "code not run: …" when it was refused; "" when
+    # no code was asked to run
+    code_isolation: str = ""
 
     @property
     def marks(self) -> tuple[Mark | None, ...]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.text import Text
+from rich.text import Text as _Text
 
 from ankigen.model import Mark
+from ankigen.text import clean
 
 from .evaluate import EvalResult, label_name
 from .model import PartGrade, Report, Verdict
@@ -13,10 +14,17 @@ from .model import PartGrade, Report, Verdict
 COLOUR = {Mark.GREEN: "green", Mark.YELLOW: "yellow", Mark.RED: "red"}
 
 
+def Text(text: str, style: str = "") -> _Text:  # noqa: N802 - rich's Text, cleaned
+    """What a recall or a source controls never reaches the terminal as control characters."""
+    return _Text(clean(text), style=style)
+
+
 def show(report: Report, console: Console) -> None:
     how = f"with {report.model}" if report.mode == "llm" else "offline"
     console.print(Text(f"{report.recall}: {len(report.parts)} part(s) graded {how} against "
                        f"{len(report.sources)} source file(s)", style="bold"))
+    if report.code_isolation:  # the recalled code ran (under this isolation) or was refused
+        console.print(Text(report.code_isolation, style="dim"))
     for part in report.parts:
         _part(part, console)
     if report.mode == "llm":
@@ -59,7 +67,7 @@ def show_eval(result: EvalResult, console: Console) -> None:
     for s in result.sessions:
         counted = s.counted
         agree = sum(t == g for t, g in counted)
-        console.print(f"  {s.name:<28} {agree}/{len(counted)} parts agree   tutor "
+        console.print(f"  {clean(s.name):<28} {agree}/{len(counted)} parts agree   tutor "
                       f"{''.join(label_name(m) for m in s.tutor)}   grader "
                       f"{''.join(label_name(m) for m in s.grader)}")
     console.print(Text("\nconfusion (rows: tutor, columns: grader; · = no mark)", style="bold"))
