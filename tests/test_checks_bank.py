@@ -172,7 +172,7 @@ def test_check_command_reports_contradictions_and_exits_nonzero(tmp_path):
     note = tmp_path / "ref.md"
     shutil.copy(FIXTURES / "checks" / "reference-claims.md", note)
     result = CliRunner().invoke(main, ["check", str(note)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # a block errored (4 outweighs the contradicted claim's 3)
     assert "contradicted: tensor([2., 4., 6.]) (it printed 'tensor([ 4.,  8., 12.])')" in result.output
     assert result.stderr.strip().splitlines()[-1] == \
         "3 blocks (1 error, 2 ok); claims: 1 contradicted, 2 verified"
@@ -207,7 +207,7 @@ def test_check_command_on_every_claim_form(tmp_path):
     note = tmp_path / "forms.md"
     shutil.copy(FIXTURES / "checks" / "reference-claim-forms.md", note)
     result = CliRunner().invoke(main, ["check", str(note)])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "line 28: contradicted: 5.0 (it printed '6.0')" in result.output
     assert "block lines 32-32: not runnable as written — NameError: name 'w' is not defined" \
         in result.output
@@ -216,13 +216,13 @@ def test_check_command_on_every_claim_form(tmp_path):
         "1 not run, 6 verified")
 
 
-def test_check_command_exits_0_when_nothing_is_contradicted(tmp_path):
-    """The fastai seed: its bad import does not run and fastai-only names are not runnable
-    as written, but no claim is contradicted."""
+def test_check_command_exits_4_for_an_error_even_with_no_claim_contradicted(tmp_path):
+    """The fastai seed: fastai-only names are not runnable as written (counted, not failed)
+    and no claim is contradicted, but its bad import is the note's error: exit 4."""
     note = tmp_path / "lesson4.md"
     shutil.copy(FIXTURES / "seeds" / "reference-fastai-lesson4.md", note)
     result = CliRunner().invoke(main, ["check", str(note)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 4, result.output
     assert "block lines 179-185: error — ModuleNotFoundError: No module named " \
         "'torch.nn.function'" in result.output
     assert "block lines 146-154: not runnable as written — NameError: name 'tensor' is not " \
@@ -232,15 +232,15 @@ def test_check_command_exits_0_when_nothing_is_contradicted(tmp_path):
 
 
 def test_a_block_that_hangs_keeps_the_results_before_it(tmp_path):
-    """Blocks report as they finish: the one that hangs is a timeout, the ones after it
-    did not run, and none of it is an error or a contradicted claim."""
+    """Blocks report as they finish: the one that hangs is a timeout (exit 4), the ones
+    after it did not run, and none of it is an error or a contradicted claim."""
     note = tmp_path / "hang.md"
     shutil.copy(FIXTURES / "checks" / "hostile" / "reference-hang.md", note)
     result = CliRunner().invoke(main, ["check", str(note), "--timeout", "1"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 4, result.output
     lines = [x.strip() for x in result.stdout.splitlines()[1:]]
     assert lines == ["block lines 4-6: ok", "line 6: verified: tensor(2.)",
-                     "block lines 10-11: timeout — killed after 3 s", "block lines 15-15: not run",
-                     "line 15: not run: tensor([3., 3.])"]
+                     "block lines 10-11: timeout — block 2 ran past its 1 s limit and was stopped",
+                     "block lines 15-15: not run", "line 15: not run: tensor([3., 3.])"]
     assert result.stderr.strip().splitlines()[-1] == \
         "3 blocks (1 not run, 1 ok, 1 timeout); claims: 1 not run, 1 verified"

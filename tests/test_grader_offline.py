@@ -163,10 +163,10 @@ def test_code_that_hangs_is_unverified_never_a_red_mark():
                               OFFLINE, quick)
     (part,) = report.parts
     (run,) = part.code
-    assert (run.status, run.detail) == ("timeout", "killed after 1 s")
+    assert (run.status, run.detail) == ("timeout", "block 1 ran past its 1 s limit and was stopped")
     assert Mark.RED not in [a.mark for a in part.assessments]
-    assert "the code starting “while True:” did not finish in time: killed after 1 s" in \
-        part.unverified
+    assert "the code starting “while True:” did not finish in time: block 1 ran past its " \
+        "1 s limit and was stopped" in part.unverified
 
 
 def test_pseudo_code_is_not_run_and_not_held_against_the_part():
