@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import pytest
 pytest.importorskip("torch")
 from process_tree import Procs, descendants, snapshot  # noqa: E402
 
-from ankigen.checks import Runner  # noqa: E402
+from ankigen.checks import Runner, sandbox  # noqa: E402
+from ankigen.checks.uids import uid_range  # noqa: E402
 
 TIMEOUT = 3.0
 IN_CI = os.environ.get("CI") == "true"
@@ -58,36 +60,50 @@ def _server_like(cmd: bytes) -> bool:
     return b"ankigen.checks.server" in cmd and os.path.basename(cmd.split(b"\0")[0]) != b"bwrap"
 
 
+CHECK_UIDS = range(uid_range()[0], uid_range()[1] + 1)
+
+
 def _leftovers() -> set[int]:
     """Processes of ours that a check started and that still exist.
 
-    A warm server keeps its parent's session (bubblewrap's, or ours); every check starts a
-    session of its own. So below us, a server-like process in a session other than its
-    parent's is a check's fork, and anything below a server, or running as `nobody` (what
-    checks run as), belongs to a check."""
+    A warm server is a zygote (its parent is bubblewrap, or us): everything below it is a
+    check's supervisor or the check's own processes, and anything running as a check uid
+    belongs to a check."""
     procs = snapshot()
     ours = _descendants(procs)
-    servers = {p for p in ours if _server_like(procs[p][3])
-               and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
+    zygotes = _zygotes(procs, ours)
 
-    def below_server(pid: int) -> bool:
+    def below_zygote(pid: int) -> bool:
         for _ in range(64):
             pid = procs.get(pid, (0,))[0]
-            if pid in servers:
+            if pid in zygotes:
                 return True
             if pid <= 1:
                 return False
         return False
 
-    return {p for p in ours - servers
-            if procs[p][2] == 65534 or _server_like(procs[p][3]) or below_server(p)}
+    return {p for p in ours - zygotes
+            if procs[p][2] in CHECK_UIDS or procs[p][2] == 65534 or below_zygote(p)}
+
+
+def _zygotes(procs: Procs, ours: set[int]) -> set[int]:
+    return {p for p in ours if _server_like(procs[p][3])
+            and not _server_like(procs.get(procs[p][0], (0, 0, 0, b""))[3])}
 
 
 def _servers() -> set[int]:
-    """The warm servers' own processes (python -m ankigen.checks.server, not bwrap)."""
+    """The warm servers' own processes (the zygotes: python -m ankigen.checks.server whose
+    parent is not one)."""
     procs = snapshot()
-    return {p for p in _descendants(procs) if _server_like(procs[p][3])
-            and procs[p][1] == procs.get(procs[p][0], (0, -1))[1]}
+    return _zygotes(procs, _descendants(procs))
+
+
+def _supervisors() -> set[int]:
+    """The processes that run a check and answer for it (a zygote's forks)."""
+    procs = snapshot()
+    ours = _descendants(procs)
+    zygotes = _zygotes(procs, ours)
+    return {p for p in ours if procs[p][0] in zygotes and _server_like(procs[p][3])}
 
 
 def _no_leftovers() -> None:
@@ -260,18 +276,13 @@ def test_a_background_program_in_its_own_session_is_killed(runner):
 
 def test_isolation_is_reported(runner):
     res = runner.run("pass")
-    assert "process group" in res.isolation and "rlimits" in res.isolation
-    if shutil.which("bwrap"):
-        assert "bubblewrap (no network, no home)" in res.isolation
-    else:
-        assert "missing: bubblewrap (no network, no home)" in res.isolation
-    if IN_CI:  # root, bubblewrap: nothing may be missing, also from a clone under /tmp
-        assert not [x for x in res.isolation if x.startswith("missing")], res.isolation
+    # A runner starts only with every layer in force (else it refuses: test_checks_sandbox),
+    # also in a clone under /tmp, and says so.
+    assert res.isolation == sandbox.REQUIRED, res.isolation
+    assert sandbox.summary(res.isolation).startswith("isolation: sandboxed (bubblewrap;")
 
 
 def test_what_a_check_leaves_in_tmp_is_gone_for_the_next(runner):
-    if "private /tmp per check" not in runner.isolation:
-        pytest.skip("no private /tmp here (isolation says so)")
     first = runner.run("open('/tmp/left-behind', 'w').write('x')\nimport os\n"
                        "print(sorted(os.listdir('/tmp')))")
     assert first.status == "ok" and "left-behind" in first.stdout, first.exception
@@ -321,16 +332,17 @@ def test_the_repository_and_its_notes_are_out_of_sight(runner):
     res = runner.run(f"import os\nprint(os.path.exists({str(repo / 'pyproject.toml')!r}), "
                      f"os.path.exists({str(repo / 'tests')!r}))")
     assert res.status == "ok", res.exception
-    if "bubblewrap (no network, no home)" not in res.isolation:
-        pytest.skip("no bubblewrap: the file system is not hidden (isolation says so)")
+    assert sandbox.BUBBLEWRAP in res.isolation
     assert res.stdout == "False False\n"
 
 
-def _signal_servers_soon(delay: float, spare: set[int], sig: int = signal.SIGKILL) -> None:
-    """Send `sig` to the warm servers started since `spare` was taken, after `delay`."""
+def _signal_servers_soon(delay: float, spare: set[int], sig: int = signal.SIGKILL,
+                         which: Callable[[], set[int]] = _servers) -> None:
+    """Send `sig` to the warm servers (or `which` of their processes) started since `spare`
+    was taken, after `delay`."""
     def send() -> None:
         time.sleep(delay)
-        for pid in _servers() - spare:
+        for pid in which() - spare:
             os.kill(pid, sig)
 
     threading.Thread(target=send, daemon=True).start()
@@ -344,22 +356,22 @@ def test_a_server_killed_mid_check_is_a_crash_and_is_replaced():
         t0 = time.monotonic()
         res = r.run("import time\ntime.sleep(2)\nprint('done')")
         assert res.status == "crashed"
-        assert res.exception == "the check server died during the check"
+        assert res.exception == "the check's server stopped during the check"
         assert time.monotonic() - t0 <= TIMEOUT + 1.0  # the replacement starts meanwhile
         _no_leftovers()
         assert r.run("print(6 * 7)").stdout == "42\n"
 
 
 def test_a_hung_server_is_a_crash_within_the_bound_and_is_replaced():
-    """A server that stops answering (here: stopped) is given up a second past the timeout,
-    and killed with everything it started."""
-    spare = _servers()
+    """A server that stops answering (here: the check's supervisor, stopped) is given up a
+    second past the timeout, and killed with everything it started."""
+    spare = _servers() | _supervisors()
     with Runner(timeout_s=TIMEOUT, workers=1) as r:
-        _signal_servers_soon(0.5, spare, signal.SIGSTOP)
+        _signal_servers_soon(0.5, spare, signal.SIGSTOP, _supervisors)
         t0 = time.monotonic()
         res = r.run("while True:\n    pass")  # nobody is left to kill it at the deadline
         assert res.status == "crashed"
-        assert res.exception == "the check server died during the check"
+        assert res.exception == "the check's server stopped during the check"
         assert time.monotonic() - t0 <= TIMEOUT + 1.0
         assert r.run("print(6 * 7)").stdout == "42\n"
         _no_leftovers()

@@ -36,14 +36,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckError
+from ..errors import CheckError, SandboxUnavailable
 from . import protocol
-from .runner import _START_TIMEOUT, SAFE_ENV, Batched, Runner, RunResult, _package_dir, drain
+from .runner import (
+    _START_TIMEOUT,
+    SAFE_ENV,
+    Batched,
+    Runner,
+    RunResult,
+    _package_dir,
+    _refusal,
+    drain,
+    sandbox_prerequisites,
+)
 
 IDLE_S = 600.0
 HELLO_TIMEOUT = 10.0  # a healthy keeper answers at once, busy or not (a thread a client)
 _SOCKET_MAX = 107 - 8  # sun_path: 108 bytes with its NUL; the keeper binds ADDRESS.<pid> first
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+REFUSED = "refused: "  # the keeper's last log line when its runner refused to start
 _REPLY_SLACK = 120.0  # past a check's own bound: a busy keeper may queue us behind others
 
 
@@ -96,9 +107,8 @@ def fingerprint(device: str, workers: int, sandbox: bool) -> str:
     return digest.hexdigest()[:16]
 
 
-def _address(device: str, workers: int) -> Path:
-    sandbox = shutil.which("bwrap") is not None
-    path = runtime_dir() / f"checks-{fingerprint(device, workers, sandbox)}.sock"
+def _address(device: str, workers: int, unsandboxed: bool = False) -> Path:
+    path = runtime_dir() / f"checks-{fingerprint(device, workers, not unsandboxed)}.sock"
     if len(os.fsencode(path)) > _SOCKET_MAX:  # fail here, not after a torch import
         raise CheckError(f"{path}: too long for a unix socket; set ANKIGEN_RUNTIME_DIR "
                          "to a shorter folder")
@@ -178,16 +188,20 @@ class KeptRunner(Batched):
     leaves the keeper warm for the next run."""
 
     def __init__(self, *, device: str = "auto", timeout_s: float = 10.0,
-                 workers: int | None = None, idle_s: float | None = None):
+                 workers: int | None = None, idle_s: float | None = None,
+                 unsandboxed: bool = False):
         if device not in ("auto", "cpu", "cuda"):
             raise CheckError(f"unknown device {device!r} (expected auto, cpu or cuda)")
+        if not unsandboxed and (why := sandbox_prerequisites()):
+            raise _refusal(why)  # before a keeper starts: it would refuse the same way
+        self.unsandboxed = unsandboxed
         self.requested = device
         self.timeout_s = timeout_s
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
         self.idle_s = idle_s or keep_warm_seconds() or IDLE_S
         # Without a GPU, auto runs exactly as cpu does (same label too): share one keeper.
         self.served_as = "cpu" if device == "auto" and not _gpu_nodes() else device
-        self.address = _address(self.served_as, self.workers)
+        self.address = _address(self.served_as, self.workers, unsandboxed)
         self.started = False  # whether this client started the keeper
         self.runs = 0
         self._idle: queue.Queue[socket.socket] = queue.Queue()
@@ -252,15 +266,18 @@ class KeptRunner(Batched):
         env["PYTHONPATH"] = str(_package_dir().parent)
         if os.environ.get("ANKIGEN_SERVER_LOG"):
             env["ANKIGEN_SERVER_LOG"] = os.path.abspath(os.environ["ANKIGEN_SERVER_LOG"])
-        cmd = [sys.executable, "-m", "ankigen.checks.keeper_process",
+        # -P and cwd "/": the caller's folder (a vault, with whatever .py files it holds) is
+        # never on the keeper's sys.path; the keeper runs as this user, outside the sandbox.
+        cmd = [sys.executable, "-P", "-m", "ankigen.checks.keeper_process",
                "--socket", str(self.address), "--device", self.served_as,
-               "--workers", str(self.workers), "--idle", str(self.idle_s)]
+               "--workers", str(self.workers), "--idle", str(self.idle_s),
+               *(["--unsandboxed"] if self.unsandboxed else [])]
         try:
             self.address.unlink(missing_ok=True)  # a keeper that was killed left its socket
             with open(log, "wb") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=err, env=env, close_fds=True,
-                                        start_new_session=True)
+                                        start_new_session=True, cwd="/")
         except OSError as exc:
             raise CheckError(f"{self.address.parent}: cannot start the check server there: "
                              f"{exc.strerror}") from None
@@ -282,6 +299,8 @@ class KeptRunner(Batched):
             proc.wait()
         if line.strip() != b"ready":
             why = [x for x in log.read_text(errors="replace").splitlines() if x.strip()]
+            if why and why[-1].startswith(REFUSED):  # the sandbox is incomplete here
+                raise SandboxUnavailable(why[-1][len(REFUSED):])
             raise CheckError("the check server did not start"
                              + (f": {why[-1]}" if why else f" in {_START_TIMEOUT:g} s")
                              + f" (log: {log})")
@@ -356,10 +375,10 @@ class KeptRunner(Batched):
                                        timeout), t0)
 
     def run_notebook(self, blocks: Sequence[str], *, timeout_s: float | None = None) -> RunResult:
-        timeout = timeout_s or self.timeout_s * max(1, len(blocks))
+        timeout = timeout_s or self.timeout_s  # each block's own
         t0 = time.monotonic()
         return self._result(self._call({"op": "notebook", "blocks": list(blocks),
-                                        "timeout": timeout}, timeout), t0)
+                                        "timeout": timeout}, timeout * max(1, len(blocks))), t0)
 
     def close(self) -> None:
         """Let go of the keeper; it stays warm for IDLE_S."""
@@ -376,12 +395,15 @@ class KeptRunner(Batched):
 
 
 def open_runner(*, device: str = "auto", timeout_s: float = 10.0,
-                workers: int | None = None) -> Runner | KeptRunner:
-    """The runner a command should use: the user's kept one, unless ANKIGEN_KEEP_WARM=0."""
+                workers: int | None = None, unsandboxed: bool = False) -> Runner | KeptRunner:
+    """The runner a command should use: the user's kept one, unless ANKIGEN_KEEP_WARM=0.
+    Raises SandboxUnavailable where checks cannot be sandboxed, unless `unsandboxed`."""
     idle = keep_warm_seconds()
     if idle <= 0:
-        return Runner(device=device, timeout_s=timeout_s, workers=workers)
-    return KeptRunner(device=device, timeout_s=timeout_s, workers=workers, idle_s=idle)
+        return Runner(device=device, timeout_s=timeout_s, workers=workers,
+                      unsandboxed=unsandboxed)
+    return KeptRunner(device=device, timeout_s=timeout_s, workers=workers, idle_s=idle,
+                      unsandboxed=unsandboxed)
 
 
 def keepers() -> list[dict[str, Any]]:

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckError
+from ..errors import CheckError, SandboxUnavailable
 from . import protocol
-from .keeper import peer_credentials
+from .keeper import REFUSED, peer_credentials
 from .runner import REPLY_GRACE, Runner
 
 
@@ -60,7 +60,7 @@ class Keeper:
                 self.stopping.set()
             self.release()
             return {"stopping": True}
-        timeout = float(req.get("timeout") or 10.0)
+        timeout = float(req.get("timeout") or 10.0)  # a notebook's: each block's own
         if op == "run":
             result = self.runner.run(str(req["code"]), timeout_s=timeout)
         elif op == "notebook":
@@ -75,8 +75,9 @@ class Keeper:
         """Count a request as under way, unless the keeper is stopping (one lock for both,
         so a stop either refuses a check or waits for it, never closes the runner under it)."""
         try:
-            bound = float(req.get("timeout") or 10.0) + REPLY_GRACE + 5.0
-        except (TypeError, ValueError):
+            blocks = len(req["blocks"]) if req.get("op") == "notebook" else 1
+            bound = float(req.get("timeout") or 10.0) * max(1, blocks) + REPLY_GRACE + 5.0
+        except (TypeError, ValueError, KeyError):
             bound = 15.0
         with self.lock:
             if self.stopping.is_set() and req.get("op") in ("run", "notebook"):
@@ -167,7 +168,8 @@ def temp_name(address: Path) -> Path:
     return address.with_name(f"{address.name}.{os.getpid()}")
 
 
-def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int) -> None:
+def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int,
+          unsandboxed: bool = False) -> None:
     # Listen under a private name first (a bad address fails before the torch import),
     # then rename: a socket at the address is always a ready keeper.
     temp = temp_name(address)
@@ -176,7 +178,7 @@ def serve(address: Path, device: str, workers: int, idle_s: float, ready_fd: int
         listener.bind(str(temp))
         os.chmod(temp, 0o600)
         listener.listen(64)
-        runner = Runner(device=device, workers=workers)
+        runner = Runner(device=device, workers=workers, unsandboxed=unsandboxed)
         keeper = Keeper(runner, idle_s)
         try:
             os.rename(temp, address)
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--idle", type=float, required=True)
+    ap.add_argument("--unsandboxed", action="store_true")
     args = ap.parse_args(argv)
     if os.fork():  # the starter reaps this parent at once; the keeper is nobody's zombie
         os._exit(0)
@@ -216,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(devnull, 1)  # nothing but "ready" may reach the starter's pipe
     os.close(devnull)
     try:
-        serve(args.socket, args.device, args.workers, args.idle, ready)
+        serve(args.socket, args.device, args.workers, args.idle, ready, args.unsandboxed)
+    except SandboxUnavailable as exc:
+        print(f"{REFUSED}{exc}", file=sys.stderr)
+        os._exit(1)
     except CheckError as exc:
         print(f"ankigen check server: {exc}", file=sys.stderr)
         os._exit(1)

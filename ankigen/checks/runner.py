@@ -21,11 +21,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import CheckError
-from . import protocol
-from .server import STASH
+from ..errors import CheckError, SandboxUnavailable
+from . import protocol, sandbox
+from .server import GO, STASH
+from .uids import UidPool
 
 SAFE_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+MEMORY_MB = 2048  # a check's bound, all its processes together (ANKIGEN_CHECK_MEMORY_MB)
 _START_TIMEOUT = 60.0
 REPLY_GRACE = 0.75  # past a check's timeout its server must have answered (it kills at the
 # deadline and answers at once); one that has not is killed with all it started: < 1 s
@@ -174,27 +176,34 @@ class _Server:
         env = {k: os.environ[k] for k in SAFE_ENV if k in os.environ}  # no secrets travel
         # PYTORCH_NVML_BASED_CUDA_CHECK: is_available() without initialising CUDA in the
         # warm server; a CUDA context made before fork() is unusable in every child.
-        # PYTHONPATH: in the sandbox only PACKAGE_MOUNT exists; outside it, the rest.
+        # PYTHONPATH: our package only (in the sandbox PACKAGE_MOUNT; outside it, its
+        # parent), never the caller's sys.path: a module beside the notes must not shadow
+        # anything the server imports. -P and cwd "/" keep the caller's folder off it too.
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
                    PYTORCH_NVML_BASED_CUDA_CHECK="1", PYTHONPATH=os.pathsep.join(
-                       [PACKAGE_MOUNT, str(_package_dir().parent), *(p for p in sys.path if p)]))
+                       [PACKAGE_MOUNT, str(_package_dir().parent)]))
         if device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
-        base = [sys.executable, "-m", "ankigen.checks.server"]
+        base = [sys.executable, "-P", "-m", "ankigen.checks.server"]
         wrapped = _bwrap_command(sys.executable) if sandbox else None
         cmd = wrapped[:-1] + base if wrapped else base
         log = os.environ.get("ANKIGEN_SERVER_LOG", os.devnull)  # where a server's own errors go
         with open(log, "ab") as err:
             self.proc = _spawner().call(lambda: subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                close_fds=True))
+                close_fds=True, cwd="/"))
         self.sandboxed = wrapped is not None
         self.info: dict[str, Any] | None = None
 
     def wait_ready(self) -> _Server:
         self.info = self._receive(_START_TIMEOUT)
         if not self.info or not self.info.get("ready"):
+            exited = self.proc.poll()
             self.close()
+            if self.sandboxed and exited not in (None, 0):  # bwrap itself gave up at once
+                raise _refusal(f"bubblewrap could not start the sandbox here (exit status "
+                               f"{exited}; are user namespaces blocked? set "
+                               "ANKIGEN_SERVER_LOG=FILE to see why)", hint=False)
             raise CheckError("the check server did not start" +
                              (" inside bubblewrap" if self.sandboxed else ""))
         return self
@@ -207,14 +216,17 @@ class _Server:
         reader.join(timeout)
         return box[0] if box else None
 
-    def request(self, req: dict[str, Any]) -> dict[str, Any] | None:
+    def request(self, req: dict[str, Any], bound: float) -> dict[str, Any] | None:
+        data = GO + protocol.encode(req)  # "go" to the zygote; the rest its fork reads
         try:
-            protocol.send(self.proc.stdin.fileno(), req)  # type: ignore[union-attr]
+            fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
+            while data:
+                data = data[os.write(fd, data):]
         except OSError:
             return None
         # The server kills the check at its deadline and answers at once; one that has not
         # answered REPLY_GRACE later is hung, and is replaced (killing all it started).
-        return self._receive(float(req["timeout"]) + REPLY_GRACE)
+        return self._receive(bound + REPLY_GRACE)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -274,6 +286,37 @@ class Batched:
             return list(pool.map(one, codes))
 
 
+def _refusal(why: str, hint: bool = True) -> SandboxUnavailable:
+    """Checks refused, in one line: why, how to get the sandbox, and the opt-out."""
+    fix = f"{sandbox.INSTALL_HINT}, or " if hint and "bubblewrap" in why else ""
+    return SandboxUnavailable(f"checks not run: {why}; {fix}pass {sandbox.OPT_OUT_FLAG} to "
+                              "run them unsandboxed (only for notes you trust)")
+
+
+def sandbox_prerequisites() -> str | None:
+    """Why this machine cannot give checks the sandbox, before anything starts; None if it may."""
+    if not sys.platform.startswith("linux"):
+        return f"the sandbox needs Linux (this is {sys.platform})"
+    if not shutil.which("bwrap"):
+        return "bubblewrap is not installed"
+    if os.geteuid() != 0:
+        return ("the sandbox gives each check a uid of its own, which needs root (this "
+                f"user is uid {os.geteuid()})")
+    return None
+
+
+def memory_bound() -> int:
+    """A check's memory bound in bytes (ANKIGEN_CHECK_MEMORY_MB)."""
+    raw = os.environ.get("ANKIGEN_CHECK_MEMORY_MB", "").strip()
+    try:
+        mb = float(raw) if raw else MEMORY_MB
+    except ValueError:
+        raise CheckError(f"ANKIGEN_CHECK_MEMORY_MB={raw!r}: expected megabytes") from None
+    if mb <= 0:
+        raise CheckError(f"ANKIGEN_CHECK_MEMORY_MB={raw!r}: expected a positive number")
+    return int(mb * 1024**2)
+
+
 class Runner(Batched):
     """Warm, sandboxed, parallel execution of checks. Use as a context manager.
 
@@ -282,16 +325,30 @@ class Runner(Batched):
     call takes an idle server (waiting for one when all are busy). A server that dies or
     hangs is replaced in the background, so the check it was running returns at once as
     "crashed". Works without torch installed (plain Python checks; `torch_version` says so).
+
+    Fails closed: where any layer of the sandbox (sandbox.REQUIRED) is missing it raises
+    SandboxUnavailable and runs nothing, unless `unsandboxed=True` (the loud opt-out for
+    notes the user trusts), which runs checks as this user with no sandbox at all.
     """
 
     def __init__(self, *, device: str = "auto", timeout_s: float = 10.0,
-                 workers: int | None = None, sandbox: bool = True):
+                 workers: int | None = None, unsandboxed: bool = False):
         if device not in ("auto", "cpu", "cuda"):
             raise CheckError(f"unknown device {device!r} (expected auto, cpu or cuda)")
         self.requested = device
         self.timeout_s = timeout_s
-        self.sandbox = sandbox and shutil.which("bwrap") is not None
+        self.unsandboxed = unsandboxed
+        if not unsandboxed and (why := sandbox_prerequisites()):
+            raise _refusal(why)
+        self.sandbox = not unsandboxed
+        self.memory = memory_bound()
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
+        self._uids: UidPool | None = None
+        if self.sandbox:
+            try:
+                self._uids = UidPool()
+            except CheckError as exc:
+                raise _refusal(str(exc)) from None
         # Idle servers, or the error that stopped a replacement from starting.
         self._idle: queue.Queue[_Server | CheckError] = queue.Queue()
         self._lock = threading.Lock()
@@ -306,6 +363,7 @@ class Runner(Batched):
         except BaseException:  # none may outlive a runner that failed to start
             for server in spawned + servers:
                 server.close()
+            self._close_uids()
             raise
         first = servers[0]
         info = first.info or {}
@@ -313,6 +371,12 @@ class Runner(Batched):
         self.cuda = bool(info.get("cuda"))
         self.device = "cuda" if device in ("auto", "cuda") and self.cuda else "cpu"
         self.isolation = self._isolation(first)
+        if self.sandbox and not sandbox.complete(self.isolation):
+            for server in servers:
+                server.close()
+            self._close_uids()
+            raise _refusal("the sandbox is incomplete here (missing: "
+                           + "; ".join(sandbox.missing(self.isolation)) + ")")
         for server in servers:
             self._idle.put(server)
 
@@ -320,26 +384,30 @@ class Runner(Batched):
         return _Server(self.sandbox, self.requested)
 
     def _ready(self, server: _Server) -> _Server:
-        try:
-            return server.wait_ready()
-        except CheckError:
-            if not server.sandboxed:
-                raise
-            self.sandbox = False  # bubblewrap cannot run here (nested containers): say so
-            return _Server(False, self.requested).wait_ready()
+        return server.wait_ready()  # a sandboxed one that fails never falls back to none
 
     def _start(self) -> _Server:
         return self._ready(self._spawn())
 
     def _isolation(self, server: _Server) -> tuple[str, ...]:
-        have = ["process group", "rlimits", "temp dir", "stdin closed", "clean env"]
-        missing: list[str] = []
         info = server.info or {}
-        (have if server.sandboxed else missing).append("bubblewrap (no network, no home)")
-        (have if info.get("namespaces") else missing).append("pid+net namespace per check")
-        (have if info.get("root") else missing).append("runs as nobody")
-        (have if info.get("private_tmp") else missing).append("private /tmp per check")
-        return tuple(have) + tuple(f"missing: {m}" for m in missing)
+        layers = [sandbox.RLIMITS, sandbox.ZYGOTE]
+        if server.sandboxed:
+            layers.append(sandbox.BUBBLEWRAP)
+        if info.get("namespaces"):
+            layers.append(sandbox.NAMESPACES)
+            layers.append(sandbox.MEMORY)  # summed over the check's PID namespace
+        if info.get("root") and self._uids is not None:
+            layers.append(sandbox.UID)
+        if info.get("seccomp"):
+            layers.append(sandbox.SECCOMP)
+        if info.get("private_tmp"):
+            layers.append(sandbox.PRIVATE_TMP)
+        if self.unsandboxed:
+            layers.append(sandbox.UNSANDBOXED)
+        ordered = [layer for layer in sandbox.REQUIRED if layer in layers]
+        ordered += [layer for layer in layers if layer not in ordered]
+        return tuple(ordered) + tuple(f"missing: {m}" for m in sandbox.missing(layers))
 
     @property
     def device_label(self) -> str:
@@ -360,6 +428,10 @@ class Runner(Batched):
         for server in drain(self._idle):
             if isinstance(server, _Server):
                 server.close()
+
+    def _close_uids(self) -> None:
+        if self._uids is not None:
+            self._uids.close()
 
     def _give_back(self, server: _Server) -> None:
         with self._lock:
@@ -392,7 +464,8 @@ class Runner(Batched):
             self._idle.put(got)
             raise
 
-    def _call(self, req: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str | None]:
+    def _call(self, req: dict[str, Any], bound: float
+              ) -> tuple[dict[str, Any] | None, str, str | None]:
         if self._closed:
             raise CheckError("the runner is closed")
         nonce = secrets.token_hex(16)
@@ -401,46 +474,83 @@ class Runner(Batched):
         except CheckError as exc:
             return None, nonce, f"no check server: {exc}"
         reply = None
+        uid = None
         try:
-            reply = server.request({**req, "nonce": nonce, "device": self.device})
+            # A uid of its own for this check: leased until its server has answered (by
+            # then everything the check started is dead) or has been killed.
+            uid = self._uids.acquire() if self._uids is not None else None
+            reply = server.request({**req, "nonce": nonce, "device": self.device,
+                                    "uid": uid, "memory": self.memory}, bound)
         finally:
             if reply is None or not server.alive():  # it died or hung: a fresh one serves next
                 self._replace(server)
             else:
                 self._give_back(server)
+            if uid is not None and self._uids is not None:
+                self._uids.release(uid)
         return reply, nonce, None
 
     @staticmethod
-    def _records(reply: dict[str, Any] | None, nonce: str) -> list[dict[str, Any]]:
-        """The lines of the record that carry this request's nonce (others are forged)."""
+    def _lines(reply: dict[str, Any] | None, nonce: str) -> list[dict[str, Any]]:
+        """The record's lines that parse and carry this request's nonce (a line without it
+        is not ours: stray output is never taken for a record)."""
         out = []
-        for line in (reply or {}).get("record", "").split("\n"):
+        text = (reply or {}).get("record", "")
+        for line in text.split("\n") if isinstance(text, str) else ():
             try:
                 got = json.loads(line) if line.strip() else None
-            except ValueError:
+            except (ValueError, RecursionError):  # a deeply nested line is not a record
                 continue
             if isinstance(got, dict) and got.get("nonce") == nonce:
                 out.append(got)
         return out
 
+    @staticmethod
+    def _blocks(lines: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+        """Each block's entry, in order: the first one reported for a block is final (a
+        later block cannot rewrite it), and one that is malformed or out of order ends the
+        list there (what follows is not believed)."""
+        blocks: list[dict[str, Any]] = []
+        for line in lines:
+            if "block" not in line:
+                continue
+            index = line.get("index")
+            if not isinstance(index, int) or isinstance(index, bool) or index < len(blocks):
+                continue
+            entry = _valid_block(line["block"])
+            if index != len(blocks) or entry is None or len(blocks) >= count:
+                break
+            blocks.append(entry)
+        return blocks
+
     def _verdict(self, reply: dict[str, Any] | None, nonce: str, timeout: float,
-                 failure: str | None) -> tuple[str, dict[str, Any] | None, str | None]:
+                 failure: str | None, what: str = "the check"
+                 ) -> tuple[str, dict[str, Any] | None, str | None]:
         if reply is None:
-            return "crashed", None, failure or "the check server died during the check"
+            return "crashed", None, failure or "the check's server stopped during the check"
+        if reply.get("setup_failed"):
+            return "crashed", None, f"{what} could not be set up ({reply['setup_failed']})"
+        if reply.get("memory"):
+            return ("crashed", None, f"{what} used more than {self.memory / 1024**2:g} MiB of "
+                    "memory and was stopped")
         if reply["timed_out"]:
-            return "timeout", None, f"killed after {timeout:g} s"
+            block = reply.get("block")
+            who = f"block {block + 1}" if what == "the notebook" and isinstance(block, int) \
+                else what
+            return "timeout", None, f"{who} ran past its {timeout:g} s limit and was stopped"
         lines = [x for x in reply["record"].split("\n") if x.strip()]
         try:  # the completion record is the last line, and nothing may follow it
             record = json.loads(lines[-1]) if lines else None
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
-        if not isinstance(record, dict) or record.get("nonce") != nonce or "ok" not in record:
-            code = reply["exit"]
-            why = f"exit status {code}" if code is not None else "no exit status"
-            return "crashed", None, f"ended without reporting ({why})"
+        record = _valid_record(record, nonce)
+        if record is None:
+            return ("crashed", None, f"{what} ended without reporting a result (its process "
+                    "exited or was killed before it finished)")
         if reply["exit"] != 0:
-            return "crashed", record, f"exit status {reply['exit']} after its report"
-        return ("ok" if record.get("ok") is True else "error"), record, record.get("exception")
+            return ("crashed", record, f"{what}'s process did not end cleanly after it "
+                    "reported (it was killed, or exited with an error)")
+        return ("ok" if record["ok"] else "error"), record, record.get("exception")
 
     def _after_cuda_error(self, status: str, why: str | None) -> None:
         """A CUDA error poisons a process: after one, every idle server is replaced."""
@@ -456,12 +566,12 @@ class Runner(Batched):
         """Run one snippet in a fresh forked child. Never raises for what the code does."""
         timeout = timeout_s or self.timeout_s
         t0 = time.monotonic()
-        reply, nonce, failure = self._call({"code": code, "timeout": timeout})
+        reply, nonce, failure = self._call({"code": code, "timeout": timeout}, timeout)
         status, record, why = self._verdict(reply, nonce, timeout, failure)
         self._after_cuda_error(status, why)
         with self._lock:
             self.runs += 1
-        return RunResult(status=status, stdout=(reply or {}).get("output", ""), stderr="",
+        return RunResult(status=status, stdout=_text((reply or {}).get("output")), stderr="",
                          exception=why if status != "ok" else None,
                          duration_s=time.monotonic() - t0, device=self.device_label,
                          torch_version=self.torch_version, isolation=self.isolation,
@@ -470,26 +580,84 @@ class Runner(Batched):
     def run_notebook(self, blocks: Sequence[str], *, timeout_s: float | None = None) -> RunResult:
         """All blocks in order in one namespace; per-statement output in `.blocks`.
 
-        `status` is about the run as a whole: "ok" even when a block raised (see each
-        block's "ok" and "exception"); on "timeout" or "crashed", `.blocks` holds the
-        blocks that finished before it, and the next block is the one that did not.
+        Each block has `timeout_s` of its own (the runner's timeout by default). `status`
+        is about the run as a whole: "ok" even when a block raised (see each block's "ok"
+        and "exception"); on "timeout" or "crashed", `.blocks` holds the blocks that
+        finished before it, and the next block is the one that did not.
         """
-        timeout = timeout_s or self.timeout_s * max(1, len(blocks))
+        timeout = timeout_s or self.timeout_s
         t0 = time.monotonic()
         reply, nonce, failure = self._call({"mode": "notebook", "blocks": list(blocks),
-                                            "timeout": timeout})
-        status, record, why = self._verdict(reply, nonce, timeout, failure)
-        # Blocks that finished before a timeout or a crash keep their results.
-        blocks_out = tuple(record["blocks"] if record and status in ("ok", "error") else
-                           [r["block"] for r in self._records(reply, nonce) if "block" in r])
+                                            "timeout": timeout}, timeout * max(1, len(blocks)))
+        status, _record, why = self._verdict(reply, nonce, timeout, failure, "the notebook")
+        # Each block's entry as it was reported when the block finished, never the final
+        # record's copy (a later block could have changed that in the check's memory).
+        blocks_out = tuple(self._blocks(self._lines(reply, nonce), len(blocks)))
+        if status in ("ok", "error") and len(blocks_out) < len(blocks):
+            status, why = "crashed", ("the notebook ended without reporting every block (its "
+                                      "process exited or was killed before it finished)")
         self._after_cuda_error(status, " ".join(str(b.get("exception")) for b in blocks_out)
                                if status == "error" else why)
         with self._lock:
             self.runs += 1
         return RunResult(status=status if status != "error" else "ok",
-                         stdout=(reply or {}).get("output", ""), stderr="",
+                         stdout=_text((reply or {}).get("output")), stderr="",
                          exception=why if status not in ("ok", "error") else None,
                          duration_s=time.monotonic() - t0, device=self.device_label,
                          torch_version=self.torch_version, isolation=self.isolation,
                          blocks=blocks_out)
 
+
+def _text(value: Any, limit: int | None = None) -> str:
+    text = value if isinstance(value, str) else ""
+    return text[:limit] if limit else text
+
+
+def _opt_text(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _valid_record(record: Any, nonce: str) -> dict[str, Any] | None:
+    """The completion record's fields, each of the type it must have; None for anything the
+    runner cannot use (that is a crash, never a pass)."""
+    if not isinstance(record, dict) or record.get("nonce") != nonce \
+            or not isinstance(record.get("ok"), bool):
+        return None
+    return {"ok": record["ok"], "exception": _opt_text(record.get("exception"), 2000),
+            "traceback": _opt_text(record.get("traceback"), 4000)}
+
+
+_STATEMENTS_MAX = 10_000
+
+
+def _valid_block(entry: Any) -> dict[str, Any] | None:
+    """One notebook block's entry with every field checked; None when any is malformed."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("ok"), bool):
+        return None
+    statements = entry.get("statements")
+    if not isinstance(statements, list) or len(statements) > _STATEMENTS_MAX:
+        return None
+    checked = []
+    for st in statements:
+        if not isinstance(st, dict) or _int(st.get("line")) is None \
+                or not isinstance(st.get("printed"), str) \
+                or not (st.get("end") is None or _int(st.get("end")) is not None) \
+                or not (st.get("value") is None or isinstance(st.get("value"), str)):
+            return None
+        checked.append({"line": st["line"], "end": st.get("end"),
+                        "printed": st["printed"][-8000:],
+                        "value": st["value"][:8000] if st.get("value") is not None else None})
+    for key in ("exception", "name"):
+        if entry.get(key) is not None and not isinstance(entry.get(key), str):
+            return None
+    if entry.get("line") is not None and _int(entry.get("line")) is None:
+        return None
+    if entry["ok"] is False and not isinstance(entry.get("exception"), str):
+        return None
+    return {"ok": entry["ok"], "exception": _opt_text(entry.get("exception"), 2000),
+            "name": _opt_text(entry.get("name"), 200), "line": entry.get("line"),
+            "printed": _text(entry.get("printed"))[-8000:], "statements": checked}

@@ -1,23 +1,30 @@
 """The warm check server: imports torch once, then forks one child per check.
 
-Run as `python -m ankigen.checks.server` (inside bubblewrap when it is there). It reads
-requests on stdin and answers on stdout (protocol.py). For each check:
+Run as `python -m ankigen.checks.server` inside bubblewrap. Its main process is a clean
+zygote: it imports torch and warms up, and from then on reads nothing but a one-byte "go"
+per check, so no request, code or output ever enters its memory. For each check it forks a
+supervisor, which reads its own request (protocol.py) and:
 
-- the child starts a new session (its own process group), then, when it may, new PID,
-  network, IPC and mount namespaces, and forks: the grandchild is PID 1 of its own
-  namespace, so when it dies the kernel kills everything it started, setsid() or not;
-- the grandchild gets a fresh temp dir as cwd, stdin from /dev/null, stdout+stderr into a
-  pipe the server reads, rlimits (CPU, address space, file size, no core, few processes),
-  drops to `nobody` when it is root, and runs the code;
-- the verdict is the server's: a completion record that carries the request's nonce on a
-  private pipe, *and* a clean exit. No record (os._exit, closed fds, a kill) is "crashed";
-  nothing printed is ever parsed for a verdict.
+- unshares new PID, network, IPC and mount namespaces, mounts a private /tmp, and forks the
+  check: PID 1 of its own namespace, so when it dies the kernel kills everything it started;
+- the check gets a fresh temp dir as cwd, stdin from /dev/null, stdout+stderr into a pipe
+  the supervisor reads, rlimits, a uid of its own (leased by the runner, so its process
+  budget is its own), and a seccomp filter (seccomp.py); then it runs the code;
+- the supervisor watches the clock (each notebook block has its own limit) and the check's
+  memory (the sum over its PID namespace), reads what it wrote, kills what is left, answers
+  and exits. Its memory, which held this check's data, is gone with it.
+
+The verdict is the runner's, from what the supervisor observed: a completion record on a
+private pipe *and* a clean exit. No record (os._exit, closed fds, a kill) is "crashed";
+nothing printed is ever parsed for a verdict.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
+import re
 import resource
 import select
 import signal
@@ -26,7 +33,7 @@ import tempfile
 import time
 from typing import Any
 
-from . import protocol
+from . import protocol, seccomp
 
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -45,22 +52,34 @@ def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def probe_namespaces() -> tuple[bool, bool]:
+def probe_namespaces() -> tuple[bool, bool, bool]:
     """Whether this process may give each check its own namespaces (needs privileges),
-    and whether it may then mount the private folders (PRIVATE) in them."""
+    whether it may then mount the private folders (PRIVATE) in them, and whether a check
+    can be put under the seccomp filter."""
     pid = os.fork()
     if pid == 0:
+        code = 0
         libc = _libc()
         if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
-            os._exit(1)
+            code |= 1
+        else:
+            try:
+                _isolate_mounts(libc)
+            except OSError:
+                code |= 2
         try:
-            _isolate_mounts(libc)
-        except OSError:
-            os._exit(2)
-        os._exit(0)
+            seccomp.install()
+            keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+            if keyctl is None or libc.syscall(keyctl, 0, 0, 0) != -1:
+                code |= 4  # keyctl got through: the filter is not in force
+        except (OSError, ValueError):
+            code |= 4
+        os._exit(code)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return code in (0, 2), code == 0
+    if code < 0:
+        return False, False, False
+    return not code & 1, not code & 3, not code & 4
 
 
 STASH = "/run/ankigen-tmp"  # bubblewrap makes this mountpoint (runner._bwrap_command)
@@ -143,41 +162,25 @@ def _bound_gpu_memory() -> None:
         pass
 
 
-def _traversable(path: str) -> bool:
-    """Whether `nobody` could reach path: every folder on the way is world-searchable."""
-    import stat
-
-    p = os.path.realpath(path)
-    while True:
-        try:
-            if not os.stat(p).st_mode & stat.S_IXOTH:
-                return False
-        except OSError:
-            return False
-        if p == "/":
-            return True
-        p = os.path.dirname(p)
-
-
 def can_drop_privileges() -> bool:
-    import ankigen
-
-    return os.geteuid() == 0 and all(_traversable(p) for p in (
-        sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(ankigen.__file__)),
-        *[p for p in sys.path if p and os.path.isdir(p)]))
+    """Whether checks can run as a uid of their own: only root may switch uids."""
+    return os.geteuid() == 0
 
 
-DROP = False  # set in main(): whether checks run as `nobody`
+DROP = False  # set in main(): whether checks run as a uid of their own
+SECCOMP = False  # set in main(): whether checks run under the seccomp filter
 
 
-def _drop_privileges(workdir: str) -> None:
+def _drop_privileges(workdir: str, uid: int | None) -> None:
     if not DROP:
         return
-    os.chown(workdir, NOBODY, NOBODY)
+    uid = NOBODY if uid is None else uid  # no lease: only an unsandboxed runner sends none
+    os.chown(workdir, uid, uid)
     os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-    # Counted per real uid, and root is exempt: as `nobody` this is what stops a fork bomb.
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    # Counted per real uid, and root is exempt: with a uid of its own, this is the check's
+    # own budget, and a fork bomb cannot starve a check running beside it.
     resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
 
 
@@ -185,17 +188,18 @@ def _unencodable(obj: object) -> None:
     raise TypeError("not JSON")
 
 
-def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
-    """In the grandchild: run the code and write the completion record. Never returns.
+def _run_snippet(req: dict[str, Any], rec_w: int) -> None:
+    """In the check: run the code and write the completion record. Never returns.
 
     Everything used after the snippet has run is bound here first, and is either a C
     function or this frame's own code: a snippet that patches modules, builtins or the
     `__code__` of Python functions (json.dumps, traceback, this module's helpers) cannot
-    change the record. Only the C JSON encoder serialises it.
+    change the record. Only the C JSON encoder serialises it. (The snippet can still write
+    on the record pipe itself: it can describe only itself and what runs after it, which
+    printing could do anyway; what was reported before it ran is final upstream.)
     """
     import _json
     import ast
-    import io
     import traceback
 
     write, _exit, join, _len = os.write, os._exit, "".join, len
@@ -203,15 +207,13 @@ def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
     encode = _json.make_encoder(None, _unencodable, _json.encode_basestring_ascii, None,
                                 ": ", ", ", False, False, True)
     fd, nonce = rec_w, req["nonce"]
-    del req["nonce"]
     try:
         device = req.get("device", "cpu")
         ns: dict[str, Any] = {"__name__": "__main__", "DEVICE": device}
         stdout, stderr = sys.stdout, sys.stderr
         flush_out, flush_err = stdout.flush, stderr.flush
         if req.get("mode") == "notebook":
-            record = _notebook(req["blocks"], ns, ast, io.StringIO,
-                               (encode, join, write, fd, nonce))
+            record = _notebook(req["blocks"], ns, ast, (encode, join, write, fd, nonce))
         else:
             fmt_exc = traceback.format_exc
             code = compile(req["code"], "<check>", "exec")
@@ -241,21 +243,30 @@ def _run_snippet(req: dict[str, Any], out_w: int, rec_w: int) -> None:
     _exit(0)
 
 
-def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any, string_io: Any,
+VALUE_LIMIT = 4000  # a value's repr is cut here: a huge one must not sink the record
+PRINTED_LIMIT = 4000  # the end of what one statement printed
+
+
+def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any,
               out: tuple[Any, Any, Any, int, str]) -> dict[str, Any]:
     """Blocks in order in one namespace, like a notebook; each top-level statement's
     printed output (and an expression's value) is recorded with its line.
 
     Every block is parsed and every statement compiled before any of them runs, and what
     is used between statements is bound first: earlier blocks cannot change later ones.
-    Each block's entry is written to the record as soon as the block is done (a line with
-    the nonce), so a later block that hangs or crashes loses only its own result.
+    Output is captured at the descriptor (fd 1 goes to a fresh memfd per statement), so
+    os.write(1, …) and a subprocess's output count as printed. Each block's entry leaves
+    the process as soon as the block is done (a line with its index): upstream the first
+    entry for a block is final, so a later block cannot rewrite an earlier one.
     """
     encode, join, write, fd, nonce = out
-    _len = len
+    _len, _min = len, min
     _type, _str, _repr, _base, _getattr = type, str, repr, BaseException, getattr
     _compile, _eval, _exec, _isinstance, _all, _sys = compile, eval, exec, isinstance, all, sys
-    _syntax = SyntaxError
+    _syntax, _enumerate = SyntaxError, enumerate
+    memfd, dup, dup2, close, fstat, pread = (os.memfd_create, os.dup, os.dup2, os.close,
+                                             os.fstat, os.pread)
+    fdopen = os.fdopen
     expr_t, expression, module = ast.Expr, ast.Expression, ast.Module
     parsed: list[Any] = []
     for code in blocks:
@@ -274,59 +285,64 @@ def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any, string_io: Any,
                 compiled = exc
             statements.append((stmt.lineno, stmt.end_lineno, is_expr, compiled))
         parsed.append(statements)
-    results = []
-    for statements in parsed:
+    saved = dup(1)  # where fd 1 goes between statements (the check's output pipe)
+    all_ok = True
+    for index, statements in _enumerate(parsed):
         if _isinstance(statements, _str):
-            results.append({"ok": False, "exception": statements, "statements": []})
-            continue
-        entry: dict[str, Any] = {"ok": True, "statements": []}
-        done = entry["statements"]
-        for line, end, is_expr, compiled in statements:
-            buf = string_io()
-            real = _sys.stdout
-            _sys.stdout = buf
-            value = None
-            try:
-                if _isinstance(compiled, _syntax):
-                    raise compiled
-                if is_expr:
-                    got = _eval(compiled, ns)
-                    value = None if got is None else _repr(got)
-                else:
-                    _exec(compiled, ns)
-            except _base as exc:
+            entry: dict[str, Any] = {"ok": False, "exception": statements, "statements": []}
+        else:
+            entry = {"ok": True, "statements": []}
+            done = entry["statements"]
+            for line, end, is_expr, compiled in statements:
+                cap = memfd("statement")
+                dup2(cap, 1)
+                real = fdopen(1, "w", buffering=1, closefd=False)
                 _sys.stdout = real
-                name = _type(exc).__name__
-                entry = {"ok": False, "exception": f"{name}: {_str(exc)}"[:2000],
-                         "name": _getattr(exc, "name", None) if name == "NameError" else None,
-                         "line": line, "statements": done}
-                break
-            finally:
+                value = None
+                failed = None
+                try:
+                    if _isinstance(compiled, _syntax):
+                        raise compiled
+                    if is_expr:
+                        got = _eval(compiled, ns)
+                        if got is not None:
+                            value = _repr(got)
+                            if _len(value) > VALUE_LIMIT:
+                                value = value[:VALUE_LIMIT] + "…"
+                    else:
+                        _exec(compiled, ns)
+                except _base as exc:
+                    name = _type(exc).__name__
+                    failed = {"ok": False, "exception": f"{name}: {_str(exc)}"[:2000],
+                              "name": _getattr(exc, "name", None) if name == "NameError"
+                              else None, "line": line}
+                try:
+                    real.flush()
+                except _base:
+                    pass
                 _sys.stdout = real
-            done.append({"line": line, "end": end, "printed": buf.getvalue()[-4000:],
-                         "value": value})
-        results.append(entry)
-        data = join(encode({"nonce": nonce, "block": entry}, 0)).encode() + b"\n"
+                dup2(saved, 1)
+                size = fstat(cap).st_size
+                printed = pread(cap, PRINTED_LIMIT * 4, max(0, size - PRINTED_LIMIT * 4))
+                close(cap)
+                text = printed.decode("utf-8", "replace")[-PRINTED_LIMIT:]
+                if failed is not None:
+                    failed["statements"] = done
+                    failed["printed"] = text
+                    entry = failed
+                    break
+                done.append({"line": line, "end": end, "printed": text, "value": value})
+        all_ok = all_ok and entry["ok"] is True
+        data = join(encode({"nonce": nonce, "index": index, "block": entry}, 0)).encode() + b"\n"
         while _len(data):
             data = data[write(fd, data):]
-    return {"ok": _all(r["ok"] for r in results), "blocks": results}
+    return {"ok": all_ok, "blocks_done": _len(parsed)}
 
 
-def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> None:
-    """In the forked child: isolate, then become (or start) the process that runs the code."""
+def _child(req: dict[str, Any], out_w: int, rec_w: int) -> None:
+    """In the check's process: confine it, then run the code. Never returns."""
     try:
         os.setsid()
-        if namespaces:
-            libc = _libc()
-            if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) == 0:
-                pid = os.fork()
-                if pid:  # the intermediate: mirror the grandchild's fate, nothing else
-                    os.close(out_w)
-                    os.close(rec_w)
-                    _, status = os.waitpid(pid, 0)
-                    code = os.waitstatus_to_exitcode(status)
-                    os._exit(code if code >= 0 else 128 - code)
-                _isolate_mounts(libc)
         workdir = tempfile.mkdtemp(prefix="check-")
         os.chdir(workdir)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -340,11 +356,13 @@ def _child(req: dict[str, Any], out_w: int, rec_w: int, namespaces: bool) -> Non
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         sys.stdin = open(os.devnull)  # noqa: SIM115
         cuda = req.get("device") == "cuda"
-        _limits(int(req["timeout"]) + 1, cuda)
+        _limits(int(req["cpu"]) + 1, cuda)
         if cuda:
             _bound_gpu_memory()
-        _drop_privileges(workdir)
-        _run_snippet(req, out_w, rec_w)
+        _drop_privileges(workdir, req.get("uid"))
+        if SECCOMP:
+            seccomp.install()
+        _run_snippet(req, rec_w)
     except BaseException:  # a broken set-up is a crash, never a pass
         _EXIT(113)
     _EXIT(113)
@@ -363,13 +381,69 @@ def _try_wait(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done else None
 
 
+MEMORY_SAMPLE_S = 0.05  # how often the check's memory is summed
+_PSS = re.compile(rb"^Pss:\s+(\d+) kB", re.M)
+
+
+def namespace_memory(ns_inode: int) -> int:
+    """Bytes of memory the processes of one PID namespace hold: the sum of their PSS (a
+    page shared by n processes counts 1/n to each, so forks of a big process are not
+    counted n times, and torch's pages shared with the zygote barely count)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/pid").st_ino != ns_inode:
+                continue
+            with open(f"/proc/{entry}/smaps_rollup", "rb") as f:
+                found = _PSS.search(f.read())
+        except OSError:
+            continue  # it ended meanwhile
+        if found:
+            total += int(found.group(1)) * 1024
+    return total
+
+
+def _request(req: Any) -> dict[str, Any]:
+    """The request's fields, checked: anything else is refused before a fork."""
+    if not isinstance(req, dict) or not isinstance(req.get("nonce"), str):
+        raise ValueError("not a request")
+    timeout = float(req["timeout"])
+    if not 0 < timeout <= 24 * 3600:
+        raise ValueError("bad timeout")
+    if req.get("mode") == "notebook":
+        if not isinstance(req.get("blocks"), list) or \
+                not all(isinstance(b, str) for b in req["blocks"]):
+            raise ValueError("bad blocks")
+    elif not isinstance(req.get("code"), str):
+        raise ValueError("bad code")
+    uid = req.get("uid")
+    if uid is not None and (not isinstance(uid, int) or uid < 1000):
+        raise ValueError("bad uid")
+    return req
+
+
 def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
-    """Run one check in a forked child; what was observed decides the verdict upstream.
+    """In the supervisor: run one check in a forked child and say what was observed.
 
     The check ends when its process exits: what it wrote before is read, and whatever it
-    left running is killed. At the deadline everything is killed and the check has timed
-    out (also when it closed its pipes and kept running).
+    left running is killed. A notebook's blocks each have `timeout` seconds (the clock
+    restarts when a block reports); past it, or past the memory bound, everything is killed.
     """
+    blocks = len(req["blocks"]) if req.get("mode") == "notebook" else 1
+    limit = float(req["timeout"])
+    memory = int(req.get("memory") or 0)
+    req["cpu"] = int(limit * max(1, blocks))
+    ns_inode = 0
+    libc = _libc()
+    if namespaces:
+        if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
+            return {"output": "", "record": "", "exit": None, "timed_out": False,
+                    "duration": 0.0, "setup_failed": "could not make the check's namespaces"}
+        _isolate_mounts(libc)
+    else:  # orphans of a check come to us: _settle can find and kill them
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     out_r, out_w = os.pipe()
     rec_r, rec_w = os.pipe()
     start = time.monotonic()
@@ -377,16 +451,24 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
     if pid == 0:
         os.close(out_r)
         os.close(rec_r)
-        _child(req, out_w, rec_w, namespaces)
+        _child(req, out_w, rec_w)
         _EXIT(113)
+    del req  # the supervisor keeps no more of it than it needs
+    if namespaces:  # (the link is there once the namespace has its first process)
+        ns_inode = os.stat("/proc/self/ns/pid_for_children").st_ino
     os.close(out_w)
     os.close(rec_w)
     pidfd = _pidfd(pid)
-    deadline = start + float(req["timeout"])
+    hard_end = start + limit * blocks  # however often a block claims to be done
+    block_end = start + limit
+    reported = 0  # lines on the record pipe: one per finished block, then the record
     output, record = bytearray(), bytearray()
     pipes = {out_r, rec_r}
+    next_sample = start + MEMORY_SAMPLE_S
+    over_memory = 0
 
     def read(fd: int) -> None:
+        nonlocal reported, block_end
         chunk = os.read(fd, 65536)
         if not chunk:
             pipes.discard(fd)
@@ -395,17 +477,30 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
                 output.extend(chunk[: OUTPUT_LIMIT - len(output)])
         elif len(record) <= RECORD_LIMIT:  # past it the record is cut, so it will not parse
             record.extend(chunk)
+            lines = chunk.count(b"\n")
+            if lines and reported < blocks:
+                reported += lines
+                block_end = min(hard_end, time.monotonic() + limit)
 
     status: int | None = None
     timed_out = False
     while status is None:
-        left = deadline - time.monotonic()
+        now = time.monotonic()
+        left = min(block_end, hard_end) - now
         if left <= 0:
             timed_out = True
             break
+        if ns_inode and memory and now >= next_sample:
+            used = namespace_memory(ns_inode)
+            next_sample = time.monotonic() + MEMORY_SAMPLE_S
+            if used > memory:
+                over_memory = used
+                break
         watch = [*pipes, pidfd] if pidfd is not None else list(pipes)
         # Without a pidfd, an exit is noticed by polling.
         wait = min(left, 0.5 if pidfd is not None else 0.005)
+        if ns_inode and memory:
+            wait = max(0.0, min(wait, next_sample - time.monotonic()))
         ready = select.select(watch, [], [], wait)[0] if watch else []
         if not watch:
             time.sleep(wait)
@@ -418,7 +513,7 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
         _signal_group(pid)
         status = _reap_killed(pid, pidfd)
     _settle(pid, namespaces)
-    if not timed_out:  # what it wrote before it exited is in the pipes: take it
+    if not timed_out and not over_memory:  # what it wrote before it exited: take it
         until = time.monotonic() + 0.2
         while pipes and time.monotonic() < until and \
                 (ready := select.select(list(pipes), [], [], 0)[0]):
@@ -429,7 +524,9 @@ def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
     if pidfd is not None:
         os.close(pidfd)
     return {"output": output.decode("utf-8", "replace"), "record": record.decode("utf-8", "replace"),
-            "exit": status, "timed_out": timed_out, "duration": time.monotonic() - start}
+            "exit": status, "timed_out": timed_out, "duration": time.monotonic() - start,
+            "block": min(reported, blocks - 1) if timed_out else None,
+            "memory": over_memory or None}
 
 
 def _signal_group(pid: int) -> None:
@@ -469,7 +566,7 @@ def _settle(pid: int, namespaces: bool, limit: float = 2.0) -> None:
 
 
 def _kill_children() -> bool:
-    """SIGKILL every child of this server (between checks it has none of its own)."""
+    """SIGKILL every child of this process (the supervisor has none but the check's)."""
     me, found = os.getpid(), False
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -500,6 +597,7 @@ def _reap_orphans() -> None:
 
 
 PR_SET_CHILD_SUBREAPER = 36
+GO = b"\x01"  # the only thing the zygote ever reads: fork a supervisor for the next request
 
 # What checks commonly do for the first time, done once here so no child pays for it:
 # an optimizer's constructor imports torch._dynamo (~1 s), printing a tensor, an LSTM's
@@ -555,23 +653,43 @@ def main() -> None:
         info.update(torch=None, cuda=False)
     # Orphans of a check come to us, not to init: _settle can find and kill them.
     _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    global DROP, PRIVATE, KEEP
+    global DROP, PRIVATE, KEEP, SECCOMP
     PRIVATE, KEEP = private_mounts()
-    namespaces, mounts = probe_namespaces()
+    namespaces, mounts, SECCOMP = probe_namespaces()
     if not mounts:
         PRIVATE, KEEP = (), {}
     info["namespaces"] = namespaces
     DROP = can_drop_privileges()
     info["private_tmp"] = namespaces and "/tmp" in PRIVATE
     info["root"] = DROP
+    info["seccomp"] = SECCOMP
     protocol.send(out, info)
-    while True:
-        req = protocol.receive(inp)
-        if req is None:
-            return
-        result = run_one(req, namespaces)
+    zygote(inp, out, namespaces)
+
+
+def zygote(inp: int, out: int, namespaces: bool) -> None:
+    """Fork a supervisor per check, and never read a request: the checks are forks of this
+    process, so whatever it held, a check could find in its own memory."""
+    while os.read(inp, 1) == GO:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                req = _request(protocol.receive(inp))
+                reply = run_one(req, namespaces)
+            except (ValueError, TypeError, KeyError) as exc:
+                reply = {"output": "", "record": "", "exit": None, "timed_out": False,
+                         "duration": 0.0, "setup_failed": f"bad request: {exc}"}
+            except BaseException:  # noqa: BLE001 - the runner sees no answer: a crash
+                import traceback
+
+                traceback.print_exc()  # to the server's log (ANKIGEN_SERVER_LOG)
+                _EXIT(113)
+            try:
+                protocol.send(out, reply)
+            finally:
+                _EXIT(0)
+        os.waitpid(pid, 0)
         _reap_orphans()
-        protocol.send(out, result)
 
 
 if __name__ == "__main__":
