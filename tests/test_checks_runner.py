@@ -10,7 +10,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,9 +65,9 @@ CHECK_UIDS = range(uid_range()[0], uid_range()[1] + 1)
 def _leftovers() -> set[int]:
     """Processes of ours that a check started and that still exist.
 
-    A warm server is a zygote (its parent is bubblewrap, or us): everything below it is a
-    check's supervisor or the check's own processes, and anything running as a check uid
-    belongs to a check."""
+    A warm server is a front (its parent is bubblewrap, or us) and its zygote (the front's
+    fork); every check is a fork of the zygote. So anything below a zygote, and anything
+    running as a check uid, belongs to a check."""
     procs = snapshot()
     ours = _descendants(procs)
     zygotes = _zygotes(procs, ours)
@@ -86,24 +85,21 @@ def _leftovers() -> set[int]:
             if procs[p][2] in CHECK_UIDS or procs[p][2] == 65534 or below_zygote(p)}
 
 
-def _zygotes(procs: Procs, ours: set[int]) -> set[int]:
+def _fronts(procs: Procs, ours: set[int]) -> set[int]:
     return {p for p in ours if _server_like(procs[p][3])
             and not _server_like(procs.get(procs[p][0], (0, 0, 0, b""))[3])}
 
 
+def _zygotes(procs: Procs, ours: set[int]) -> set[int]:
+    fronts = _fronts(procs, ours)
+    return {p for p in ours if procs[p][0] in fronts and _server_like(procs[p][3])}
+
+
 def _servers() -> set[int]:
-    """The warm servers' own processes (the zygotes: python -m ankigen.checks.server whose
-    parent is not one)."""
+    """The warm servers' own processes: the fronts (python -m ankigen.checks.server whose
+    parent is not one), which answer for every check and take the zygote with them."""
     procs = snapshot()
-    return _zygotes(procs, _descendants(procs))
-
-
-def _supervisors() -> set[int]:
-    """The processes that run a check and answer for it (a zygote's forks)."""
-    procs = snapshot()
-    ours = _descendants(procs)
-    zygotes = _zygotes(procs, ours)
-    return {p for p in ours if procs[p][0] in zygotes and _server_like(procs[p][3])}
+    return _fronts(procs, _descendants(procs))
 
 
 def _no_leftovers() -> None:
@@ -336,13 +332,11 @@ def test_the_repository_and_its_notes_are_out_of_sight(runner):
     assert res.stdout == "False False\n"
 
 
-def _signal_servers_soon(delay: float, spare: set[int], sig: int = signal.SIGKILL,
-                         which: Callable[[], set[int]] = _servers) -> None:
-    """Send `sig` to the warm servers (or `which` of their processes) started since `spare`
-    was taken, after `delay`."""
+def _signal_servers_soon(delay: float, spare: set[int], sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to the warm servers started since `spare` was taken, after `delay`."""
     def send() -> None:
         time.sleep(delay)
-        for pid in which() - spare:
+        for pid in _servers() - spare:
             os.kill(pid, sig)
 
     threading.Thread(target=send, daemon=True).start()
@@ -363,11 +357,11 @@ def test_a_server_killed_mid_check_is_a_crash_and_is_replaced():
 
 
 def test_a_hung_server_is_a_crash_within_the_bound_and_is_replaced():
-    """A server that stops answering (here: the check's supervisor, stopped) is given up a
-    second past the timeout, and killed with everything it started."""
-    spare = _servers() | _supervisors()
+    """A server that stops answering (here: stopped) is given up a second past the timeout,
+    and killed with everything it started."""
+    spare = _servers()
     with Runner(timeout_s=TIMEOUT, workers=1) as r:
-        _signal_servers_soon(0.5, spare, signal.SIGSTOP, _supervisors)
+        _signal_servers_soon(0.5, spare, signal.SIGSTOP)
         t0 = time.monotonic()
         res = r.run("while True:\n    pass")  # nobody is left to kill it at the deadline
         assert res.status == "crashed"

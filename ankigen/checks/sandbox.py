@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 BUBBLEWRAP = "bubblewrap: own network, PID and mount namespaces, no home"
-NAMESPACES = "own PID, network, IPC, mount and user namespace per check"
+NAMESPACES = "own PID, network, IPC and mount namespaces and /proc per check"
 UID = "own uid and process budget per check"
 SECCOMP = "seccomp filter (no keyring, no new namespaces, no bpf, no ptrace)"
 RLIMITS = "rlimits (CPU, file size, address space, processes)"

@@ -1,20 +1,23 @@
 """The warm check server: imports torch once, then forks one child per check.
 
-Run as `python -m ankigen.checks.server` inside bubblewrap. Its main process is a clean
-zygote: it imports torch and warms up, and from then on reads nothing but a one-byte "go"
-per check, so no request, code or output ever enters its memory. For each check it forks a
-supervisor, which reads its own request (protocol.py) and:
+Run as `python -m ankigen.checks.server` inside bubblewrap. It is two processes:
 
-- unshares new PID, network, IPC and mount namespaces, mounts a private /tmp, and forks the
-  check: PID 1 of its own namespace, so when it dies the kernel kills everything it started;
-- the check gets a fresh temp dir as cwd, stdin from /dev/null, stdout+stderr into a pipe
-  the supervisor reads, rlimits, a uid of its own (leased by the runner, so its process
-  budget is its own), and a seccomp filter (seccomp.py); then it runs the code;
-- the supervisor watches the clock (each notebook block has its own limit) and the check's
-  memory (the sum over its PID namespace), reads what it wrote, kills what is left, answers
-  and exits. Its memory, which held this check's data, is gone with it.
+- the **front** (this process; it never imports torch) speaks to the runner over stdin and
+  stdout (protocol.py), and supervises each check: it hands the check's pipes to the
+  zygote, writes the check its request, watches the clock (each notebook block has a limit
+  of its own) and the check's memory (the PSS summed over its PID namespace), reads what it
+  wrote, kills what is left and answers;
+- the **zygote**, forked before anything heavy is imported, imports torch and warms up once.
+  From then on it reads nothing but a one-byte "go" with three pipe descriptors, so no
+  request, code or output ever enters its memory: every check is a fork of it, and a check
+  that scans its own memory finds nothing of any other.
 
-The verdict is the runner's, from what the supervisor observed: a completion record on a
+A check is PID 1 of a PID namespace of its own (when it dies the kernel kills everything
+it started); it unshares network, IPC and mount namespaces, mounts a private /tmp and its
+own /proc, reads its request, takes rlimits, a uid leased for it alone (its process budget
+is its own), and a seccomp filter (seccomp.py), then runs the code.
+
+The verdict is the runner's, from what the front observed: a completion record on a
 private pipe *and* a clean exit. No record (os._exit, closed fds, a kill) is "crashed";
 nothing printed is ever parsed for a verdict.
 """
@@ -22,12 +25,15 @@ nothing printed is ever parsed for a verdict.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import platform
 import re
 import resource
 import select
 import signal
+import socket
+import struct
 import sys
 import tempfile
 import time
@@ -53,33 +59,43 @@ def _libc() -> Any:
 
 
 def probe_namespaces() -> tuple[bool, bool, bool]:
-    """Whether this process may give each check its own namespaces (needs privileges),
-    whether it may then mount the private folders (PRIVATE) in them, and whether a check
-    can be put under the seccomp filter."""
+    """Whether checks can have namespaces of their own (needs privileges), whether the
+    private folders (PRIVATE) and /proc can then be mounted in them, and whether a check
+    can be put under the seccomp filter: tried as a check would be, in a throwaway fork."""
     pid = os.fork()
     if pid == 0:
-        code = 0
         libc = _libc()
-        if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
-            code |= 1
-        else:
-            try:
-                _isolate_mounts(libc)
-            except OSError:
-                code |= 2
-        try:
-            seccomp.install()
-            keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
-            if keyctl is None or libc.syscall(keyctl, 0, 0, 0) != -1:
-                code |= 4  # keyctl got through: the filter is not in force
-        except (OSError, ValueError):
-            code |= 4
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+        if libc.unshare(CLONE_NEWPID) != 0:
+            os._exit(1 | 2 | _probe_seccomp(libc))
+        child = os.fork()  # PID 1 of the new namespace, as a check is
+        if child == 0:
+            code = 0
+            if libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
+                code |= 1 | 2
+            else:
+                try:
+                    _isolate_mounts(libc)
+                    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                    if os.listdir("/proc").count("1") != 1 or os.getpid() != 1:
+                        code |= 2
+                except OSError:
+                    code |= 2
+            os._exit(code | _probe_seccomp(libc))
+        os._exit(max(0, os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])))
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     if code < 0:
         return False, False, False
     return not code & 1, not code & 3, not code & 4
+
+
+def _probe_seccomp(libc: Any) -> int:
+    """4 unless the filter installs and keyctl is then refused (in a throwaway process)."""
+    try:
+        seccomp.install()
+    except (OSError, ValueError):
+        return 4
+    keyctl = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+    return 4 if keyctl is None or libc.syscall(keyctl, 0, 0, 0) != -1 else 0
 
 
 STASH = "/run/ankigen-tmp"  # bubblewrap makes this mountpoint (runner._bwrap_command)
@@ -117,6 +133,7 @@ def private_mounts() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
 PRIVATE: tuple[str, ...] = ()  # set in main()
 KEEP: dict[str, tuple[str, ...]] = {}
 MS_BIND, MNT_DETACH = 0x1000, 2
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 
 
 def _mount(libc: Any, source: str, target: str, fstype: str | None, flags: int,
@@ -339,10 +356,27 @@ def _notebook(blocks: list[str], ns: dict[str, Any], ast: Any,
     return {"ok": all_ok, "blocks_done": _len(parsed)}
 
 
-def _child(req: dict[str, Any], out_w: int, rec_w: int) -> None:
-    """In the check's process: confine it, then run the code. Never returns."""
+def confine(libc: Any) -> None:
+    """In the check, PID 1 of its own PID namespace: its own network, IPC and mount
+    namespaces, a private /tmp, and a /proc that shows its own processes only (not its
+    server's: it could not read their memory or environment anyway, now it does not see
+    them at all)."""
+    if libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"unshare: {os.strerror(errno)}")
+    _isolate_mounts(libc)
+    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _check_process(fds: list[int], namespaces: bool) -> None:
+    """The check, forked by the zygote: confine it, read its own request (nobody before it
+    did), then run the code. Never returns."""
     try:
+        out_w, rec_w, req_r = fds
         os.setsid()
+        if namespaces:
+            confine(_libc())
+        req = _request(protocol.receive(req_r))
         workdir = tempfile.mkdtemp(prefix="check-")
         os.chdir(workdir)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -356,7 +390,8 @@ def _child(req: dict[str, Any], out_w: int, rec_w: int) -> None:
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         sys.stdin = open(os.devnull)  # noqa: SIM115
         cuda = req.get("device") == "cuda"
-        _limits(int(req["cpu"]) + 1, cuda)
+        blocks = len(req["blocks"]) if req.get("mode") == "notebook" else 1
+        _limits(int(float(req["timeout"]) * blocks) + 1, cuda)
         if cuda:
             _bound_gpu_memory()
         _drop_privileges(workdir, req.get("uid"))
@@ -376,9 +411,12 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _try_wait(pid: int) -> int | None:
-    done, status = os.waitpid(pid, os.WNOHANG)
-    return os.waitstatus_to_exitcode(status) if done else None
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
 
 
 MEMORY_SAMPLE_S = 0.05  # how often the check's memory is summed
@@ -424,112 +462,163 @@ def _request(req: Any) -> dict[str, Any]:
     return req
 
 
-def run_one(req: dict[str, Any], namespaces: bool) -> dict[str, Any]:
-    """In the supervisor: run one check in a forked child and say what was observed.
+_INT = struct.Struct("i")
 
-    The check ends when its process exits: what it wrote before is read, and whatever it
-    left running is killed. A notebook's blocks each have `timeout` seconds (the clock
-    restarts when a block reports); past it, or past the memory bound, everything is killed.
-    """
-    blocks = len(req["blocks"]) if req.get("mode") == "notebook" else 1
-    limit = float(req["timeout"])
-    memory = int(req.get("memory") or 0)
-    req["cpu"] = int(limit * max(1, blocks))
-    ns_inode = 0
-    libc = _libc()
-    if namespaces:
-        if libc.unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
-            return {"output": "", "record": "", "exit": None, "timed_out": False,
-                    "duration": 0.0, "setup_failed": "could not make the check's namespaces"}
-        _isolate_mounts(libc)
-    else:  # orphans of a check come to us: _settle can find and kill them
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    out_r, out_w = os.pipe()
-    rec_r, rec_w = os.pipe()
-    start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.close(out_r)
-        os.close(rec_r)
-        _child(req, out_w, rec_w)
-        _EXIT(113)
-    del req  # the supervisor keeps no more of it than it needs
-    if namespaces:  # (the link is there once the namespace has its first process)
-        ns_inode = os.stat("/proc/self/ns/pid_for_children").st_ino
-    os.close(out_w)
-    os.close(rec_w)
-    pidfd = _pidfd(pid)
-    hard_end = start + limit * blocks  # however often a block claims to be done
-    block_end = start + limit
-    reported = 0  # lines on the record pipe: one per finished block, then the record
-    output, record = bytearray(), bytearray()
-    pipes = {out_r, rec_r}
-    next_sample = start + MEMORY_SAMPLE_S
-    over_memory = 0
 
-    def read(fd: int) -> None:
-        nonlocal reported, block_end
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            pipes.discard(fd)
-        elif fd == out_r:
-            if len(output) < OUTPUT_LIMIT:
-                output.extend(chunk[: OUTPUT_LIMIT - len(output)])
-        elif len(record) <= RECORD_LIMIT:  # past it the record is cut, so it will not parse
-            record.extend(chunk)
-            lines = chunk.count(b"\n")
-            if lines and reported < blocks:
-                reported += lines
-                block_end = min(hard_end, time.monotonic() + limit)
+class ZygoteGone(Exception):
+    """The zygote died: this server cannot run another check."""
 
-    status: int | None = None
-    timed_out = False
-    while status is None:
-        now = time.monotonic()
-        left = min(block_end, hard_end) - now
-        if left <= 0:
-            timed_out = True
-            break
-        if ns_inode and memory and now >= next_sample:
-            used = namespace_memory(ns_inode)
-            next_sample = time.monotonic() + MEMORY_SAMPLE_S
-            if used > memory:
-                over_memory = used
+
+class Front:
+    """The server's main process, light (it never imports torch): it talks to the runner,
+    hands each check's pipes to the zygote, writes the check its request, and watches it."""
+
+    def __init__(self, sock: socket.socket, zygote: int, namespaces: bool):
+        self.sock, self.zygote, self.namespaces = sock, zygote, namespaces
+
+    def _ask_fork(self, fds: list[int]) -> int:
+        try:
+            socket.send_fds(self.sock, [GO], fds)
+            data = self.sock.recv(_INT.size)
+        except OSError:
+            data = b""
+        if len(data) != _INT.size:
+            raise ZygoteGone
+        pid: int = _INT.unpack(data)[0]
+        if pid <= 0:
+            raise ZygoteGone
+        return pid
+
+    def _exit_status(self) -> int | None:
+        """The check's exit code, as the zygote that reaped it saw it."""
+        try:
+            data = self.sock.recv(_INT.size)
+        except OSError:
+            data = b""
+        if len(data) != _INT.size:
+            raise ZygoteGone
+        code: int = _INT.unpack(data)[0]
+        return code
+
+    def run_one(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Run one check and say what was observed.
+
+        The check ends when its process exits: what it wrote before is read, and whatever it
+        left running is killed. A notebook's blocks each have `timeout` seconds (the clock
+        restarts when a block reports); past it, or past the memory bound, everything is
+        killed.
+        """
+        blocks = len(req["blocks"]) if req.get("mode") == "notebook" else 1
+        limit = float(req["timeout"])
+        memory = int(req.get("memory") or 0)
+        out_r, out_w = os.pipe()
+        rec_r, rec_w = os.pipe()
+        req_r, req_w = os.pipe()
+        start = time.monotonic()
+        try:
+            pid = self._ask_fork([out_w, rec_w, req_r])
+        finally:
+            for fd in (out_w, rec_w, req_r):
+                os.close(fd)
+        pidfd = _pidfd(pid)
+        ns_inode = 0
+        if self.namespaces:
+            try:
+                ns_inode = os.stat(f"/proc/{pid}/ns/pid").st_ino
+            except OSError:
+                pass  # it is gone already: nothing to measure
+        try:
+            protocol.send(req_w, req)
+        except OSError:
+            pass  # it died before reading: it has no record, a crash
+        os.close(req_w)
+        hard_end = start + limit * blocks  # however often a block claims to be done
+        block_end = start + limit
+        reported = 0  # lines on the record pipe: one per finished block, then the record
+        output, record = bytearray(), bytearray()
+        pipes = {out_r, rec_r}
+        next_sample = start + MEMORY_SAMPLE_S
+        over_memory = 0
+
+        def read(fd: int) -> None:
+            nonlocal reported, block_end
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                pipes.discard(fd)
+            elif fd == out_r:
+                if len(output) < OUTPUT_LIMIT:
+                    output.extend(chunk[: OUTPUT_LIMIT - len(output)])
+            elif len(record) <= RECORD_LIMIT:  # past it the record is cut: it will not parse
+                record.extend(chunk)
+                lines = chunk.count(b"\n")
+                if lines and reported < blocks:
+                    reported += lines
+                    block_end = min(hard_end, time.monotonic() + limit)
+
+        exited = False
+        timed_out = False
+        while not exited:
+            now = time.monotonic()
+            left = min(block_end, hard_end) - now
+            if left <= 0:
+                timed_out = True
                 break
-        watch = [*pipes, pidfd] if pidfd is not None else list(pipes)
-        # Without a pidfd, an exit is noticed by polling.
-        wait = min(left, 0.5 if pidfd is not None else 0.005)
-        if ns_inode and memory:
-            wait = max(0.0, min(wait, next_sample - time.monotonic()))
-        ready = select.select(watch, [], [], wait)[0] if watch else []
-        if not watch:
-            time.sleep(wait)
-        for fd in ready:
-            if fd != pidfd:
-                read(fd)
-        if pidfd is None or pidfd in ready:
-            status = _try_wait(pid)
-    if status is None:
-        _signal_group(pid)
-        status = _reap_killed(pid, pidfd)
-    _settle(pid, namespaces)
-    if not timed_out and not over_memory:  # what it wrote before it exited: take it
-        until = time.monotonic() + 0.2
-        while pipes and time.monotonic() < until and \
-                (ready := select.select(list(pipes), [], [], 0)[0]):
+            if ns_inode and memory and now >= next_sample:
+                used = namespace_memory(ns_inode)
+                next_sample = time.monotonic() + MEMORY_SAMPLE_S
+                if used > memory:
+                    over_memory = used
+                    break
+            watch = [*pipes, pidfd] if pidfd is not None else list(pipes)
+            wait = min(left, 0.5 if pidfd is not None else 0.005)  # no pidfd: poll
+            if ns_inode and memory:
+                wait = max(0.0, min(wait, next_sample - time.monotonic()))
+            ready = select.select(watch, [], [], wait)[0] if watch else []
+            if not watch:
+                time.sleep(wait)
             for fd in ready:
-                read(fd)
-    os.close(out_r)
-    os.close(rec_r)
-    if pidfd is not None:
-        os.close(pidfd)
-    return {"output": output.decode("utf-8", "replace"), "record": record.decode("utf-8", "replace"),
-            "exit": status, "timed_out": timed_out, "duration": time.monotonic() - start,
-            "block": min(reported, blocks - 1) if timed_out else None,
-            "memory": over_memory or None}
+                if fd != pidfd:
+                    read(fd)
+            exited = pidfd in ready if pidfd is not None else not _alive(pid)
+        if not exited:
+            _kill(pid)  # PID 1 of its namespace: everything it started dies with it
+        status = self._exit_status()
+        self._settle(pid)
+        if not timed_out and not over_memory:  # what it wrote before it exited: take it
+            until = time.monotonic() + 0.2
+            while pipes and time.monotonic() < until and \
+                    (ready := select.select(list(pipes), [], [], 0)[0]):
+                for fd in ready:
+                    read(fd)
+        for fd in (out_r, rec_r, *([pidfd] if pidfd is not None else [])):
+            os.close(fd)
+        return {"output": output.decode("utf-8", "replace"),
+                "record": record.decode("utf-8", "replace"), "exit": status,
+                "timed_out": timed_out, "duration": time.monotonic() - start,
+                "block": min(reported, blocks - 1) if timed_out else None,
+                "memory": over_memory or None}
+
+    def _settle(self, pid: int, limit: float = 2.0) -> None:
+        """Kill whatever is left of the check. With a PID namespace per check nothing is
+        (it died with its PID 1); without one, its process group and any process of it
+        that left the group and was handed to the zygote as the subreaper."""
+        if self.namespaces:
+            return
+        end = time.monotonic() + limit
+        while True:
+            left = False
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                left = True
+            except (ProcessLookupError, PermissionError):
+                pass
+            left = _kill_children(self.zygote) or left
+            if not left or time.monotonic() > end:
+                return
+            time.sleep(0.002)
 
 
-def _signal_group(pid: int) -> None:
+def _kill(pid: int) -> None:
     for kill in (os.kill, os.killpg):
         try:
             kill(pid, signal.SIGKILL)
@@ -537,37 +626,9 @@ def _signal_group(pid: int) -> None:
             pass
 
 
-def _reap_killed(pid: int, pidfd: int | None) -> int | None:
-    """Reap a child we have just killed. Every child is reaped."""
-    if pidfd is not None:
-        select.select([pidfd], [], [], 1.0)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
-def _settle(pid: int, namespaces: bool, limit: float = 2.0) -> None:
-    """Kill whatever is left of the check: its process group and, where there is no PID
-    namespace per check, any process of it that left the group (setsid) and was handed to
-    us as the subreaper. Waits (bounded) until none is left, and reaps them."""
-    end = time.monotonic() + limit
-    while True:
-        left = False
-        try:
-            os.killpg(pid, signal.SIGKILL)
-            left = True
-        except (ProcessLookupError, PermissionError):
-            pass
-        if not namespaces:
-            left = _kill_children() or left
-        _reap_orphans()
-        if not left or time.monotonic() > end:
-            return
-        time.sleep(0.002)
-
-
-def _kill_children() -> bool:
-    """SIGKILL every child of this process (the supervisor has none but the check's)."""
-    me, found = os.getpid(), False
+def _kill_children(parent: int) -> bool:
+    """SIGKILL every child of `parent` (the zygote: between checks it has none)."""
+    found = False
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -576,7 +637,7 @@ def _kill_children() -> bool:
                 stat = f.read()
         except OSError:
             continue
-        if int(stat.rsplit(b")", 1)[1].split()[1]) == me:
+        if int(stat.rsplit(b")", 1)[1].split()[1]) == parent:
             found = True
             try:
                 os.kill(int(entry), signal.SIGKILL)
@@ -597,7 +658,8 @@ def _reap_orphans() -> None:
 
 
 PR_SET_CHILD_SUBREAPER = 36
-GO = b"\x01"  # the only thing the zygote ever reads: fork a supervisor for the next request
+GO = b"\x01"  # what the zygote is sent with each check's pipes: never any of its data
+
 
 # What checks commonly do for the first time, done once here so no child pays for it:
 # an optimizer's constructor imports torch._dynamo (~1 s), printing a tensor, an LSTM's
@@ -629,11 +691,52 @@ nn.Conv2d(1, 1, 3)(torch.ones(1, 1, 4, 4))
 
 
 def main() -> None:
+    """The front (this process) forks the zygote before anything heavy is imported."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     inp, out = sys.stdin.fileno(), sys.stdout.fileno()
     # Our own stdout is the protocol channel: nothing else may write to it.
     sys.stdout = sys.stderr
-    info: dict[str, Any] = {"ready": True, "pid": os.getpid()}
+    front_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        front_end.close()
+        os.close(inp)
+        os.dup2(2, out)  # the zygote never speaks the protocol
+        try:
+            zygote(zygote_end)
+        except BaseException:  # noqa: BLE001 - the front sees it gone, and says so
+            import traceback
+
+            traceback.print_exc()
+        _EXIT(0)
+    zygote_end.close()
+    try:
+        data = front_end.recv(1 << 16)
+        info = json.loads(data) if data else None
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict):
+        return  # the runner reads no "ready": the server did not start
+    info.update(ready=True, pid=os.getpid())
+    front = Front(front_end, pid, bool(info.get("namespaces")))
+    protocol.send(out, info)
+    while os.read(inp, 1) == GO:
+        try:
+            reply = front.run_one(_request(protocol.receive(inp)))
+        except (ValueError, TypeError, KeyError) as exc:
+            reply = {"output": "", "record": "", "exit": None, "timed_out": False,
+                     "duration": 0.0, "setup_failed": f"bad request: {exc}"}
+        except ZygoteGone:
+            return  # no answer: the runner replaces this server
+        protocol.send(out, reply)
+
+
+def zygote(sock: socket.socket) -> None:
+    """Import torch and warm up once, then fork a check per message, and never read a
+    request: every check is a fork of this process, so whatever it held, a check could
+    find in its own memory. It is sent the check's pipes, answers with the check's pid
+    and, once it has reaped it, its exit code."""
+    info: dict[str, Any] = {"zygote": os.getpid()}
     try:
         import torch
 
@@ -651,45 +754,40 @@ def main() -> None:
         info.update(torch=torch.__version__, cuda=bool(torch.cuda.is_available()))
     except ImportError:
         info.update(torch=None, cuda=False)
-    # Orphans of a check come to us, not to init: _settle can find and kill them.
-    _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc = _libc()
+    # Orphans of a check come to us, not to init (without namespaces the front kills them).
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     global DROP, PRIVATE, KEEP, SECCOMP
     PRIVATE, KEEP = private_mounts()
     namespaces, mounts, SECCOMP = probe_namespaces()
     if not mounts:
         PRIVATE, KEEP = (), {}
-    info["namespaces"] = namespaces
     DROP = can_drop_privileges()
-    info["private_tmp"] = namespaces and "/tmp" in PRIVATE
-    info["root"] = DROP
-    info["seccomp"] = SECCOMP
-    protocol.send(out, info)
-    zygote(inp, out, namespaces)
-
-
-def zygote(inp: int, out: int, namespaces: bool) -> None:
-    """Fork a supervisor per check, and never read a request: the checks are forks of this
-    process, so whatever it held, a check could find in its own memory."""
-    while os.read(inp, 1) == GO:
+    info.update(namespaces=namespaces, private_tmp=namespaces and "/tmp" in PRIVATE,
+                root=DROP, seccomp=SECCOMP)
+    sock.send(json.dumps(info).encode())
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 3)
+        if msg != GO or len(fds) != 3:
+            return
+        # Each check is PID 1 of a namespace of its own; setns back to ours afterwards, so
+        # that the next unshare may make another (the kernel allows one per active one).
+        if namespaces and libc.unshare(CLONE_NEWPID) != 0:
+            return
         pid = os.fork()
         if pid == 0:
-            try:
-                req = _request(protocol.receive(inp))
-                reply = run_one(req, namespaces)
-            except (ValueError, TypeError, KeyError) as exc:
-                reply = {"output": "", "record": "", "exit": None, "timed_out": False,
-                         "duration": 0.0, "setup_failed": f"bad request: {exc}"}
-            except BaseException:  # noqa: BLE001 - the runner sees no answer: a crash
-                import traceback
-
-                traceback.print_exc()  # to the server's log (ANKIGEN_SERVER_LOG)
-                _EXIT(113)
-            try:
-                protocol.send(out, reply)
-            finally:
-                _EXIT(0)
-        os.waitpid(pid, 0)
+            sock.close()
+            _check_process(fds, namespaces)
+        if namespaces and libc.setns(own, CLONE_NEWPID) != 0:
+            os.kill(pid, signal.SIGKILL)
+            return
+        for fd in fds:
+            os.close(fd)
+        sock.send(_INT.pack(pid))
+        _, status = os.waitpid(pid, 0)
         _reap_orphans()
+        sock.send(_INT.pack(os.waitstatus_to_exitcode(status)))
 
 
 if __name__ == "__main__":
