@@ -124,6 +124,21 @@ def _bwrap_command(python: str) -> list[str] | None:
             "--chdir", "/", python]
 
 
+def _bwrap_works() -> bool:
+    """Whether bubblewrap can make the servers' sandbox here at all: run `true` in it.
+    (A server that exits at once may be our own failure, not bubblewrap's.)"""
+    cmd = _bwrap_command(sys.executable)
+    true = shutil.which("true")
+    if not cmd or not true:
+        return False
+    try:
+        return subprocess.run([*cmd[:-1], true], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 class _Spawner:
     """Starts every server from one long-lived thread.
 
@@ -200,12 +215,14 @@ class _Server:
         if not self.info or not self.info.get("ready"):
             exited = self.proc.poll()
             self.close()
-            if self.sandboxed and exited not in (None, 0):  # bwrap itself gave up at once
+            if self.sandboxed and exited not in (None, 0) and not _bwrap_works():
                 raise _refusal(f"bubblewrap could not start the sandbox here (exit status "
                                f"{exited}; are user namespaces blocked? set "
                                "ANKIGEN_SERVER_LOG=FILE to see why)", hint=False)
+            why = f" (it exited with status {exited}; set ANKIGEN_SERVER_LOG=FILE to see " \
+                "why)" if exited not in (None, 0) else ""
             raise CheckError("the check server did not start" +
-                             (" inside bubblewrap" if self.sandboxed else ""))
+                             (" inside bubblewrap" if self.sandboxed else "") + why)
         return self
 
     def _receive(self, timeout: float) -> dict[str, Any] | None:

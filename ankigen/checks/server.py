@@ -88,6 +88,25 @@ def probe_namespaces() -> tuple[bool, bool, bool]:
     return not code & 1, not code & 3, not code & 4
 
 
+def _probe_cuda() -> bool:
+    """Whether a check can use CUDA, asked in a throwaway fork: the zygote itself must never
+    initialise CUDA (a context made before fork() is unusable in every child, "CUDA error:
+    initialization error"), and torch.cuda.is_available() does when NVML cannot answer,
+    as inside the sandbox (seen on an H200)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import torch
+
+            ok = torch.cuda.is_available() and torch.ones(1, device="cuda").item() == 1.0
+        except Exception:  # noqa: BLE001 - any failure: no usable GPU
+            ok = False
+        os._exit(0 if ok else 1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
 def _probe_seccomp(libc: Any) -> int:
     """4 unless the filter installs and keyctl is then refused (in a throwaway process)."""
     try:
@@ -666,6 +685,7 @@ GO = b"\x01"  # what the zygote is sent with each check's pipes: never any of it
 # first call, torch.save and a DataLoader import modules or set up kernels (~2 ms a check).
 WARM_UP = """
 import io
+import os
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -674,19 +694,26 @@ try:
     repr(numpy.ones(2))
 except ImportError:
     pass
-nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()
-torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1).step()
-torch.optim.Adam([nn.Parameter(torch.ones(1))]).step()
-repr(torch.ones(2, requires_grad=True) * 2)
+torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1)  # imports torch._dynamo (~1 s)
+torch.optim.Adam([nn.Parameter(torch.ones(1))])
 repr(torch.ones(2, dtype=torch.float64))
-nn.LSTM(2, 3, batch_first=True)(torch.ones(1, 2, 2))
-nn.RNN(2, 3)(torch.ones(2, 1, 2))
 torch.save(nn.Linear(1, 1).state_dict(), io.BytesIO())
 list(DataLoader(TensorDataset(torch.ones(4, 1)), batch_size=2, shuffle=True))
+torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=0.1).step()
+repr(torch.ones(2, requires_grad=True) * 2)
+nn.LSTM(2, 3, batch_first=True)(torch.ones(1, 2, 2))
+nn.RNN(2, 3)(torch.ones(2, 1, 2))
 nn.functional.cross_entropy(torch.ones(2, 3), torch.tensor([0, 1]))
 nn.Dropout(0.5)(torch.ones(4))
 nn.BatchNorm1d(2)(torch.ones(3, 2))
 nn.Conv2d(1, 1, 3)(torch.ones(1, 1, 4, 4))
+if torch.version.cuda is None or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+    # Only where no GPU can be seen. On an H200, Adam's step() initialised CUDA in the
+    # zygote (every check then failed with "CUDA error: initialization error"), and so did
+    # a backward(), which also starts autograd's device threads. Each line above was
+    # tried there in a fork, and a check forked after it still used CUDA.
+    nn.Linear(2, 2)(torch.ones(1, 2)).sum().backward()
+    torch.optim.Adam([nn.Parameter(torch.ones(1))]).step()
 """
 
 
@@ -751,7 +778,7 @@ def zygote(sock: socket.socket) -> None:
             exec(WARM_UP, {})  # noqa: S102 - first-call set-up, paid once
         except Exception as exc:  # only a speed-up: checks still run without it
             print(f"ankigen check server: warm-up failed: {exc!r}", file=sys.stderr)
-        info.update(torch=torch.__version__, cuda=bool(torch.cuda.is_available()))
+        info.update(torch=torch.__version__, cuda=_probe_cuda())
     except ImportError:
         info.update(torch=None, cuda=False)
     libc = _libc()
