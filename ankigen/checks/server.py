@@ -498,26 +498,23 @@ class Front:
     def _ask_fork(self, fds: list[int]) -> int:
         try:
             socket.send_fds(self.sock, [GO], fds)
-            data = self.sock.recv(_INT.size)
         except OSError:
-            data = b""
-        if len(data) != _INT.size:
-            raise ZygoteGone
-        pid: int = _INT.unpack(data)[0]
+            raise ZygoteGone from None
+        pid = self._number()
         if pid <= 0:
             raise ZygoteGone
         return pid
 
-    def _exit_status(self) -> int | None:
-        """The check's exit code, as the zygote that reaped it saw it."""
+    def _number(self) -> int:
+        """The zygote's next answer: the check's pid, then, once reaped, its exit code."""
         try:
             data = self.sock.recv(_INT.size)
         except OSError:
             data = b""
         if len(data) != _INT.size:
             raise ZygoteGone
-        code: int = _INT.unpack(data)[0]
-        return code
+        value: int = _INT.unpack(data)[0]
+        return value
 
     def run_one(self, req: dict[str, Any]) -> dict[str, Any]:
         """Run one check and say what was observed.
@@ -601,7 +598,7 @@ class Front:
             exited = pidfd in ready if pidfd is not None else not _alive(pid)
         if not exited:
             _kill(pid)  # PID 1 of its namespace: everything it started dies with it
-        status = self._exit_status()
+        status = self._number()  # the exit code, as the zygote that reaped it saw it
         self._settle(pid)
         if not timed_out and not over_memory:  # what it wrote before it exited: take it
             until = time.monotonic() + 0.2
