@@ -323,7 +323,8 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
     return [found[rel] for rel, _, _ in files], len(todo)
 
 
-CheckHook = Callable[[list[tuple[Document, Gap]], list[Document]],
+# (gaps, documents, each document's bytes by its path) → (outputs, runs, note, extra gaps)
+CheckHook = Callable[[list[tuple[Document, Gap]], list[Document], dict[str, bytes]],
                      tuple[dict[str, CheckOutput], int, str, list[tuple[Document, Gap, CheckOutput]]]]
 
 
@@ -377,7 +378,8 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         else:
             docs = [p.doc() for p in parsed_files]
             gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
-            outputs, checks_run, checks_note, extra = checks(gaps, docs)
+            sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
+            outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
             for p, doc in zip(parsed_files, docs, strict=True):
                 mine = [g for g in doc.gaps if wanted(g, include_green)]
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run

@@ -33,6 +33,7 @@ class GapKind(enum.StrEnum):
     SELF_QUESTION = "self_question"  # "What's the other quirk?" answered by the next lines
     WRONG_CODE = "wrong_code"  # recalled code that is wrong (a check or the tutor says so)
     WRONG_CLAIM = "wrong_claim"  # a reference note's code claim that running contradicts
+    WRONG_NAME = "wrong_name"  # a PyTorch call that running shows does not exist: `model.drop()`
 
 
 @dataclass(frozen=True)

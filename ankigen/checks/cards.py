@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -73,7 +73,7 @@ class ResultCache:
 # The code that decides a result: the runner (what runs and how) and the claim reading and
 # verdicts. A change to any of it is another result.
 _RESULT_CODE = ("checks/server.py", "checks/runner.py", "checks/protocol.py",
-                "checks/sandbox.py", "checks/claims.py", "code_claims.py")
+                "checks/sandbox.py", "checks/claims.py", "code_claims.py", "checks/names.py")
 
 
 @functools.cache
@@ -224,12 +224,15 @@ def refusal(exc: Exception) -> str:
 def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir: Path,
                progress: Callable[[str, int, int], None] | None = None,
                docs: Sequence[Document] = (), timeout_s: float = 10.0,
-               unsandboxed: bool = False
+               unsandboxed: bool = False, sources: Mapping[str, bytes] | None = None
                ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
     """Run (or fetch from the cache) the checks the gaps need. Never raises on a bad check,
     nor when no runner can start here (the build goes on without checks, and says why).
     Outputs are keyed by `model.check_key`. Without a sandbox (and no opt-out), nothing
-    runs: every card that would carry a check says it was not run, and why."""
+    runs: every card that would carry a check says it was not run, and why. `sources` (each
+    document's bytes by path) lets recall notes' PyTorch calls be looked up (`names`)."""
+    from . import names
+
     version = torch_version()
     if version is None:
         return {}, 0, "skipped: torch is not installed (pip install '.[torch]')", []
@@ -237,6 +240,7 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     setting = RunSetting(version, device, timeout_s, unsandboxed)
     cache = ResultCache(cache_dir / "checks.sqlite")
     runners: list[Any] = []
+    found = names.find(docs, sources or {})
 
     def runner() -> Any:
         if not runners:
@@ -253,17 +257,25 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     try:
         extra, ref_ran = reference_gaps(docs, runner, cache, setting)
         outputs, ran, note = _bank_and_code(planned, cache, runner, setting, progress)
+        named, name_ran, looked = names.name_gaps(
+            found, runner, cache, setting,
+            lambda p: _bank_and_code(p, cache, runner, setting, progress))
     except SandboxUnavailable as exc:
-        return _not_run(planned, exc, version), 0, f"not run: {refusal(exc)}", []
+        unnamed = f"; {len(found.uses)} PyTorch calls in recall notes not looked up, so no " \
+            "card for a wrong name" if found.uses else ""
+        return _not_run(planned, exc, version), 0, f"not run: {refusal(exc)}{unnamed}", []
     except CheckError as exc:
         return {}, 0, f"skipped: {exc}", []
     finally:
         for r in runners:
             r.close()
         cache.close()
-    outputs.update({check_key(d.path, g): o for d, g, o in extra})
     if extra:
         note += f"; {len(extra)} from reference notes' code"
+    if looked:
+        note += f"; {looked} PyTorch calls looked up, {len(named)} wrong"
+    extra += named
+    outputs.update({check_key(d.path, g): o for d, g, o in extra})
     if runners and getattr(runners[0], "started", False):  # say so: it outlives the build
         note += (f"; a warm check server stays up {runners[0].idle_s:g} s for the next run "
                  "(ankigen check-server stop)")
@@ -271,7 +283,7 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
         note += "; " + summary(runners[0].isolation)
     elif planned or extra:
         note += "; isolation: nothing ran (every result came from the cache)"
-    return outputs, ran + ref_ran, note, extra
+    return outputs, ran + ref_ran + name_ran, note, extra
 
 
 def _not_run(planned: dict[str, tuple[str, str, Fix]], exc: Exception,
@@ -363,11 +375,12 @@ def build_hook(device: str, cache_dir: Path | None = None,
                ) -> Callable[..., tuple[dict[str, CheckOutput], int, str, Extra]]:
     from ..build import cache_dir as default_cache
 
-    def hook(pairs: list[tuple[Document, Gap]], docs: Sequence[Document]
+    def hook(pairs: list[tuple[Document, Gap]], docs: Sequence[Document],
+             sources: Mapping[str, bytes] | None = None
              ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
         return run_checks(pairs, device=device, cache_dir=cache_dir or default_cache(),
                           progress=progress, docs=docs, timeout_s=timeout_s,
-                          unsandboxed=unsandboxed)
+                          unsandboxed=unsandboxed, sources=sources)
 
     # A deck built with checks on CPU is not the deck --device cuda would build, and one
     # whose checks were refused is not the deck a sandbox would build: an unchanged vault is
