@@ -35,7 +35,7 @@ def _parser_version() -> str:
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
     for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
-                 "cards.py", "render.py", "identity.py"):
+                 "cards.py", "render.py", "layout.py", "identity.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
-from . import render
+from . import layout, render
 from .model import Card, CheckOutput, Document, Gap, GapKind, Mark
 from .parse import CLOZE_SLOT
 
@@ -80,13 +80,19 @@ def check_html(check: CheckOutput | None) -> str:
     status = "ran cleanly" if ok else check.status
     title = f'<div class="label">{render.plain(check.title or "Runnable check")}</div>'
     if check.status == "not run":  # refused (no sandbox): no torch, no device, no output
-        return (f'{title}{render.code(check.code)}<div class="label status-fail">not run</div>'
+        return (f'{title}{_check_code(check)}<div class="label status-fail">not run</div>'
                 f'<pre class="output">{render.plain(check.output.rstrip())}</pre>')
     meta = (f'<div class="label status-{"ok" if ok else "fail"}">{render.plain(status)} · '
             f"torch {render.plain(check.torch_version)} · {render.plain(check.device)} · "
             "output recorded at build</div>")
     output = f'<pre class="output">{render.plain(check.output.rstrip()) or "(no output)"}</pre>'
-    return f"{title}{render.code(check.code)}{meta}{output}"
+    return f"{title}{_check_code(check)}{meta}{output}"
+
+
+def _check_code(check: CheckOutput) -> str:
+    """The check's code, open; `layout.fit` closes it when the card is taller than a phone."""
+    return (f'{layout.CHECK_CODE_OPEN}<summary>The code it ran</summary>'
+            f"{render.code(check.code)}</details>")
 
 
 def _answer_html(gap: Gap) -> str:
@@ -119,6 +125,8 @@ def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = 
         if gap.kind is GapKind.WRONG_CODE and gap.code:
             front += render.code(gap.code)
         fields = (front, _answer_html(gap), wrote, source_html(gap, path), check_html(check))
+    back, wrote, checked = layout.fit(fields[0], *fields[1:])  # one phone screen
+    fields = (fields[0], back, wrote, fields[3], checked)
     tags = tags_for(gap, path, check)
     deck = deck_name(path)
     digest = hashlib.sha256("\x1f".join((model, deck, *fields, *tags)).encode()).hexdigest()[:16]

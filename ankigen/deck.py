@@ -26,11 +26,11 @@ from .model import Card
 BASIC_MODEL_ID = 1_607_392_319
 CLOZE_MODEL_ID = 1_607_392_320
 ROOT_DECK_ID = 1_704_166_019
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 _BACK = """{{#Back}}<div class="back">{{Back}}</div>{{/Back}}
 {{#Check}}<div class="check">{{Check}}</div>{{/Check}}
-{{#WhatYouWrote}}<div class="wrote"><div class="label">What you wrote</div>{{WhatYouWrote}}</div>{{/WhatYouWrote}}
+{{#WhatYouWrote}}<details class="wrote"><summary class="label">What you wrote</summary><div>{{WhatYouWrote}}</div></details>{{/WhatYouWrote}}
 <div class="source">{{Source}}</div>"""
 
 

@@ -92,43 +92,118 @@ def cloze_term(term: str) -> str:
             .replace(":", "&#58;").replace("{", "&#123;").replace("}", "&#125;"))
 
 
+# The card's own backgrounds (contrast is measured against them, never the client's).
+LIGHT_BG, NIGHT_BG = "#fdfdfd", "#1e1e1e"
+LIGHT_CODE_BG, NIGHT_CODE_BG = "#f3f5f7", "#272822"
+MIN_CONTRAST = 4.6  # WCAG AA asks 4.5:1 for text; a little over, for rounding in browsers
+
+
+def _rgb(hex_: str) -> tuple[float, float, float]:
+    h = hex_.lstrip("#")
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    return int(h[0:2], 16) / 255, int(h[2:4], 16) / 255, int(h[4:6], 16) / 255
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    a, b = _luminance(_rgb(fg)), _luminance(_rgb(bg))
+    return (max(a, b) + 0.05) / (min(a, b) + 0.05)
+
+
+def readable(fg: str, bg: str, minimum: float = MIN_CONTRAST) -> str:
+    """`fg`, mixed towards black on a light `bg` (white on a dark one) until it reads."""
+    target = (0.0, 0.0, 0.0) if _luminance(_rgb(bg)) > 0.18 else (1.0, 1.0, 1.0)
+    rgb = _rgb(fg)
+    for step in range(21):
+        t = step / 20
+        mixed = tuple(v + (w - v) * t for v, w in zip(rgb, target, strict=True))
+        out = "#" + "".join(f"{round(v * 255):02x}" for v in mixed)
+        if contrast(out, bg) >= minimum:
+            return out
+    return out
+
+
+def _readable_theme(style: str, scope: str, code_bg: str) -> str:
+    """pygments' class CSS for `style` under `scope`, each token colour made to read on the
+    background it is drawn on (its own, or the code block's)."""
+    out = []
+    for line in HtmlFormatter(style=style).get_style_defs(scope).splitlines():
+        if not line.startswith(scope + " ."):  # page-wide rules and the block's own colours
+            continue
+        rule = line.split("/*")[0]
+        own_bg = re.search(r"background-color: (#[0-9a-fA-F]{3,6})\b", rule)
+        bg = own_bg.group(1) if own_bg else code_bg
+        colour = re.search(r"(?<![-\w])color: (#[0-9a-fA-F]{3,6})\b", rule)
+        if colour:
+            rule = rule.replace(colour.group(), f"color: {readable(colour.group(1), bg)}")
+        out.append(rule.rstrip())
+    return "\n".join(out)
+
+
 @functools.cache
 def css() -> str:
-    light = HtmlFormatter(style=LIGHT_STYLE).get_style_defs(".highlight")
-    dark = HtmlFormatter(style=DARK_STYLE).get_style_defs(".nightMode .highlight")
-    return BASE_CSS + "\n/* pygments: light */\n" + light + "\n/* pygments: night */\n" + dark
+    light = _readable_theme(LIGHT_STYLE, ".highlight", LIGHT_CODE_BG)
+    dark = _readable_theme(DARK_STYLE, ".nightMode .highlight", NIGHT_CODE_BG)
+    # A token the dark theme leaves alone must not keep its light colour at night.
+    dark_set = set(re.findall(r"^\.nightMode \.highlight (\.\w+) ", dark, re.M))
+    dark += "".join(f"\n.nightMode .highlight {cls} {{ color: inherit; background-color: "
+                    "transparent }" for cls in re.findall(r"^\.highlight (\.\w+) ", light, re.M)
+                    if cls not in dark_set)
+    return (BASE_CSS + "\n/* pygments: light */\n" + light + "\n/* pygments: night */\n" + dark
+            + "\n")
 
 
-BASE_CSS = """
-.card { font-family: -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif;
+# Every colour here reads at >= 4.5:1 on the background it is drawn on, in both modes
+# (tests/test_mobile.py measures it). No text-transform anywhere: labels hold code names.
+# Check output and code wrap: on a 360 px phone a scrolling <pre> hides the error line.
+BASE_CSS = f"""
+.card {{ font-family: -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif;
   font-size: 18px; line-height: 1.45; text-align: left; color: #1d1d1f;
-  background-color: #fdfdfd; padding: 0 6px; overflow-wrap: anywhere; }
-.card.nightMode { color: #e6e6e6; background-color: #1e1e1e; }
-.topic { font-size: 0.8em; color: #6b6b6b; margin-bottom: 0.4em; }
-.nightMode .topic { color: #a0a0a0; }
-.front { font-weight: 500; }
-.back { margin-top: 0.6em; }
-.back blockquote { margin: 0.4em 0; padding-left: 0.8em; border-left: 3px solid #b9c6d6; }
-.nightMode .back blockquote { border-left-color: #4d5b6b; }
-.unanswered { font-style: italic; color: #9a4b00; }
-.nightMode .unanswered { color: #ffb870; }
-.wrote { margin-top: 1em; font-size: 0.8em; color: #555; border-top: 1px dashed #ccc;
-  padding-top: 0.4em; }
-.nightMode .wrote { color: #b0b0b0; border-top-color: #555; }
-.label { font-size: 0.75em; text-transform: uppercase; letter-spacing: 0.05em; color: #888; }
-.source { margin-top: 0.8em; font-size: 0.72em; color: #888; }
-.check { margin-top: 1em; }
-.check .output { font-size: 0.85em; }
-.check .status-ok { color: #18794e; } .check .status-fail { color: #b42318; }
-.nightMode .check .status-ok { color: #6fdc9b; } .nightMode .check .status-fail { color: #ff8a80; }
-pre { overflow-x: auto; white-space: pre; text-align: left; max-width: 100%;
-  padding: 0.5em; border-radius: 4px; font-size: 0.82em; }
-code { font-family: "JetBrains Mono", Menlo, Consolas, monospace; }
-.highlight { background: #f6f8fa; border-radius: 4px; }
-.nightMode .highlight { background: #272822; }
-.nightMode pre { color: #f8f8f2; }
-.cloze { font-weight: bold; color: #0b57d0; }
-.nightMode .cloze { color: #8ab4f8; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
-img { max-width: 100%; height: auto; }
+  background-color: {LIGHT_BG}; padding: 0 6px; overflow-wrap: anywhere; }}
+.card.nightMode {{ color: #e6e6e6; background-color: {NIGHT_BG}; }}
+.topic {{ font-size: 0.8em; color: #595959; margin-bottom: 0.4em; }}
+.nightMode .topic {{ color: #b0b0b0; }}
+.front {{ font-weight: 500; }}
+.back {{ margin-top: 0.6em; }}
+.back blockquote {{ margin: 0.4em 0; padding-left: 0.8em; border-left: 3px solid #b9c6d6; }}
+.nightMode .back blockquote {{ border-left-color: #4d5b6b; }}
+.unanswered {{ font-style: italic; color: #8a4200; }}
+.nightMode .unanswered {{ color: #ffb870; }}
+.wrote {{ margin-top: 1em; font-size: 0.8em; color: #4a4a4a; border-top: 1px dashed #ccc;
+  padding-top: 0.4em; }}
+.nightMode .wrote {{ color: #c4c4c4; border-top-color: #555; }}
+.label {{ font-size: 0.75em; letter-spacing: 0.02em; color: #595959; }}
+.nightMode .label {{ color: #b0b0b0; }}
+summary {{ cursor: pointer; color: #2f4f7f; }}
+.nightMode summary {{ color: #9fc0ee; }}
+.wrote summary.label {{ font-size: 0.94em; }}
+details.more {{ margin-top: 0.4em; }}
+details.more > summary {{ font-size: 0.8em; }}
+details.check-code > summary {{ font-size: 0.75em; }}
+.source {{ margin-top: 0.8em; font-size: 0.72em; color: #595959; }}
+.nightMode .source {{ color: #b0b0b0; }}
+.check {{ margin-top: 1em; }}
+.check .output {{ font-size: 0.85em; }}
+.check .status-ok {{ color: #146c43; }} .check .status-fail {{ color: #b42318; }}
+.nightMode .check .status-ok {{ color: #6fdc9b; }}
+.nightMode .check .status-fail {{ color: #ff8a80; }}
+pre {{ white-space: pre-wrap; overflow-wrap: anywhere; overflow-x: visible; text-align: left;
+  max-width: 100%; padding: 0.5em; border-radius: 4px; font-size: 0.82em; line-height: 1.3;
+  margin: 0.4em 0; }}
+code {{ font-family: "JetBrains Mono", Menlo, Consolas, monospace; }}
+.highlight {{ background: {LIGHT_CODE_BG}; color: #1d1d1f; border-radius: 4px; }}
+.nightMode .highlight {{ background: {NIGHT_CODE_BG}; color: #f8f8f2; }}
+.nightMode pre {{ color: #f8f8f2; }}
+.cloze {{ font-weight: bold; color: #0b57d0; }}
+.nightMode .cloze {{ color: #8ab4f8; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
+img {{ max-width: 100%; height: auto; }}
 """

@@ -18,8 +18,54 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <body class="{cls}" style="margin:0">{html}</body></html>"""
 
 
-def card_pages(vault: Path, work: Path) -> list[tuple[str, str]]:
-    """(name, answer html) for a few kinds of card, as Anki renders them."""
+# What a phone shows, measured in the page: WCAG contrast of every element that holds text
+# (its computed colour against the background it is painted on, ancestors' backgrounds
+# composited), the answer side's height with every <details> closed, text-transform, and
+# whether any <pre> scrolls sideways. tests/test_mobile.py asserts these figures.
+MEASURE = r"""() => {
+  const rgba = (s) => { const m = s.match(/rgba?\(([^)]+)\)/);
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const painted = (el) => { const chain = []; for (let e = el; e; e = e.parentElement) chain.unshift(e);
+    let bg = [255, 255, 255, 1];  // the browser's canvas under everything
+    for (const e of chain) { const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] > 0) bg = over(c, bg); }
+    return bg; };
+  const words = (el) => el ? el.textContent.replace(/\s+/g, ' ').trim() : null;
+  const closedHeight = Math.ceil(document.body.getBoundingClientRect().height);
+  const back = document.querySelector('.back');
+  let visibleBack = null;
+  if (back) { const c = back.cloneNode(true); c.querySelectorAll('details').forEach(d => d.remove()); visibleBack = words(c); }
+  const details = [...document.querySelectorAll('details')].map(d => d.className);
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const texts = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden') continue;
+    const bg = painted(el), fg = over(rgba(cs.color), bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    texts.push({ratio: (hi + 0.05) / (lo + 0.05), tag: el.tagName.toLowerCase(), cls: String(el.className),
+                code: !!el.closest('.highlight'), text: el.textContent.trim().slice(0, 50),
+                transform: cs.textTransform, shown: el.innerText.trim().slice(0, 50)});
+  }
+  const pres = [...document.querySelectorAll('pre')].map(p => ({cls: p.className, text: p.textContent,
+    scroll: p.scrollWidth, client: p.clientWidth, right: p.getBoundingClientRect().right,
+    whiteSpace: getComputedStyle(p).whiteSpace}));
+  return {closedHeight, openHeight: Math.ceil(document.body.getBoundingClientRect().height),
+          width: document.documentElement.scrollWidth, details, texts, pres,
+          transforms: [...document.body.querySelectorAll('*')].map(e => getComputedStyle(e).textTransform).filter(t => t !== 'none'),
+          background: getComputedStyle(document.body).backgroundColor,
+          all: words(document.body),
+          wrote: words(document.querySelector('.wrote > div')), visibleBack, back: words(back)};
+}"""
+
+
+def rendered_cards(vault: Path, work: Path) -> list[tuple[str, str]]:
+    """(question html, answer html) of every card of the vault, as Anki renders them: the
+    deck built with checks, imported into a real collection."""
     from anki.collection import Collection
     from anki_helpers import import_apkg
 
@@ -37,11 +83,19 @@ def card_pages(vault: Path, work: Path) -> list[tuple[str, str]]:
             pages.append((card.question(), card.answer()))
     finally:
         col.close()
+    return pages
+
+
+def card_pages(vault: Path, work: Path) -> list[tuple[str, str]]:
+    """(name, answer html) for a few kinds of card, picked by what their HTML holds."""
+    pages = rendered_cards(vault, work)
     wanted = {
-        "basic": lambda q, a: "What is missing or wrong here?" in q,
-        "cloze": lambda q, a: "[...]" in q and "Check:" in a,
-        "unanswered": lambda q, a: "no answer for this yet" in a,
-        "code": lambda q, a: "what is wrong with this line" in q,
+        "basic": lambda q, a: 'class="back"' in a and 'class="check"' not in a
+        and "unanswered" not in a,
+        "cloze": lambda q, a: "[...]" in q and 'class="check"' in a,
+        "unanswered": lambda q, a: 'class="unanswered"' in a,
+        "code": lambda q, a: "Error" in a.split('class="output"')[-1],
+        "long": lambda q, a: 'class="more"' in a,
     }
     picked = []
     for name, test in wanted.items():
@@ -65,6 +119,9 @@ def shoot(pages: list[tuple[str, str]], dest: Path) -> list[Path]:
                 page.set_content(PAGE.format(cls=cls, html=html))
                 path = dest / f"{name}-{mode}.png"
                 page.screenshot(path=str(path), full_page=True)
+                f = page.evaluate(MEASURE)
+                print(f"{name:>10} {mode:5}: lowest contrast {min(t['ratio'] for t in f['texts']):.2f}:1,"
+                      f" {f['closedHeight']} px tall ({f['openHeight']} px with all open)")
                 shots.append(path)
         browser.close()
     return shots
@@ -77,6 +134,7 @@ def main() -> None:
         vault.mkdir()
         for f in (ROOT / "notes").glob("recall-*.md"):
             shutil.copy(f, vault / f.name)
+        shutil.copy(ROOT / "tests" / "fixtures" / "mobile" / "recall-long-answers.md", vault)
         pages = card_pages(vault, Path(tmp))
         for p in shoot(pages, ROOT / "docs" / "mobile"):
             print(p.relative_to(ROOT))
