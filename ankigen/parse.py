@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import fronts
 from . import phrases as ph
 from .blocks import Block, to_blocks
 from .code_claims import extract_claims
@@ -300,13 +301,14 @@ def _walk(st: _PartState, include_green: bool) -> None:
                 mark = EMOJI_MARK[inline.group(0)]
                 before = it.text[: inline.start()].strip()
                 after = it.text[inline.end():].lstrip("\ufe0f").strip()
-            j, followups, quote = _tail(items, i + 1)
+            asked = _asked_after(items, i + 1) if at_start else None
+            j, followups, quote, points = _tail(items, i + (2 if asked else 1))
             judged = Span(boundary, it.start - 1) if boundary < it.start else Span(it.start, it.start)
             if inline is not None:
                 judged = Span(judged.start, it.start)
             tail_end = items[j - 1].end
             _assessment(st, mark, it, before, after, followups, quote, judged,
-                        inline is not None, include_green, items[j:])
+                        inline is not None, include_green, items[j:], asked, points)
             boundary = tail_end + 1
             i = j
             continue
@@ -314,22 +316,42 @@ def _walk(st: _PartState, include_green: bool) -> None:
         i += 1
 
 
-def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str]:
-    """Follow-up `=>` lines and a `>` quote after an assessment (either order)."""
+def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str, list[tuple[str, str]]]:
+    """Follow-up `=>` lines and a `>` quote after an assessment (either order), and the
+    points: each `=>` line with the `>` quote right after it (the grader writes one per
+    omission, docs/cards.md), so a tail may hold one quote per `=>` line."""
     followups: list[str] = []
     quote = ""
+    points: list[tuple[str, str]] = []
     while j < len(items):
         nxt = items[j]
         if nxt.kind == "line" and ph.is_annotation(nxt.text):
             pass  # the grader's "=> unverified: …": part of the tail, answers nothing
         elif nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW):
-            followups.extend(s for s in ph.split_arrows(nxt.text.lstrip()[2:]) if s)
+            said = [s for s in ph.split_arrows(nxt.text.lstrip()[2:]) if s]
+            followups.extend(said)
+            points.append((" ".join(said), ""))
         elif nxt.kind == "quote" and not quote:
             quote = nxt.text
+            if points and not points[-1][1]:
+                points[-1] = (points[-1][0], nxt.text)
+        elif nxt.kind == "quote" and points and not points[-1][1]:
+            points[-1] = (points[-1][0], nxt.text)
         else:
             break
         j += 1
-    return j, followups, quote
+    return j, followups, quote, points
+
+
+def _asked_after(items: list[_Item], j: int) -> str | None:
+    """The learner's own question on the line after a mark ("One question I have is …", no
+    `?` needed), when `=>` lines or a quote answer it."""
+    if j + 1 >= len(items) or items[j].kind != "line" or MARK_RE.search(items[j].text):
+        return None
+    text = items[j].text.strip()
+    nxt = items[j + 1]
+    answered = nxt.kind == "quote" or (nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW))
+    return fronts.asked(text) if answered and not text.startswith(ph.ARROW) else None
 
 
 def _recall_text(st: _PartState, span: Span) -> str:
@@ -346,7 +368,8 @@ def _recall_text(st: _PartState, span: Span) -> str:
 
 def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
                 followups: list[str], quote: str, judged: Span, inline: bool,
-                include_green: bool, rest: list[_Item]) -> None:
+                include_green: bool, rest: list[_Item], asked: str | None = None,
+                points: list[tuple[str, str]] | None = None) -> None:
     segs = ph.split_arrows(after)
     pre, arrowed = segs[0], [s for s in segs[1:] if s]
     if inline and not arrowed:
@@ -357,7 +380,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     else:
         feedback = arrowed[0] if arrowed else pre
     corrections = tuple(s for s in arrowed[1:] if not ph.is_ack(s))
-    question = _question_in(feedback) if (followups or quote or corrections) else None
+    answered = bool(followups or quote or corrections)
+    question = asked or ((_question_in(feedback) or fronts.asked(feedback)) if answered else None)
     st.assessments.append(Assessment(mark, it.start, feedback, corrections, tuple(followups),
                                      quote, question, judged, inline))
     if mark is Mark.GREEN and not include_green:
@@ -370,31 +394,59 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
         following = _following_recall(rest)
         if following:
             answer, source = following, "recall"
-    wrong_line = None if question or inline else _wrong_code_line(st, judged, feedback, corrections)
-    if wrong_line:
-        kind = GapKind.WRONG_CODE
-        prompt = f"{st.topic} — what is wrong with this line you wrote?"
-    elif question:
-        kind = GapKind.QUESTION
-        prompt = question
-        answer, source = _best_answer(quote, followups, corrections, "")
-    elif inline:
-        kind = GapKind.INLINE_MARK
-        paren = ph.FORGETFUL_PAREN_RE.search(pre) if pre else None
-        if paren or not feedback:
-            prompt = f"{st.topic} — {ph.last_sentences(before, 2)} … what else?"
-            if not (quote or followups or arrowed):
-                answer, source = None, None
-        else:
-            prompt = _assessment_prompt(st.topic, named, before or wrote)
-    else:
-        kind = GapKind.ASSESSMENT
-        prompt = _assessment_prompt(st.topic, named, wrote)
     anchor = ph.normalise(f"{mark.value} {feedback} {' '.join(corrections)} {question or ''}")
     if not anchor.strip() or len(anchor) < 12:
         anchor = ph.normalise(f"{mark.value} {ph.last_sentences(wrote, 2)}")
-    st.gaps.append(_gap(st, kind, mark, it.start, Span(judged.start, it.start), prompt, context,
-                        answer, source, anchor=anchor, code=wrong_line))
+    span = Span(judged.start, it.start)
+    wrong_line = None if question or inline else _wrong_code_line(st, judged, feedback, corrections)
+    topic = st.topic
+    if wrong_line:
+        st.gaps.append(_gap(st, GapKind.WRONG_CODE, mark, it.start, span,
+                            f"{topic} — what is wrong with this line you wrote?", context,
+                            answer, source, anchor=anchor, code=wrong_line))
+        return
+    if question:
+        answer, source = _best_answer(quote, followups, corrections, "")
+        st.gaps.append(_gap(st, GapKind.QUESTION, mark, it.start, span, question, context,
+                            answer, source, anchor=anchor))
+        return
+    if not inline:
+        split = fronts.omissions(topic, mark.value, feedback, points or [])
+        if split:
+            for f in split:
+                st.gaps.append(_gap(st, GapKind.ASSESSMENT, mark, it.start, span, f.prompt,
+                                    context, f.answer, f.source, anchor=f.anchor or anchor))
+            return
+    kind = GapKind.INLINE_MARK if inline else GapKind.ASSESSMENT
+    found = fronts.confused([feedback, *followups, before, ph.last_sentences(wrote, 2)])
+    front: fronts.Front | None
+    if inline and (bool(pre and ph.FORGETFUL_PAREN_RE.search(pre)) or not feedback) and not found:
+        near, earlier = fronts.nearest(before, 30)
+        front = fronts.Front(f"{topic} — {near} … what else?", context=_trim_context(
+            _join(_recall_text(st, judged), earlier)))
+        if not (quote or followups or arrowed):
+            answer, source = None, None
+    elif found:
+        front = fronts.confusion(topic, [found[2]])
+        if answer and found[2] in answer:
+            answer = fronts.without(answer, found[2]) or answer
+    else:
+        front = (fronts.kinds(topic, feedback) or fronts.addition(topic, feedback)
+                 or fronts.details(topic, feedback, wrote) or fronts.states(topic, feedback)
+                 or fronts.named(topic, feedback)
+                 or fronts.claim(topic, feedback, answer or "", before or wrote))
+    if front is None:
+        near, earlier = fronts.nearest(before or wrote)
+        prompt = (f"{topic} — you wrote: “{near}” What is missing or wrong here?" if near
+                  else f"{topic} — what is missing or wrong here?")
+        front = fronts.Front(prompt, context=_trim_context(earlier) if earlier else None)
+    if front.answer and source in ("feedback", None):
+        answer, source = front.answer, front.source or "feedback"
+    elif front.answer and source == "followup" and front.source == "feedback":
+        answer = f"{front.answer}\n\n{answer}"  # the feedback states the point, `=>` adds to it
+    st.gaps.append(_gap(st, kind, mark, it.start, span, front.prompt,
+                        context if front.context is None else front.context, answer, source,
+                        anchor=anchor, cloze=front.cloze, term=front.term))
 
 
 def _wrong_code_line(st: _PartState, judged: Span, feedback: str,
@@ -437,15 +489,6 @@ def _best_answer(quote: str, followups: list[str], corrections: tuple[str, ...],
     if feedback and not ph.is_ack(feedback):
         return feedback, "feedback"
     return None, None
-
-
-def _assessment_prompt(topic: str, named: str | None, wrote: str) -> str:
-    if named:
-        return f"{topic} — what about {named}?"
-    near = ph.last_sentences(wrote, 3)
-    if near:
-        return f"{topic} — you wrote: “{near}” What is missing or wrong here?"
-    return f"{topic} — what is missing or wrong here?"
 
 
 def _following_recall(rest: list[_Item]) -> str | None:
@@ -512,8 +555,9 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
     if forget_words and "name" in low and ph.FORGOT_NAME_RE.search(own):
         term = ph.strip_lead_in(answers[0]) if answers else None
         if term:
-            cloze = f"{_sentence(_join(before, own))} The name is {CLOZE_SLOT}."
-            _cloze_gap(st, GapKind.FORGOT_NAME, it.start, span, own, term, cloze, before)
+            shown = _shown_before(before, own)
+            cloze = f"{_sentence(_join(shown, own))} The name is {CLOZE_SLOT}."
+            _cloze_gap(st, GapKind.FORGOT_NAME, it.start, span, own, term, cloze, before, shown)
         else:
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, f"{ph.last_sentences(_join(before, own), 3)} — what is the name?")
         return
@@ -524,8 +568,9 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         if m:
             term = m.group("term")
             masked = head[: m.start("term")] + CLOZE_SLOT + head[m.end("term"):] + own[looked.end():]
-            cloze = _join(before, masked.strip())
-            _cloze_gap(st, GapKind.LOOKED_UP, it.start, span, head, term, cloze, before)
+            shown = _shown_before(before, head)
+            cloze = _join(shown, masked.strip())
+            _cloze_gap(st, GapKind.LOOKED_UP, it.start, span, head, term, cloze, before, shown)
         return
     selfq = ph.SELF_QUESTION_RE.search(own) if "?" in own else None
     if selfq:
@@ -539,23 +584,29 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         _plain_gap(st, GapKind.SELF_QUESTION, it.start, span, _join(before, own), "", prompt,
                    answer=answer, source="recall" if answer else None, anchor_text=q + " " + prior)
         return
-    if forget_words and ph.FORGOT_RE.search(own):
+    forgot = ph.FORGOT_RE.search(own) if forget_words else None
+    if forgot:
         answer = "\n\n".join(answers) or None
-        if answer:
-            cloze = f"{_join(before, own)} → {CLOZE_SLOT}"
+        asks = fronts.forgotten(st.topic, own, forgot.end())
+        if asks:  # "I'm not sure how X is made => …": ask it; the learner's line is below
+            _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, asks, answer=answer,
+                       source="inline" if answer else None, context=_join(before, own) if answer
+                       else before)
+        elif answer:
+            shown = _shown_before(before, own)
+            cloze = f"{_join(shown, own)} → {CLOZE_SLOT}"
             _cloze_gap(st, GapKind.FORGOT, it.start, span, own, ph.strip_lead_in(answer) or answer,
-                       cloze, before)
+                       cloze, before, shown)
         else:
-            m = ph.FORGOT_RE.search(own)
-            assert m is not None
-            head = own[: m.start()].rstrip(" ,;(") or ph.last_sentences(before, 2)
+            head = own[: forgot.start()].rstrip(" ,;(") or ph.last_sentences(before, 2)
             prompt = f"{st.topic} — {head} … what did you forget here?" if head else f"{st.topic} — {own}"
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, prompt)
         return
     if answers and own:
         term = ph.strip_lead_in(answers[0]) or answers[0]
-        cloze = f"{_join(before, own)} {CLOZE_SLOT}"
-        _cloze_gap(st, GapKind.INLINE_ANSWER, it.start, span, own, term, cloze, before)
+        shown = _shown_before(before, own)
+        cloze = f"{_join(shown, own)} {CLOZE_SLOT}"
+        _cloze_gap(st, GapKind.INLINE_ANSWER, it.start, span, own, term, cloze, before, shown)
 
 
 def _sentence(text: str) -> str:
@@ -592,19 +643,28 @@ def _rest_of_para(items: list[_Item], i: int) -> str:
     return " ".join(out)
 
 
+def _shown_before(before: str, own: str) -> str:
+    """The sentence before the learner's line, on a cloze's front only when the line is too
+    short to stand alone; otherwise it is "what you wrote" (never both)."""
+    return ph.last_sentences(before, 1) if len(own.split()) < 8 else ""
+
+
 def _cloze_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, term: str,
-               cloze: str, before: str) -> None:
+               cloze: str, before: str, shown: str) -> None:
     term = term.strip().strip("`").strip()
     answer = cloze.replace(CLOZE_SLOT, term)
+    # "What you wrote" is the learner's words the front does not already show.
+    context = _trim_context(before[: len(before) - len(shown)] if shown else before)
     st.gaps.append(_gap(st, kind, None, line, span, cloze.replace(CLOZE_SLOT, "[…]"),
-                        _trim_context(_join(before, own)), answer, "inline", cloze=cloze,
+                        context, answer, "inline", cloze=cloze,
                         term=term, anchor=ph.normalise(f"{kind.value} {own}")))
 
 
 def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, before: str,
                prompt: str, *, answer: str | None = None, source: str | None = None,
-               anchor_text: str | None = None) -> None:
-    st.gaps.append(_gap(st, kind, None, line, span, prompt, _trim_context(_join(before, own)),
+               anchor_text: str | None = None, context: str | None = None) -> None:
+    wrote = _join(before, own) if context is None else context
+    st.gaps.append(_gap(st, kind, None, line, span, prompt, _trim_context(wrote),
                         answer, source, anchor=ph.normalise(f"{kind.value} {anchor_text or own}")))
 
 

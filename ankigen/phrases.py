@@ -159,7 +159,16 @@ def topic_from(text: str) -> str | None:
                 topic = " ".join(words)
                 if words and not set(w.lower() for w in words) <= _VAGUE:
                     return topic[:1].upper() + topic[1:]
+    # A part that opens with its topic alone: "Regularization. Dropout switches off …"
+    first = next((s for group in cut for s in group), "")
+    m = _BARE_TOPIC_RE.match(first)
+    if m and len(text.split()) > 4 and m.group("t").lower() not in _NOT_TOPIC:
+        return m.group("t")
     return None
+
+
+_BARE_TOPIC_RE = re.compile(r"^(?P<t>[A-Z][\w-]+(?:\s+[a-zA-Z][\w-]*){0,2})[.:]$")
+_NOT_TOPIC = frozenset("so ok okay well right now next hmm yes no alright done".split())
 
 
 def named_miss(feedback: str) -> str | None:

@@ -88,7 +88,21 @@ def _asks(gap: Gap, front: str) -> str:
     return front
 
 
-def rubric(gap: Gap, notes: str) -> list[str]:
+def _unshown(gap: Gap, notes: str, others: set[int] | frozenset[int], front: str) -> int:
+    """How many of the learner's words in the gap's span the front does not show (lines
+    that are gaps of their own excepted: they have their own cards)."""
+    lines = notes.split("\n")
+    shown = set(_norm(front).split())
+    words = 0
+    for n in range(gap.span.start, gap.span.end + 1):
+        line = lines[n - 1].strip() if 0 < n <= len(lines) else ""
+        if n in others or not line or line.startswith(("=>", ">", "#", "🟢", "🟡", "🔴")):
+            continue
+        words += sum(1 for w in _norm(line.split("=>")[0]).split() if w not in shown)
+    return words
+
+
+def rubric(gap: Gap, notes: str, others: set[int] | frozenset[int] = frozenset()) -> list[str]:
     """The rules every card must meet, whatever its label says."""
     broke = []
     front = front_of(gap)
@@ -123,7 +137,8 @@ def rubric(gap: Gap, notes: str) -> list[str]:
             broke.append(f"back cut: ends {tail[-30:]!r}")
     wrote = gap.context.strip()
     if not wrote:
-        broke.append("what you wrote: empty")
+        if _unshown(gap, notes, others, prose) >= 5:
+            broke.append("what you wrote: empty, though the learner wrote more than the front shows")
     else:
         w, f = _norm(wrote).split(), _norm(prose.replace("[…]", " ")).split()
         same = difflib.SequenceMatcher(None, w, f, autojunk=False).ratio()
@@ -186,7 +201,9 @@ def score_split(folder: Path) -> list[Result]:
                    for label in by_file.pop(path.name, [])}
         fronts: set[str] = set()
         for gap in gaps:
-            base = rubric(gap, notes)
+            others = {n for g in gaps if g is not gap and g.mark is None
+                      for n in range(g.span.start, g.span.end + 1)}
+            base = rubric(gap, notes, others)
             front = front_of(gap)
             if _norm(front) in fronts:
                 base.append("duplicate: another card has this front")
