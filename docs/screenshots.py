@@ -91,7 +91,7 @@ def card_pages(vault: Path, work: Path) -> list[tuple[str, str]]:
     pages = rendered_cards(vault, work)
     wanted = {
         "basic": lambda q, a: 'class="back"' in a and 'class="check"' not in a
-        and "unanswered" not in a,
+        and 'class="unanswered"' not in a,
         "cloze": lambda q, a: "[...]" in q and 'class="check"' in a,
         "unanswered": lambda q, a: 'class="unanswered"' in a,
         "code": lambda q, a: "Error" in a.split('class="output"')[-1],
