@@ -90,8 +90,9 @@ class Use:
     line: int
     expr: str  # the receiver as written: `model`, `w.grad`
     name: str
-    context: str  # the learner's words around it, for the front and for what was meant
+    context: str  # the learner's sentence around it, for the front
     scope: int  # index of the lookup scope (a part) in the note's program
+    meant: str = ""  # the clause that leads up to it: what the call was for
 
 
 @dataclass
@@ -163,16 +164,31 @@ def _statements(line: str) -> list[str]:
     return out
 
 
-def _context(lines: list[str], i: int, start: int) -> str:
-    own = _learner_text(lines[i]).strip().strip("`")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def _context(lines: list[str], i: int, start: int, at: int) -> tuple[str, str]:
+    """(the sentence the call at column `at` sits in, the clause from the call before it)."""
+    line = _learner_text(lines[i])
+    begin = 0
+    sentences = [] if "#" in line or line[:1].isspace() else list(_SENTENCE.finditer(line))
+    for m in sentences:
+        if m.end() <= at:
+            begin = m.end()
+    end = next((m.start() for m in sentences if m.start() > at), len(line))
+    call_end = line.find(")", at)
+    before = [m.end() for m in _USE.finditer(line, begin, at)]
+    clause = line[max([begin, *before]): (call_end + 1 if call_end >= 0 else end)]
+    own = line[begin:end].strip().strip("`")
     words = _USE.sub(" ", own)
     if len(re.findall(r"[A-Za-z]{3,}", words)) < 3:  # a line of code: say what it was for
         for j in range(i - 1, max(start - 1, i - 3), -1):
             prev = _learner_text(lines[j]).strip()
             if prev:
                 own = f"{prev} {own}"
+                clause = f"{prev} {clause}"
                 break
-    return " ".join(own.split())[:300]
+    return " ".join(own.split())[:300], " ".join(clause.split())[:300]
 
 
 def find(docs: Sequence[Document], sources: Mapping[str, bytes]) -> Found:
@@ -188,7 +204,7 @@ def find(docs: Sequence[Document], sources: Mapping[str, bytes]) -> Found:
         if doc.kind == "reference":
             candidates += _calls_in(lines, 1, doc.path.rsplit("/", 1)[-1])
             continue
-        candidates += _calls_in(lines, 0, "your notes", doc.path)
+        candidates += _calls_in(lines, 0, "your notes")
         scopes: list[Scope] = []
         goal_torch = is_pytorch(doc.goal + " " + doc.title)
         for part in doc.parts:
@@ -207,8 +223,9 @@ def find(docs: Sequence[Document], sources: Mapping[str, bytes]) -> Found:
                     root = expr.split(".", 1)[0]
                     if not (torch_part or root in _ALWAYS or _assigned(root, scope.assign)):
                         continue
-                    mine.append(Use(doc, part.index, i + 1, expr, name,
-                                    _context(lines, i, part.span.start), len(scopes)))
+                    said, meant = _context(lines, i, part.span.start, m.start())
+                    mine.append(Use(doc, part.index, i + 1, expr, name, said, len(scopes),
+                                    meant))
             if mine:
                 for u in mine:
                     scope.look.setdefault(u.expr, []).append(u.name)
@@ -248,9 +265,11 @@ def _call_text(line: str, m: re.Match[str]) -> str:
     return f"{m.group(1)}.{m.group(2)}()"
 
 
-def _calls_in(lines: list[str], rank: int, where: str, path: str = "") -> list[Candidate]:
+def _calls_in(lines: list[str], rank: int, where: str) -> list[Candidate]:
     out = []
     for line in lines:
+        if _USE.search(line) is None:
+            continue
         for m in _USE.finditer(line):
             root = m.group(1).split(".", 1)[0]
             if root in _RECEIVERS:
@@ -449,7 +468,8 @@ def right_calls(use: Use, kind: str, candidates: list[Candidate],
     own near names, found by running), or one whose own words (its line, the bank's title,
     torch's docstring) share the ideas around the wrong call. Running decides among them."""
     root = use.expr.split(".", 1)[0]
-    want = _ideas(_USE.sub(lambda m: f" {m.group(2)} ", use.context)) | _ideas(use.name)
+    want = _ideas(_USE.sub(lambda m: f" {m.group(2)} ", use.meant or use.context)) | \
+        _ideas(use.name)
     want -= _ideas(root)
     scored: dict[str, tuple[float, int, int, Right]] = {}
     for n, c in enumerate(candidates):
@@ -458,16 +478,21 @@ def right_calls(use: Use, kind: str, candidates: list[Candidate],
             continue
         same_kind = info["kind"] == kind
         spelled = difflib.SequenceMatcher(None, use.name, c.name).ratio()
-        have = _ideas(f"{c.expr} {c.name} {c.words} {info['doc']}")
-        score = len(want & have) + (0.5 if same_kind else 0.0)
+        words = "" if use.context and use.context in c.words else c.words  # its own line
+        have = _ideas(f"{c.expr} {c.name} {words} {info['doc']}")
+        shared = len(want & have)
+        near_name = (spelled >= 0.75 or c.name in near) and same_kind
+        if not (shared or near_name):
+            continue
+        score = shared + (0.5 if same_kind else 0.0)
         c_root = c.expr.split(".", 1)[0]
         if _RECEIVERS.get(use.name, use.name) == _RECEIVERS.get(c_root, c_root):
             score += 1.0  # `model.optimizer()`: a call of the optimizer's
-        if c_root == root:
-            score += 0.5
+        if c_root == root or _RECEIVERS.get(c_root, c_root) == _RECEIVERS.get(root, root):
+            score += 1.0
         if info["kind"].startswith("module:") and not kind.startswith("module:"):
             score -= 1.0  # a method was meant, not a function of a module
-        if (spelled >= 0.75 or c.name in near) and same_kind:
+        if near_name:
             score += 3.0
         if score < 1.5:
             continue
