@@ -89,14 +89,11 @@ def omission_assessment(lines: Sequence[str], part: int, span_start: int, span_e
     names = [o.point for o in omissions]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     mark = Mark.RED if any(o.severity == "major" for o in omissions) else Mark.YELLOW
-    by_passage: dict[int, list[Omission]] = {}
-    for o in omissions:
-        by_passage.setdefault(o.passage.id, []).append(o)
-    quote = "\n\n".join(source_quote(group[0].passage, " ".join(o.point for o in group))
-                         for group in by_passage.values())
-    why = tuple(o.why for o in omissions if o.why)
+    # One `=>` line and one `>` quote per point, so each omission becomes a card of its own.
+    points = tuple((f"{o.point}: {o.why}" if o.why else f"{o.point}.",
+                    source_quote(o.passage, o.point)) for o in omissions)
     return Assessment(part, content_end(lines, span_start, span_end), mark,
-                      f"you left out {listed}.", why, quote)
+                      f"you left out {listed}.", points=points)
 
 
 def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],

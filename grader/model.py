@@ -99,6 +99,9 @@ class Assessment:
     feedback: str
     followups: tuple[str, ...] = ()
     quote: str = ""
+    # One (`=>` line, `>` quote) per omitted point, written under the mark: the format
+    # ankigen makes one card per point from (docs/cards.md, "The graded format").
+    points: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,15 @@ def assessment_lines(a: Assessment) -> list[str]:
     lines = [f"{a.mark.emoji} => {_one_line(a.feedback)}"]
     lines += [f"=> {_one_line(f)}" for f in a.followups]
     if a.quote:
-        lines += [f"> {q}" if q.strip() else ">" for q in a.quote.strip().split("\n")]
+        lines += _quoted(a.quote)
+    for said, quote in a.points:
+        # A blank line first: a `=>` line right under a `>` quote would join the quote.
+        lines += ["", f"=> {_one_line(said)}", *(_quoted(quote) if quote else [])]
     return lines
+
+
+def _quoted(text: str) -> list[str]:
+    return [f"> {q}" if q.strip() else ">" for q in text.strip().split("\n")]
 
 
 def _one_line(text: str) -> str:

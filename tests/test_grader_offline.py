@@ -61,6 +61,12 @@ def test_graded_markdown_keeps_the_recall_verbatim_and_adds_assessments(report):
     assert all(any(line == g for g in it) for line in original)
     added = [g for g in graded if g not in original]
     assert added[0] == "🟡 => you left out zero padding and stride."
+    # The graded format (docs/cards.md): one `=>` line and one `>` quote per point.
+    at = graded.index(added[0])
+    assert graded[at + 1 : at + 4] == ["", "=> zero padding.", "> With **zero padding** (\"same\" "
+                                       "padding), zeros are added around the input so the output "
+                                       "keeps its height and width."]
+    assert "=> stride." in added
     assert "🔴 => `loss.backwards()` fails when run: AttributeError: 'Tensor' object has no " \
         "attribute 'backwards'" in added
     assert "> `loss.backward()`" in added  # the sources' own line is the answer
@@ -72,9 +78,13 @@ def test_graded_markdown_parses_into_the_gaps_it_means(report):
     doc = parse_text(report.graded_markdown, "graded.md")
     assert [(p.index, [a.mark for a in p.assessments]) for p in doc.parts] == [
         (0, [Mark.YELLOW]), (1, []), (2, [Mark.RED])]
-    omission, code = doc.gaps
-    assert omission.prompt == "Convolutional neural networks — what about zero padding and stride?"
-    assert omission.answer_source == "quote" and "zeros are added around the input" in omission.answer
+    padding, stride, code = doc.gaps
+    assert padding.prompt == "Convolutional neural networks — what is zero padding?"
+    assert padding.answer_source == "quote" and "zeros are added around the input" in padding.answer
+    assert "distance between two consecutive positions" not in padding.answer
+    assert stride.prompt == "Convolutional neural networks — what is stride?"
+    assert "distance between two consecutive positions" in stride.answer
+    assert padding.anchor != stride.anchor  # each point is a note of its own
     assert code.kind is GapKind.WRONG_CODE and code.code == "loss.backwards()"
     assert code.answer.startswith("`loss.backward()`")
     # The unverified note is neither an answer nor a gap of its own.
@@ -86,14 +96,16 @@ def test_ankigen_builds_the_graded_session_into_cards_anki_imports(report, tmp_p
     graded.write_text(report.graded_markdown)
     out = tmp_path / "out" / "weak-spots.apkg"
     result = build([graded], out, checks=None, now=1_000)
-    assert result.notes == 2
+    assert result.notes == 3  # one card per omitted point, one for the failing code
     col = Collection(str(tmp_path / "collection.anki2"))
     try:
-        assert (import_apkg(col, out).new, col.note_count()) == (2, 2)
+        assert (import_apkg(col, out).new, col.note_count()) == (3, 3)
         cards = {html.unescape(q): html.unescape(a) for _, q, a in rendered(col)}
-        front = next(q for q in cards if "zero padding and stride" in q)
+        front = next(q for q in cards if "what is zero padding?" in q)
         assert "zeros are added around the input" not in front  # the front never answers
         assert "zeros are added around the input" in cards[front]
+        stride = next(q for q in cards if "what is stride?" in q)
+        assert "distance between two consecutive positions" in cards[stride]
         code_front = next(q for q in cards if "what is wrong with this line" in q)
         assert "backwards" in code_front  # the learner's line, highlighted
         assert "<code>loss.backward()</code>" in cards[code_front]  # the sources' line
@@ -102,7 +114,7 @@ def test_ankigen_builds_the_graded_session_into_cards_anki_imports(report, tmp_p
                              load_sources([FIXTURES / "sources"]), GradeOptions(run_code=False))
         assert again.parts[0].assessments == report.parts[0].assessments
         log = import_apkg(col, out)
-        assert (log.new, log.updated, col.note_count()) == (0, 0, 2)
+        assert (log.new, log.updated, col.note_count()) == (0, 0, 3)
     finally:
         col.close()
 
@@ -192,3 +204,29 @@ def test_failing_code_names_the_statement_the_runner_saw_fail(runner):
     red = next(a for a in report.parts[0].assessments if a.mark is Mark.RED)
     assert red.feedback == ("`out = layer(torch.ones(3, 5))` fails when run: RuntimeError: mat1 "
                             "and mat2 shapes cannot be multiplied (3x5 and 4x2)")
+
+
+def test_round_trip_one_card_per_omission(report, tmp_path):
+    """grade → build → one card per omitted point, each asking for that point and answered
+    by that point's quote (the graded format in docs/cards.md is the contract between grader
+    and ankigen)."""
+    points = [o.point for p in report.parts for o in p.omissions]
+    assert len(points) >= 2
+    graded = tmp_path / "graded.md"
+    graded.write_text(report.graded_markdown)
+    gaps = [g for g in parse_text(report.graded_markdown, "graded.md").gaps
+            if g.kind is GapKind.ASSESSMENT]
+    assert len(gaps) == len(points)
+    for point, gap in zip(points, gaps, strict=True):
+        assert point in gap.prompt  # the front asks for this point …
+        assert all(p not in gap.prompt for p in points if p != point)  # … and no other
+        assert gap.answer_source == "quote" and point.split()[-1] in gap.answer.lower()
+    out = tmp_path / "deck.apkg"
+    result = build([graded], out, checks=None, now=1_000)
+    col = Collection(str(tmp_path / "collection.anki2"))
+    try:
+        assert import_apkg(col, out).new == result.notes == len(points) + 1  # + the code card
+        fronts = [html.unescape(q) for _, q, _ in rendered(col)]
+        assert all(sum(point in q for q in fronts) == 1 for point in points)
+    finally:
+        col.close()

@@ -1,0 +1,46 @@
+"""The card rubric (docs/cards.md) on the labelled card set: ≥ 90 % of cards meet every rule,
+offline, on each split (issue 11, item 1). bench/card_rubric.py prints the misses."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SET = ROOT / "tests" / "fixtures" / "cards"
+TARGET = 0.90
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("card_rubric", ROOT / "bench" / "card_rubric.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["card_rubric"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+
+
+def test_the_set_is_big_enough_and_covers_every_kind_the_parser_makes() -> None:
+    labels = [label for folder in bench.splits(SET)
+              for label in __import__("json").loads((folder / "labels.json").read_text())["gaps"]]
+    assert len(labels) >= 40
+    kinds = {label["kind"] for label in labels}
+    assert kinds >= {"assessment", "question", "inline_mark", "forgot_name", "looked_up",
+                     "inline_answer", "forgot", "self_question", "wrong_code"}
+    held = len(__import__("json").loads((SET / "heldout" / "labels.json").read_text())["gaps"])
+    assert held * 3 >= len(labels)  # the held-out split is at least a third
+
+
+@pytest.mark.parametrize("split", ["heldout", "tuning"])
+def test_cards_meet_the_rubric(split: str) -> None:
+    results = bench.score_split(SET / split)
+    good, total = bench.report(results)
+    misses = [f"{r.file}:{r.line} {r.front[:60]!r}: {'; '.join(r.broke)}" for r in results
+              if not r.ok]
+    assert good / total >= TARGET, "\n".join(misses)
