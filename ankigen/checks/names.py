@@ -280,13 +280,8 @@ def _calls_in(lines: list[str], rank: int, where: str) -> list[Candidate]:
 
 # --- 2. looking them up --------------------------------------------------------------------
 
-_PROGRAM = r'''
-import difflib, inspect, json
-import torch
-from torch import nn
-import torch.nn.functional as F
-
-
+_PRELUDE = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+_HELPERS = '''
 class Model(nn.Module):
     def __init__(self):
         super().__init__()
@@ -301,7 +296,9 @@ def _leaf():
     (t * 2).sum().backward()
     return t
 
-
+'''
+# The lookup program builds its objects as a card's check does (_PRELUDE, _HELPERS).
+_PROGRAM = "import difflib, inspect, json\n" + _PRELUDE + _HELPERS + r'''
 ROLES = ROLES_JSON
 RECEIVERS = RECEIVERS_JSON
 SPEC = SPEC_JSON
@@ -505,23 +502,6 @@ def right_calls(use: Use, kind: str, candidates: list[Candidate],
 _KIND_WORDS = {"tensor": "a tensor", "module": "an nn.Module", "optimizer": "an optimizer",
                "scheduler": "a learning-rate scheduler", "loader": "a DataLoader",
                "dataset": "a Dataset", "torch": "a torch object"}
-_PRELUDE = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
-_HELPERS = '''
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(3, 1)
-
-    def forward(self, x):
-        return self.linear(x)
-
-
-def _leaf():
-    t = torch.randn(3, requires_grad=True)
-    (t * 2).sum().backward()
-    return t
-
-'''
 
 
 def _kind_words(kind: str, type_name: str) -> str:
