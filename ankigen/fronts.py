@@ -117,8 +117,19 @@ def kinds(topic: str, feedback: str) -> Front | None:
                  answer=cap(feedback[m.start():]), source="feedback")
 
 
+_CONFUSE_HINTS = ("onfusing", "ONFUSING", "ixing", "IXING", "onflating", "ONFLATING")
+
+
+def may_confuse(texts: list[str]) -> bool:
+    """Whether any text could hold "I was confusing …": a cheap substring test, before
+    sentences are split (most marks have none, and this runs for every mark of every note)."""
+    return any(h in t for t in texts for h in _CONFUSE_HINTS)
+
+
 def confused(texts: list[str]) -> tuple[str, str, str] | None:
     """"I was confusing X with Y because Z" → (X, Y, the sentence)."""
+    if not may_confuse(texts):
+        return None
     for text in texts:
         for sent in ph.sentences(text):
             m = _CONFUSE_RE.search(sent)

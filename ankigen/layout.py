@@ -40,10 +40,13 @@ _BREAK_RE = re.compile(r"<br\s*/?>|</(?:p|li|div|h[1-6]|tr|blockquote|summary)>"
 # A sentence ends at . ! ? (or …) before a space and a capital, digit, quote or code.
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])[\"”')]?(?= +[A-Z0-9\"“'`(<])")
 _WORD_RE = re.compile(r"\w+")
+_PRE_RE = re.compile(r"<pre\b[^>]*>.*?</pre>", re.S)
+_NEWLINES_RE = re.compile(r"\n+")
 
 
 def _text(fragment: str) -> str:
-    return html.unescape(_TAG_RE.sub("", fragment))
+    text = _TAG_RE.sub("", fragment)
+    return html.unescape(text) if "&" in text else text
 
 
 def _lines(text: str, px: float, em: float) -> int:
@@ -58,7 +61,7 @@ def _prose_height(fragment: str, px: float = BODY_PX) -> float:
     if not text.strip():
         return 0.0
     paragraphs = fragment.count("<p") + fragment.count("<li") // 2
-    return _lines(re.sub(r"\n+", "\n", text), px, PROSE_EM) * px * LINE_HEIGHT + paragraphs * px
+    return _lines(_NEWLINES_RE.sub("\n", text), px, PROSE_EM) * px * LINE_HEIGHT + paragraphs * px
 
 
 def _code_height(fragment: str, px: float = CODE_PX) -> float:
@@ -68,11 +71,27 @@ def _code_height(fragment: str, px: float = CODE_PX) -> float:
     return rows * px * LINE_HEIGHT + px * 2  # padding and margin
 
 
+def _upper(fragment: str, px: float = BODY_PX) -> float:
+    """A bound no lower than `height`, from lengths and counts alone: every character (tags
+    too) at the narrowest line (monospace at this size, less a padding), every tag or
+    newline a line break, every paragraph, list item and code block its margin."""
+    if not fragment:
+        return 0.0
+    if "<pre" in fragment:
+        px = max(px, CODE_PX)  # code is set at CODE_PX whatever the text around it
+    per_line = max(1, int((WIDTH - px) / (px * MONO_EM)))
+    breaks = fragment.count("<") + fragment.count("\n")
+    margins = fragment.count("<p") + fragment.count("<li") + 2 * fragment.count("<pre")
+    return (len(fragment) / per_line + breaks + 1) * px * LINE_HEIGHT + margins * px
+
+
 def height(fragment: str, px: float = BODY_PX) -> float:
     """Estimated height in px of card HTML at 360 px wide (generous)."""
     total = 0.0
     pos = 0
-    for m in re.finditer(r"<pre\b[^>]*>.*?</pre>", fragment, re.S):
+    if "<pre" not in fragment:
+        return _prose_height(fragment, px)
+    for m in _PRE_RE.finditer(fragment):
         total += _prose_height(fragment[pos:m.start()], px) + _code_height(m.group())
         pos = m.end()
     return total + _prose_height(fragment[pos:], px)
@@ -166,6 +185,12 @@ def repeats(wrote: str, front: str) -> bool:
     w, f = _words(wrote), _words(front)
     if not w or not f:
         return False
+    known = set(f)
+    if sum(a in known for a in w) < min(REPEAT_RUN, (len(w) + 1) // 2):
+        return False  # too few shared words for the run it takes
+    if len(w) >= 2 * REPEAT_RUN:  # only a run of REPEAT_RUN can repeat it: compare n-grams
+        runs = {tuple(f[i:i + REPEAT_RUN]) for i in range(len(f) - REPEAT_RUN + 1)}
+        return any(tuple(w[i:i + REPEAT_RUN]) in runs for i in range(len(w) - REPEAT_RUN + 1))
     longest, prev = 0, [0] * (len(f) + 1)
     for a in w:  # longest common run of words (dynamic programming, rows of the front)
         row = [0] * (len(f) + 1)
@@ -182,8 +207,11 @@ def fit(front: str, back: str, wrote: str, source: str, check: str
     """(back, wrote, check) laid out so the answer side fits `BUDGET` where it can."""
     if wrote and repeats(wrote, front):
         wrote = ""
-    fixed = (height(front) + HR + height(source, BODY_PX * 0.72) + (SUMMARY if wrote else 0)
-             + BODY_PX)
+    extra = HR + (SUMMARY if wrote else 0) + BODY_PX
+    if (_upper(front) + _upper(source, BODY_PX * 0.72) + extra + _upper(back)
+            + (_upper(check, BODY_PX * 0.8) + BODY_PX if check else 0)) <= BUDGET:
+        return back, wrote, check  # fits even by the generous bound: no estimate needed
+    fixed = height(front) + height(source, BODY_PX * 0.72) + extra
     if fixed + height(back) + _check_height(check, folded=False) <= BUDGET:
         return back, wrote, check
     if CHECK_CODE_OPEN in check:

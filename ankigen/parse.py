@@ -418,7 +418,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
                                     context, f.answer, f.source, anchor=f.anchor or anchor))
             return
     kind = GapKind.INLINE_MARK if inline else GapKind.ASSESSMENT
-    found = fronts.confused([feedback, *followups, before, ph.last_sentences(wrote, 2)])
+    found = (fronts.confused([feedback, *followups, before, ph.last_sentences(wrote, 2)])
+             if fronts.may_confuse([feedback, *followups, before, wrote]) else None)
     front: fronts.Front | None
     if inline and (bool(pre and ph.FORGETFUL_PAREN_RE.search(pre)) or not feedback) and not found:
         near, earlier = fronts.nearest(before, 30)
