@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from itertools import islice
 
 BUDGET = 640  # px of answer side visible at once on a 360 px wide phone
 WIDTH = 348  # the card's width at 360 px less its padding
@@ -182,9 +183,20 @@ REPEAT_RUN = 12  # words in a row that the front and "what you wrote" may not sh
 def repeats(wrote: str, front: str) -> bool:
     """Whether "what you wrote" repeats the front: a run of `REPEAT_RUN` words (or half of
     what it says) that the front holds too."""
-    w, f = _words(wrote), _words(front)
-    if not w or not f:
+    f = _words(front)
+    if not f:
         return False
+    if len(f) < REPEAT_RUN:  # the run is at most len(f) words: it must be half of `wrote`
+        text = _text(wrote).lower()
+        if sum(1 for _ in islice(_WORD_RE.finditer(text), 2 * len(f) + 1)) > 2 * len(f):
+            return False  # more than twice as many words as the front: no need to list them
+        w = _WORD_RE.findall(text)
+    else:
+        w = _words(wrote)
+    if not w:
+        return False
+    if f" {' '.join(w)} " in f" {' '.join(f)} ":
+        return True  # the front holds all of it, word for word (the run is all of `wrote`)
     known = set(f)
     if sum(a in known for a in w) < min(REPEAT_RUN, (len(w) + 1) // 2):
         return False  # too few shared words for the run it takes
