@@ -20,7 +20,6 @@ from __future__ import annotations
 import html
 import math
 import re
-from itertools import islice
 
 BUDGET = 640  # px of answer side visible at once on a 360 px wide phone
 WIDTH = 348  # the card's width at 360 px less its padding
@@ -180,23 +179,45 @@ def _words(fragment: str) -> list[str]:
 REPEAT_RUN = 12  # words in a row that the front and "what you wrote" may not share
 
 
+_WORD_CHAR_RE = re.compile(r"\w")
+
+
+def _holds_run(text: str, part: str) -> bool:
+    """Whether `part` (with a word) is in `text` with no word cut at either end: then the
+    words of `part` are a run of the words of `text`, all of them."""
+    at = text.find(part)
+    if at < 0 or not _WORD_CHAR_RE.search(part):
+        return False
+    end = at + len(part)
+    for cut in (at, end):  # a word of `text` runs across the cut: not the same words
+        if 0 < cut < len(text) and _WORD_CHAR_RE.match(text, cut - 1) and _WORD_CHAR_RE.match(text, cut):
+            return False
+    return True
+
+
 def repeats(wrote: str, front: str) -> bool:
     """Whether "what you wrote" repeats the front: a run of `REPEAT_RUN` words (or half of
     what it says) that the front holds too."""
-    f = _words(front)
+    text_f, text_w = _text(front).lower(), _text(wrote).lower()
+    if _holds_run(text_f, text_w):
+        return True  # the front holds all of it, word for word (the run is all of `wrote`)
+    f = _WORD_RE.findall(text_f)
     if not f:
         return False
     if len(f) < REPEAT_RUN:  # the run is at most len(f) words: it must be half of `wrote`
-        text = _text(wrote).lower()
-        if sum(1 for _ in islice(_WORD_RE.finditer(text), 2 * len(f) + 1)) > 2 * len(f):
+        most = 2 * len(f)
+        end = 10 * (most + 1)  # words of a prefix are no more than the whole text's
+        w = _WORD_RE.findall(text_w, 0, end)
+        if len(w) > most:
             return False  # more than twice as many words as the front: no need to list them
-        w = _WORD_RE.findall(text)
+        if len(text_w) > end:
+            w = _WORD_RE.findall(text_w)
     else:
-        w = _words(wrote)
+        w = _WORD_RE.findall(text_w)
     if not w:
         return False
     if f" {' '.join(w)} " in f" {' '.join(f)} ":
-        return True  # the front holds all of it, word for word (the run is all of `wrote`)
+        return True  # the same, when the front's text differs between the words
     known = set(f)
     if sum(a in known for a in w) < min(REPEAT_RUN, (len(w) + 1) // 2):
         return False  # too few shared words for the run it takes

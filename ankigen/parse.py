@@ -386,7 +386,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
                                      quote, question, judged, inline))
     if mark is Mark.GREEN and not include_green:
         return
-    wrote = _join(_recall_text(st, judged), before) if inline else _recall_text(st, judged)
+    recall = _recall_text(st, judged)
+    wrote = _join(recall, before) if inline else recall
     context = _trim_context(wrote)
     answer, source = _best_answer(quote, followups, corrections, feedback)
     named = ph.named_miss(feedback)
@@ -424,7 +425,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     if inline and (bool(pre and ph.FORGETFUL_PAREN_RE.search(pre)) or not feedback) and not found:
         near, earlier = fronts.nearest(before, 30)
         front = fronts.Front(f"{topic} — {near} … what else?", context=_trim_context(
-            _join(_recall_text(st, judged), earlier)))
+            _join(recall, earlier)))  # no gap was added since `recall` was read
         if not (quote or followups or arrowed):
             answer, source = None, None
     elif found:
@@ -434,7 +435,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     else:
         front = (fronts.kinds(topic, feedback) or fronts.addition(topic, feedback)
                  or fronts.details(topic, feedback, wrote) or fronts.states(topic, feedback)
-                 or fronts.named(topic, feedback)
+                 or fronts.named(topic, feedback, whole=(named,))
                  or fronts.claim(topic, feedback, answer or "", before or wrote))
     if front is None:
         near, earlier = fronts.nearest(before or wrote)

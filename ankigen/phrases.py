@@ -108,6 +108,12 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_SPLIT_RE.split(text) if s and s.strip()]
 
 
+def first_sentence(text: str) -> str:
+    """`(sentences(text) or [""])[0]`, without splitting all of `text`."""
+    head = SENTENCE_SPLIT_RE.split(text, maxsplit=1)[0].strip()
+    return head if head else (sentences(text) or [""])[0]
+
+
 def last_sentences(text: str, n: int, limit: int = 400) -> str:
     """The learner's n sentences nearest the end of text, at most `limit` characters."""
     chosen = sentences(" ".join(text.split()))[-n:]
