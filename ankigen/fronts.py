@@ -292,10 +292,13 @@ def omissions(topic: str, mark: str, feedback: str,
     return out
 
 
+_WH_CLAUSE_RE = re.compile(rf"^(?:{_WH})\b.{{6,}}", re.I)
+
+
 def forgotten(topic: str, own: str, match_end: int) -> str | None:
     """"I don't remember how beam search picks X" → "Topic — how does beam search pick X?"."""
     rest = own[match_end:].strip()
-    m = re.match(rf"^(?:{_WH})\b.{{6,}}", rest, re.I)
+    m = _WH_CLAUSE_RE.match(rest)
     if not m:
         return None
     ask = direct_question(ph.sentences(rest)[0])

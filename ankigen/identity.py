@@ -141,10 +141,17 @@ def guid_for(*values: object) -> str:
     n = int.from_bytes(hashlib.sha256("__".join(map(str, values)).encode("utf-8")).digest()[:8],
                        "big")
     out = []
-    while n > 0:
-        n, r = divmod(n, 91)
-        out.append(_BASE91[r])
+    while n >= 8281:  # two base-91 digits a step
+        n, r = divmod(n, 8281)
+        out.append(_BASE91_PAIRS[r])
+    if n >= 91:
+        out.append(_BASE91_PAIRS[n])
+    elif n > 0:
+        out.append(_BASE91[n])  # no leading zero digit, as genanki
     return "".join(reversed(out))
+
+
+_BASE91_PAIRS = [a + b for a in _BASE91 for b in _BASE91]  # [91 * i + j] = digits i, j
 
 
 def first_guid(file: str, anchor: str) -> str:

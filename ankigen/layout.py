@@ -17,6 +17,7 @@ tests/test_mobile.py measures the real cards in Chromium at 360 px.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
@@ -77,12 +78,28 @@ def _upper(fragment: str, px: float = BODY_PX) -> float:
     newline a line break, every paragraph, list item and code block its margin."""
     if not fragment:
         return 0.0
-    if "<pre" in fragment:
+    pre = fragment.count("<pre")
+    if pre:
         px = max(px, CODE_PX)  # code is set at CODE_PX whatever the text around it
-    per_line = max(1, int((WIDTH - px) / (px * MONO_EM)))
-    breaks = fragment.count("<") + fragment.count("\n")
-    margins = fragment.count("<p") + fragment.count("<li") + 2 * fragment.count("<pre")
+    per_line = _PER_LINE.get(px) or _per_line(px)
+    tags = fragment.count("<")
+    breaks = tags + fragment.count("\n")
+    margins = fragment.count("<p") + fragment.count("<li") + 2 * pre if tags else 0
     return (len(fragment) / per_line + breaks + 1) * px * LINE_HEIGHT + margins * px
+
+
+def _per_line(px: float) -> int:
+    """Monospace characters in a line at `px`, less a padding (the narrowest line)."""
+    return max(1, int((WIDTH - px) / (px * MONO_EM)))
+
+
+_PER_LINE = {px: _per_line(px) for px in (BODY_PX, BODY_PX * 0.72, BODY_PX * 0.8, CODE_PX)}
+
+
+@functools.lru_cache(maxsize=256)
+def _source_upper(source: str) -> float:
+    """`_upper` of a card's source line: the same string for every card of a part."""
+    return _upper(source, BODY_PX * 0.72)
 
 
 def height(fragment: str, px: float = BODY_PX) -> float:
@@ -241,7 +258,7 @@ def fit(front: str, back: str, wrote: str, source: str, check: str
     if wrote and repeats(wrote, front):
         wrote = ""
     extra = HR + (SUMMARY if wrote else 0) + BODY_PX
-    if (_upper(front) + _upper(source, BODY_PX * 0.72) + extra + _upper(back)
+    if (_upper(front) + _source_upper(source) + extra + _upper(back)
             + (_upper(check, BODY_PX * 0.8) + BODY_PX if check else 0)) <= BUDGET:
         return back, wrote, check  # fits even by the generous bound: no estimate needed
     fixed = height(front) + height(source, BODY_PX * 0.72) + extra

@@ -232,6 +232,8 @@ def clean(text: str) -> str:
     and bidi overrides removed: safe to print to a terminal or put on a card."""
     if text.isascii() and text.isprintable():
         return text
+    if not _CONTROL_RE.search(text):  # every escape sequence opens with one of these
+        return text
     return _CONTROL_RE.sub("", _ANSI_RE.sub("", text))
 
 
