@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,19 @@ def card_ords(model: genanki.Model, fields: Sequence[str]) -> list[int]:
             if (any if any_or_all == "any" else all)(fields[i] for i in required)]
 
 
+def _ords_of(model: genanki.Model) -> Callable[[Sequence[str]], list[int]]:
+    """`card_ords` for one model, its rules looked up once: a note type whose one card
+    needs one field (ours) is a truth test per note, not a generator per requirement."""
+    if model.model_type != genanki.Model.CLOZE:
+        reqs = _requirements(model)
+        if len(reqs) == 1 and len(reqs[0][2]) == 1:
+            ord_, field_ = reqs[0][0], reqs[0][2][0]
+            one: list[int] = [ord_]
+            none_: list[int] = []
+            return lambda fields: one if fields[field_] else none_
+    return functools.partial(card_ords, model)
+
+
 @functools.cache
 def _requirements(model: genanki.Model) -> tuple[tuple[int, str, tuple[int, ...]], ...]:
     return tuple((o, how, tuple(req)) for o, how, req in model._req)
@@ -113,6 +126,8 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
         # (genanki's schema script otherwise syncs the disk once per table and index).
         cursor.execute("PRAGMA journal_mode = OFF")
         cursor.execute("PRAGMA synchronous = OFF")
+        cursor.execute("PRAGMA page_size = 16384")
+        cursor.execute("PRAGMA cache_size = -65536")
         cursor.executescript(APKG_SCHEMA)
         cursor.executescript(APKG_COL)
         (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
@@ -128,13 +143,16 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
         cursor.execute("UPDATE col SET decks = ?, models = ?",
                        (json.dumps(decks), json.dumps(models)))
         notes, cards = [], []
+        ords = {id(m): _ords_of(m) for m in MODELS.values()}
         for row in self.rows:
+            model, fields, mtime = row.model, row.fields, row.mtime
             nid = next(id_gen)
-            notes.append((nid, row.guid, row.model.model_id, row.mtime, -1,
-                          " " + " ".join(row.tags) + " ", "\x1f".join(row.fields),
-                          row.fields[row.model.sort_field_index], 0, 0, ""))
-            for ord_ in card_ords(row.model, row.fields):
-                cards.append((next(id_gen), nid, row.deck_id, ord_, row.mtime, -1, 0, 0,
+            notes.append((nid, row.guid, model.model_id, mtime, -1,
+                          " " + " ".join(row.tags) + " ", "\x1f".join(fields),
+                          fields[model.sort_field_index], 0, 0, ""))
+            of = ords.get(id(model))
+            for ord_ in (of(fields) if of is not None else card_ords(model, fields)):
+                cards.append((next(id_gen), nid, row.deck_id, ord_, mtime, -1, 0, 0,
                               row.due, 0, 0, 0, 0, 0, 0, 0, 0, ""))
         cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", notes)
         cursor.executemany(
