@@ -486,26 +486,30 @@ class Runner(Batched):
         if self._closed:
             raise CheckError("the runner is closed")
         nonce = secrets.token_hex(16)
+        # A uid of its own for this check: leased until its server has answered (by then
+        # everything the check started is dead) or has been killed.
         try:
-            server = self._take()
-        except CheckError as exc:
-            return None, nonce, f"no check server: {exc}"
-        reply = None
-        uid = None
-        try:
-            # A uid of its own for this check: leased until its server has answered (by
-            # then everything the check started is dead) or has been killed.
             uid = self._uids.acquire() if self._uids is not None else None
-            reply = server.request({**req, "nonce": nonce, "device": self.device,
-                                    "uid": uid, "memory": self.memory}, bound)
+        except CheckError as exc:
+            return None, nonce, f"no check uid: {exc}"
+        try:
+            try:
+                server = self._take()
+            except CheckError as exc:
+                return None, nonce, f"no check server: {exc}"
+            reply = None
+            try:
+                reply = server.request({**req, "nonce": nonce, "device": self.device,
+                                        "uid": uid, "memory": self.memory}, bound)
+            finally:
+                if reply is None or not server.alive():  # died or hung: a fresh one serves next
+                    self._replace(server)
+                else:
+                    self._give_back(server)
+            return reply, nonce, None
         finally:
-            if reply is None or not server.alive():  # it died or hung: a fresh one serves next
-                self._replace(server)
-            else:
-                self._give_back(server)
             if uid is not None and self._uids is not None:
                 self._uids.release(uid)
-        return reply, nonce, None
 
     @staticmethod
     def _lines(reply: dict[str, Any] | None, nonce: str) -> list[dict[str, Any]]:
