@@ -385,7 +385,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
                 cards.extend(cache.cards_for(p, doc, mine, outputs))
         assigned, entries, orphans = assign(
-            [Wanted(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
+            [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
             load(root), now=now)
         cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
                  for c, a in zip(cards, assigned, strict=True)]

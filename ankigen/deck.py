@@ -104,6 +104,15 @@ class NoteRow:
     due: int
     mtime: int
 
+    @classmethod
+    def of(cls, deck_id: int, model: genanki.Model, fields: tuple[str, ...],
+           tags: tuple[str, ...], guid: str, due: int, mtime: int) -> NoteRow:
+        """`NoteRow(...)` for bulk use (see `identity._bare`): equal to it, and as frozen."""
+        r = object.__new__(cls)
+        r.__dict__.update(deck_id=deck_id, model=model, fields=fields, tags=tags, guid=guid,
+                          due=due, mtime=mtime)
+        return r
+
 
 class VaultPackage(genanki.Package):  # type: ignore[misc]
     """genanki's package format (schema, collection, deck and model JSON) written in bulk.
@@ -168,8 +177,8 @@ def to_package(cards: Iterable[tuple[Card, int, int]]) -> VaultPackage:
         if deck is None:
             deck = decks[card.deck] = genanki.Deck(deck_id(card.deck), card.deck)
         tags = (*card.tags, f"ankigen::id::{short_id(card.guid)}")
-        rows.append(NoteRow(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
-                            due, mtime))
+        rows.append(NoteRow.of(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
+                               due, mtime))
     return VaultPackage(list(decks.values()), rows)
 
 

@@ -22,6 +22,12 @@ from pathlib import Path
 
 from .errors import InputError, OutputError
 
+# A frozen dataclass's `__init__` sets each field through `object.__setattr__`, about
+# 0.5 µs an object; a build makes 10,000s. The `of` constructors below fill the instance's
+# `__dict__` in one call instead (about 0.3 µs): the same fields, equality, hash and repr,
+# and assigning to a field still raises FrozenInstanceError.
+_bare = object.__new__
+
 MANIFEST_DIR = ".ankigen"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -37,6 +43,15 @@ class Entry:
     hash: str
     mtime: int
 
+    @classmethod
+    def of(cls, guid: str, file: str, anchor: str, ordinal: int, hash: str, mtime: int
+           ) -> Entry:
+        """`Entry(...)` for bulk use (see `_bare`): equal to it, and as frozen."""
+        e = _bare(cls)
+        e.__dict__.update(guid=guid, file=file, anchor=anchor, ordinal=ordinal, hash=hash,
+                          mtime=mtime)
+        return e
+
 
 @dataclass(frozen=True)
 class Wanted:
@@ -48,12 +63,28 @@ class Wanted:
     hash: str
     candidate: str = ""  # first_guid(file, anchor) when the caller already has it
 
+    @classmethod
+    def of(cls, file: str, anchor: str, ordinal: int, hash: str, candidate: str = ""
+           ) -> Wanted:
+        """`Wanted(...)` for bulk use (see `_bare`): equal to it, and as frozen."""
+        w = _bare(cls)
+        w.__dict__.update(file=file, anchor=anchor, ordinal=ordinal, hash=hash,
+                          candidate=candidate)
+        return w
+
 
 @dataclass(frozen=True)
 class Assigned:
     guid: str
     mtime: int
     status: str  # "new" | "changed" | "unchanged"
+
+    @classmethod
+    def of(cls, guid: str, mtime: int, status: str) -> Assigned:
+        """`Assigned(...)` for bulk use (see `_bare`): equal to it, and as frozen."""
+        a = _bare(cls)
+        a.__dict__.update(guid=guid, mtime=mtime, status=status)
+        return a
 
 
 def short_id(guid: str) -> str:
@@ -211,13 +242,13 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None
         if old is None:
             guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
             taken.add(guid)
-            a = Assigned(guid, now, "new")
+            a = Assigned.of(guid, now, "new")
         elif old.hash == w.hash:
-            a = Assigned(old.guid, old.mtime, "unchanged")
+            a = Assigned.of(old.guid, old.mtime, "unchanged")
         else:
-            a = Assigned(old.guid, max(now, old.mtime + 1), "changed")
+            a = Assigned.of(old.guid, max(now, old.mtime + 1), "changed")
         out.append(a)
-        entries.append(Entry(a.guid, w.file, w.anchor, w.ordinal, w.hash, a.mtime))
+        entries.append(Entry.of(a.guid, w.file, w.anchor, w.ordinal, w.hash, a.mtime))
     orphans = [e for e in previous if e.guid not in used]
     return out, entries, orphans
 
