@@ -1,31 +1,54 @@
-"""`ankigen`: thin click commands over the library. No logic beyond arguments and output."""
+"""`ankigen`: thin click commands over the library. No logic beyond arguments and output.
+
+Start-up is part of every command: this module imports click and nothing heavy. Each
+command imports what it needs when it runs, and the rich consoles are made on first use
+(`ankigen --version` and `--help` never load rich, the parser or genanki).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .build import BuildResult, build
 from .errors import AnkigenError
-from .parse import parse_file
-from .text import clean, has_lookalikes, json_safe, reveal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .build import BuildResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 # emoji=False: notes and Anki searches hold ":id:"-like text that must print as written
 # (rich would turn `tag:ankigen::id::…` into `tag:ankigen:🆔:…`, a search that finds nothing).
-err = Console(stderr=True, highlight=False, emoji=False)
-out = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+_CONSOLES: dict[str, dict[str, Any]] = {
+    "err": {"stderr": True, "highlight": False, "emoji": False},
+    "out": {"highlight": False, "markup": False, "emoji": False, "soft_wrap": True},
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`err` and `out`, the rich consoles, made on first use (importing rich takes longer
+    than all of `ankigen --version`); once made, or replaced, they are plain attributes."""
+    if name in _CONSOLES:
+        from rich.console import Console
+
+        console = Console(**_CONSOLES[name])
+        globals()[name] = console
+        return console
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _console(name: str) -> Console:
+    found = globals().get(name)
+    return found if found is not None else __getattr__(name)  # type: ignore[no-any-return]
+
 
 OPT_OUT = "--unsafe-no-sandbox"  # ankigen.checks.sandbox.OPT_OUT_FLAG, without importing torch's side
 OPT_OUT_HELP = ("Run the notes' code WITHOUT the sandbox, as you, with your files and network: "
@@ -37,15 +60,23 @@ OPT_OUT_WARNING = (f"{OPT_OUT}: the notes' code runs unsandboxed, as this user, 
 def say(text: str) -> None:
     """A line of plain output: what a note controls never reaches the terminal as control
     characters or escape sequences (`text.clean`)."""
-    out.print(clean(text))
+    from .text import clean
+
+    _console("out").print(clean(text))
 
 
 def warn(prog: str, text: str) -> None:
+    from .text import clean
+
     click.echo(clean(f"{prog}: warning: {text}"), err=True)
 
 
 def json_text(data: Any) -> str:
     """JSON on stdout: data kept whole, but nothing a terminal would act on left raw."""
+    import json
+
+    from .text import json_safe
+
     return json_safe(json.dumps(data, indent=2, ensure_ascii=False))
 
 
@@ -59,6 +90,8 @@ def friendly_for(prog: str) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except AnkigenError as exc:
+                from .text import clean
+
                 click.echo(clean(" ".join(f"{prog}: error: {exc}".split("\n"))), err=True)
                 sys.exit(exc.exit_code)
 
@@ -104,8 +137,13 @@ def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
 def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
               device: str, prune: bool, no_cache: bool, as_json: bool,
               unsandboxed: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .build import build
+
     if unsandboxed and run_checks:
         warn("ankigen", OPT_OUT_WARNING)
+    err = _console("err")
     show = err.is_terminal and not as_json
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=not show) as bar:
@@ -151,6 +189,8 @@ def _summary(r: BuildResult) -> None:
               help="Explain which runnable check each gap gets, and why.")
 @friendly
 def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> None:
+    from .parse import parse_file
+
     doc = parse_file(file, include_green=include_green)
     matches = _check_matches(doc.gaps) if show_checks else {}
     if as_json:
@@ -214,8 +254,18 @@ def _exit_table() -> str:
     return "\b\nExit codes:\n" + "\n".join(f"  {code}  {what}" for code, what in EXIT_CODES)
 
 
-@main.command(help="Run a note's code blocks in order, in the sandbox, and verify the claims "
-              "in their comments.", epilog=_exit_table())
+class _CheckCommand(click.Command):
+    """`check`, whose epilog (the exit codes, kept in ankigen.checks.claims) is only made
+    when its help is shown, so the other commands never import the checks."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog is None:
+            self.epilog = _exit_table()
+        super().format_epilog(ctx, formatter)
+
+
+@main.command(cls=_CheckCommand, help="Run a note's code blocks in order, in the sandbox, and "
+              "verify the claims in their comments.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the code runs.")
@@ -229,6 +279,8 @@ def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool,
     from .checks import open_runner, verify_document
     from .checks.claims import exit_code, summary_line
     from .checks.sandbox import summary
+    from .parse import parse_file
+    from .text import clean
 
     docs = [parse_file(f) for f in files]
     if unsandboxed:
@@ -257,6 +309,8 @@ def check(files: tuple[Path, ...], device: str, timeout: float, as_json: bool,
 def _quoted(text: str) -> str:
     """A claim's actual output on one line, quoted as Python's repr quotes it; when it holds
     look-alike or invisible characters, those are written as \\u escapes and it says so."""
+    from .text import has_lookalikes, reveal
+
     if not has_lookalikes(text):
         return repr(text)
     shown = reveal(text.replace("\\", "\\\\")).replace("\n", "\\n").replace("\t", "\\t")
@@ -267,7 +321,10 @@ def _quoted(text: str) -> str:
 def _starting() -> Iterator[None]:
     """While a check server starts (seconds: it imports torch), say so on stderr: a spinner
     on a terminal, else one line once the start has taken more than a moment."""
+    import threading
+
     line = "starting the check server…"
+    err = _console("err")
     if err.is_terminal:
         with err.status(line):
             yield
@@ -293,8 +350,13 @@ def check_server_status(as_json: bool) -> None:
 
     found = keepers()
     if as_json:
+        import json
+
         click.echo(json.dumps(found, indent=2))
         return
+    import time
+
+    out = _console("out")
     for k in found:
         if not k["answering"]:
             out.print(f"pid {k['pid']}: not answering (ankigen check-server stop kills it)")
@@ -313,7 +375,7 @@ def check_server_stop() -> None:
     from .checks.keeper import stop_keepers
 
     stopped = stop_keepers()
-    out.print(f"stopped {len(stopped)} warm check server{'s' if len(stopped) != 1 else ''}")
+    _console("out").print(f"stopped {len(stopped)} warm check server{'s' if len(stopped) != 1 else ''}")
 
 
 if __name__ == "__main__":

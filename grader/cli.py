@@ -1,24 +1,27 @@
-"""`grader`: thin click commands over the grader library."""
+"""`grader`: thin click commands over the grader library.
+
+Like `ankigen.cli`, it imports click and nothing heavy: each command imports the grader,
+rich and the file helpers when it runs, so `grader --version` and `--help` start at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from ankigen.cli import OPT_OUT, OPT_OUT_HELP, OPT_OUT_WARNING, friendly_for, json_text, warn
-from ankigen.identity import atomic_write
 
 from . import __version__
-from .grade import OFFLINE_NOTE, GradeOptions, grade
+
+if TYPE_CHECKING:
+    from .grade import GradeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 friendly = friendly_for("grader")
-err = Console(stderr=True, highlight=False)
 
 
 @click.group(help="Mark a written recall session against its source material.")
@@ -52,6 +55,7 @@ def endpoint_options(fn: F) -> F:
 
 def options_from(base_url: str | None, model: str | None, offline: bool, timeout: float | None,
                  budget: float | None, no_cache: bool, run_code: bool, device: str) -> GradeOptions:
+    from .grade import GradeOptions
     from .llm import endpoint_from
 
     endpoint = None if offline else endpoint_from(base_url, model, timeout_s=timeout,
@@ -76,6 +80,10 @@ def options_from(base_url: str | None, model: str | None, offline: bool, timeout
 @friendly
 def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report: Path | None,
               as_json: bool, unsandboxed: bool, **endpoint: Any) -> None:
+    from ankigen.identity import atomic_write
+
+    from .grade import OFFLINE_NOTE, grade
+
     options = replace(options_from(**endpoint), unsandboxed=unsandboxed)
     if options.endpoint is None:
         click.echo(f"grader: {OFFLINE_NOTE}", err=True)
@@ -93,6 +101,8 @@ def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report:
     if as_json:
         click.echo(data)
         return
+    from rich.console import Console
+
     from .report import show
 
     show(result, Console(highlight=False, soft_wrap=True))
@@ -108,10 +118,14 @@ def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report:
 @endpoint_options
 @friendly
 def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
+    from rich.console import Console
     from rich.progress import Progress
 
     from .evaluate import evaluate
+    from .grade import OFFLINE_NOTE
     from .report import show_eval
+
+    err = Console(stderr=True, highlight=False)
 
     options = options_from(**endpoint)
     if options.endpoint is None:
