@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -29,7 +30,8 @@ from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
 
 
-def _parser_version() -> str:
+@functools.cache
+def parser_version() -> str:
     """Cached parses (and the cards made from them) are only valid for the exact code that
     made them."""
     h = hashlib.sha256(__version__.encode())
@@ -40,7 +42,6 @@ def _parser_version() -> str:
     return h.hexdigest()[:16]
 
 
-PARSER_VERSION = _parser_version()
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -183,7 +184,7 @@ class ParseCache:
             try:
                 with self.path.open("rb") as fh:
                     loaded = pickle.load(fh)
-                if (loaded.get("version") == PARSER_VERSION
+                if (loaded.get("version") == parser_version()
                         and loaded.get("format") == CACHE_FORMAT):
                     self.data, self.cards = loaded["docs"], loaded["cards"]
             except Exception:  # a stale or damaged cache is only a slower build
@@ -232,7 +233,7 @@ class ParseCache:
         if not (self.dirty or stale):
             return
         try:
-            payload = {"version": PARSER_VERSION, "format": CACHE_FORMAT, "docs": self.data,
+            payload = {"version": parser_version(), "format": CACHE_FORMAT, "docs": self.data,
                        "cards": self.cards}
             atomic_write(self.path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception:
@@ -462,7 +463,7 @@ def _checks_key(checks: CheckHook | None) -> str:
 def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
                checks: str, prune: bool) -> str:
     """Everything a deck depends on: notes, manifest, parser, templates, options, torch."""
-    h = hashlib.sha256(f"{PARSER_VERSION}\x1f{TEMPLATE_VERSION}\x1f{include_green}\x1f"
+    h = hashlib.sha256(f"{parser_version()}\x1f{TEMPLATE_VERSION}\x1f{include_green}\x1f"
                        f"{checks}\x1f{prune}\x1f{root}".encode())
     if checks:
         from importlib import metadata

@@ -109,6 +109,24 @@ def main() -> None:
     pass
 
 
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def _may_be_terminal() -> bool:
+    """False only where rich's `err.is_terminal` is sure to be False: `err` not made or
+    replaced yet, neither TTY_COMPATIBLE=1 nor FORCE_COLOR set, stderr not a tty."""
+    import os
+
+    if "err" in globals() or os.environ.get("TTY_COMPATIBLE") == "1" \
+            or os.environ.get("FORCE_COLOR") is not None:
+        return True
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
     tasks: dict[str, Any] = {}
 
@@ -137,20 +155,25 @@ def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
 def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
               device: str, prune: bool, no_cache: bool, as_json: bool,
               unsandboxed: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .build import build
 
     if unsandboxed and run_checks:
         warn("ankigen", OPT_OUT_WARNING)
-    err = _console("err")
-    show = err.is_terminal and not as_json
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True, disable=not show) as bar:
-        cb = _progress_cb(bar)
-        hook = _check_hook(device, cb, unsandboxed) if run_checks else None
+    if as_json or not _may_be_terminal():  # no bar to show: rich need not even load
+        hook = _check_hook(device, _no_progress, unsandboxed) if run_checks else None
         result = build(list(paths), out, include_green=include_green, checks=hook,
-                       progress=cb, use_cache=not no_cache, prune=prune)
+                       progress=_no_progress, use_cache=not no_cache, prune=prune)
+    else:
+        from rich import progress as rp
+
+        err = _console("err")
+        with rp.Progress(rp.TextColumn("{task.description}"), rp.BarColumn(),
+                         rp.MofNCompleteColumn(), rp.TimeElapsedColumn(), console=err,
+                         transient=True, disable=not err.is_terminal) as bar:
+            cb = _progress_cb(bar)
+            hook = _check_hook(device, cb, unsandboxed) if run_checks else None
+            result = build(list(paths), out, include_green=include_green, checks=hook,
+                           progress=cb, use_cache=not no_cache, prune=prune)
     for w in result.warnings:
         warn("ankigen", w)
     if as_json:

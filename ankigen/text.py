@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import ftfy
-
 from .errors import InputError
 from .model import Mark
 
@@ -83,6 +81,10 @@ def repair_marks(text: str) -> tuple[str, int]:
 
 def _ftfy(text: str) -> str:
     # Keep line breaks, HTML entities and quotes exactly: line numbers and code must match.
+    # Imported here: ftfy takes a third of a one-file build to import, and only lines that
+    # look like mojibake (_SUSPECT_RE) ever reach it.
+    import ftfy
+
     return ftfy.fix_text(
         text,
         unescape_html=False,
