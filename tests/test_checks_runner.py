@@ -424,3 +424,28 @@ def test_a_runner_that_fails_to_start_leaves_no_server(monkeypatch):
     while _servers() - spare and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _servers() - spare
+
+
+def _orphaned_sandboxes() -> set[int]:
+    """bubblewrap processes of our servers that lost their parent (now init's children)."""
+    procs = snapshot()
+    return {p for p, (ppid, _sid, _uid, cmd) in procs.items()
+            if ppid == 1 and os.path.basename(cmd.split(b"\0")[0]) == b"bwrap"
+            and b"ankigen.checks.server" in cmd}
+
+
+def test_a_server_closed_while_it_starts_leaves_no_sandbox_behind():
+    """bubblewrap's sandboxed child waits on an eventfd for bubblewrap before it sets its own
+    parent-death signal: killing bubblewrap alone in that window left the child waiting
+    forever (dozens of them after a day of tests). close() kills the server's whole group."""
+    from ankigen.checks import runner as runner_module
+
+    before = _orphaned_sandboxes()
+    for i in range(12):
+        server = runner_module._Server(True, "cpu")
+        time.sleep(0.001 * (i % 4))
+        server.close()
+    deadline = time.monotonic() + 10.0
+    while _orphaned_sandboxes() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _orphaned_sandboxes() - before

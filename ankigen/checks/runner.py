@@ -11,6 +11,7 @@ import os
 import queue
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -204,9 +205,12 @@ class _Server:
         cmd = wrapped[:-1] + base if wrapped else base
         log = os.environ.get("ANKIGEN_SERVER_LOG", os.devnull)  # where a server's own errors go
         with open(log, "ab") as err:
+            # A session of its own: bubblewrap's sandboxed child waits on an eventfd for
+            # bubblewrap before it sets its own parent-death signal, so killing bubblewrap
+            # alone in that window left the child waiting forever; close() kills the group.
             self.proc = _spawner().call(lambda: subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                close_fds=True, cwd="/"))
+                close_fds=True, cwd="/", start_new_session=True))
         self.sandboxed = wrapped is not None
         self.info: dict[str, Any] | None = None
 
@@ -249,6 +253,10 @@ class _Server:
         return self.proc.poll() is None
 
     def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # bubblewrap and all still in its group
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.proc.poll() is None:
             self.proc.kill()
         try:
