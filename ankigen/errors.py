@@ -33,7 +33,6 @@ class CheckError(AnkigenError):
     """The check runner could not run at all (not a failing check: that is a result)."""
 
 
-
 class SandboxUnavailable(CheckError):
     """Checks are refused: this machine cannot give them the whole sandbox (docs/checks.md,
     "Threat model"). Nothing ran; the message says why and how to get one."""

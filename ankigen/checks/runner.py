@@ -388,7 +388,6 @@ class Runner(Batched):
         except BaseException:  # none may outlive a runner that failed to start
             for server in spawned + servers:
                 server.close()
-            self._close_uids()
             raise
         first = servers[0]
         info = first.info or {}
@@ -399,7 +398,6 @@ class Runner(Batched):
         if self.sandbox and not sandbox.complete(self.isolation):
             for server in servers:
                 server.close()
-            self._close_uids()
             raise _refusal("the sandbox is incomplete here (missing: "
                            + "; ".join(sandbox.missing(self.isolation)) + ")")
         for server in servers:
@@ -453,10 +451,6 @@ class Runner(Batched):
         for server in drain(self._idle):
             if isinstance(server, _Server):
                 server.close()
-
-    def _close_uids(self) -> None:
-        if self._uids is not None:
-            self._uids.close()
 
     def _give_back(self, server: _Server) -> None:
         with self._lock:
@@ -637,9 +631,8 @@ class Runner(Batched):
                          blocks=blocks_out)
 
 
-def _text(value: Any, limit: int | None = None) -> str:
-    text = value if isinstance(value, str) else ""
-    return text[:limit] if limit else text
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _opt_text(value: Any, limit: int) -> str | None:

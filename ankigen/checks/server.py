@@ -70,12 +70,13 @@ def probe_namespaces() -> tuple[bool, bool, bool]:
         child = os.fork()  # PID 1 of the new namespace, as a check is
         if child == 0:
             code = 0
-            if libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
+            try:
+                _own_namespaces(libc)
+            except OSError:
                 code |= 1 | 2
             else:
                 try:
-                    _isolate_mounts(libc)
-                    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                    _own_mounts(libc)
                     if os.listdir("/proc").count("1") != 1 or os.getpid() != 1:
                         code |= 2
                 except OSError:
@@ -379,10 +380,18 @@ def confine(libc: Any) -> None:
     """In the check, PID 1 of its own PID namespace: its own network, IPC and mount
     namespaces, a private /tmp, and a /proc that shows its own processes only (not its
     server's: it could not read their memory or environment anyway, now it does not see
-    them at all)."""
+    them at all). The server's probe runs these same two steps."""
+    _own_namespaces(libc)
+    _own_mounts(libc)
+
+
+def _own_namespaces(libc: Any) -> None:
     if libc.unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"unshare: {os.strerror(errno)}")
+
+
+def _own_mounts(libc: Any) -> None:
     _isolate_mounts(libc)
     _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
