@@ -378,3 +378,16 @@ def test_a_sandboxed_server_that_fails_never_falls_back_to_none(monkeypatch):
     monkeypatch.setattr(runner_module._Server, "wait_ready", slow)
     with pytest.raises(CheckError, match="^the check server did not start inside bubblewrap$"):
         Runner(workers=1)
+
+
+def test_a_build_says_the_runners_reason_and_no_unrelated_install_hint(monkeypatch):
+    """The build's and the grader's line is the runner's refusal without its lead: a machine
+    that has bubblewrap but not root is not told to install bubblewrap."""
+    from ankigen.checks.cards import refusal
+
+    monkeypatch.setattr(runner_module.os, "geteuid", lambda: 1000)
+    with pytest.raises(SandboxUnavailable) as caught:
+        Runner(workers=1)
+    assert refusal(caught.value) == (
+        "the sandbox gives each check a uid of its own, which needs root (this user is uid "
+        "1000); pass --unsafe-no-sandbox to run them unsandboxed (only for notes you trust)")

@@ -33,7 +33,7 @@ from .claims import (
     verify_document,
 )
 from .reference import gaps_from_report
-from .sandbox import INSTALL_HINT, OPT_OUT_FLAG, summary
+from .sandbox import summary
 
 
 def torch_version() -> str | None:
@@ -211,13 +211,11 @@ def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: R
 
 
 def refusal(exc: Exception) -> str:
-    """One line: checks were not run, why, and the two ways on (bubblewrap, or the opt-out)."""
+    """One line: why checks were not run and the ways on, as the runner said it
+    (`runner._refusal` writes the install hint where it applies and always the opt-out),
+    without its "checks not run:" lead."""
     why = str(getattr(exc, "bare", None) or exc).strip().rstrip(".")
     why = re.sub(r"^(?:checks )?(?:were )?not run: ", "", why)
-    if "bubblewrap" not in why:
-        why += f"; {INSTALL_HINT}"
-    if OPT_OUT_FLAG not in why:
-        why += f", or pass {OPT_OUT_FLAG} to run notes you trust unsandboxed"
     return clean(" ".join(why.split()))
 
 
