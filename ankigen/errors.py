@@ -1,6 +1,7 @@
 """One exception hierarchy: the CLI turns any AnkigenError into one line and exit code 1.
 
-The grader's errors (grader/errors.py, model endpoints among them) derive from AnkigenError.
+The grader's errors (grader/errors.py) derive from AnkigenError too. The model endpoint's errors
+live here because the client does (ankigen/llm.py); grader/errors.py re-exports them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class InputError(AnkigenError):
 
 class OutputError(AnkigenError):
     """Somewhere we cannot write."""
+
+
+class EndpointError(AnkigenError):
+    """An OpenAI-compatible endpoint that is unreachable, refuses us, or keeps failing."""
+
+
+class ModelOutputError(AnkigenError):
+    """A model answer that is still malformed after one re-ask."""
 
 
 class CheckError(AnkigenError):

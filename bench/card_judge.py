@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ankigen.cards import wanted  # noqa: E402
+from ankigen.errors import EndpointError, ModelOutputError  # noqa: E402
+from ankigen.llm import LLM, ResponseCache, endpoint_from  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
 from bench.card_rubric import DEFAULT_SET, back_of, front_of, splits  # noqa: E402
-from grader.errors import EndpointError, ModelOutputError  # noqa: E402
-from grader.llm import LLM, ResponseCache, endpoint_from  # noqa: E402
 
 PROMPT_VERSION = "card-judge-1"
 SYSTEM = """You review Anki flashcards made from a learner's marked study notes.

@@ -55,8 +55,9 @@ def endpoint_options(fn: F) -> F:
 
 def options_from(base_url: str | None, model: str | None, offline: bool, timeout: float | None,
                  budget: float | None, no_cache: bool, run_code: bool, device: str) -> GradeOptions:
+    from ankigen.llm import endpoint_from
+
     from .grade import GradeOptions
-    from .llm import endpoint_from
 
     endpoint = None if offline else endpoint_from(base_url, model, timeout_s=timeout,
                                                   budget_s=budget)

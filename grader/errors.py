@@ -8,7 +8,19 @@ and a bad recall file fails there first.
 
 from __future__ import annotations
 
-from ankigen.errors import AnkigenError
+from ankigen.errors import AnkigenError, EndpointError, ModelOutputError, OutputError
+
+# The model client moved to ankigen/llm.py with its errors; they are the same classes here, so
+# `except EndpointError` catches them from either import (one OutputError, not two).
+__all__ = [
+    "EndpointError",
+    "EvalError",
+    "GraderError",
+    "ModelOutputError",
+    "OutputError",
+    "RecallError",
+    "SourceError",
+]
 
 
 class GraderError(AnkigenError):
@@ -21,18 +33,6 @@ class SourceError(GraderError):
 
 class RecallError(GraderError):
     """A recall session with nothing to grade."""
-
-
-class EndpointError(GraderError):
-    """An OpenAI-compatible endpoint that is unreachable, refuses us, or keeps failing."""
-
-
-class ModelOutputError(GraderError):
-    """A model answer that is still malformed after one re-ask."""
-
-
-class OutputError(GraderError):
-    """Somewhere we cannot write."""
 
 
 class EvalError(GraderError):

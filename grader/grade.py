@@ -74,8 +74,9 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         return Report(recall.path, sources.files, "offline", None, tuple(parts),
                       graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings),
                       code_isolation=isolation)
+    from ankigen.llm import LLM, ResponseCache, default_cache_path
+
     from . import judge
-    from .llm import LLM, ResponseCache, default_cache_path
 
     cache = ResponseCache(options.cache_path or default_cache_path()) if options.use_cache else None
     try:

@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ankigen.llm import LLM
+
 from .coverage import PartEvidence
-from .llm import LLM
 from .model import Claim, Judgement, Omission, Passage, Verdict
 from .recall import Recall, is_instruction
 from .retrieve import overlap

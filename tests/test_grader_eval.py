@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from fake_openai import FakeOpenAI
 from scripted_model import Tutor
 
+from ankigen.llm import Endpoint
 from ankigen.model import Mark
 from ankigen.parse import parse_text
 from grader.cli import main
 from grader.errors import EvalError
 from grader.evaluate import cohen_kappa, evaluate, left_out_terms, tutor_labels
 from grader.grade import GradeOptions
-from grader.llm import Endpoint
 
 pytestmark = pytest.mark.timeout(120)
 FIXTURES = Path(__file__).parent / "fixtures"

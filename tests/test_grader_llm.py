@@ -9,12 +9,12 @@ import pytest
 from fake_openai import FakeOpenAI, Reply
 from scripted_model import Tutor, data_of, fooled
 
+from ankigen.llm import Endpoint
 from ankigen.model import Mark
 from ankigen.parse import parse_text
 from grader.errors import ModelOutputError
 from grader.grade import GradeOptions, grade_recall
 from grader.judge import PROMPT_VERSION
-from grader.llm import Endpoint
 from grader.model import Verdict
 from grader.recall import load_recall, recall_from_text
 from grader.sources import load_sources

@@ -10,8 +10,8 @@ import pydantic
 import pytest
 from fake_openai import FakeOpenAI, Reply, closed_port
 
-from grader.errors import EndpointError, ModelOutputError
-from grader.llm import LLM, Endpoint, ResponseCache, default_cache_path, endpoint_from
+from ankigen.errors import EndpointError, ModelOutputError
+from ankigen.llm import LLM, Endpoint, ResponseCache, default_cache_path, endpoint_from
 
 pytestmark = pytest.mark.timeout(30)
 

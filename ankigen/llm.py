@@ -1,9 +1,11 @@
 """The one OpenAI-compatible client wrapper: any server that speaks `POST /v1/chat/completions`
-(OpenAI, vLLM, Ollama, llama.cpp server). No endpoint configured means offline mode:
-`endpoint_from()` returns None and the caller grades without a model.
+(OpenAI, vLLM, Ollama, llama.cpp server), used by the grader and by `ankigen build --llm`.
+No endpoint configured means offline mode: `endpoint_from()` returns None and the caller works
+without a model. Needs the `llm` extra (openai, pydantic); nothing else in ankigen imports it
+unless a model is asked for.
 
-One `LLM` object serves one graded session: its time budget runs from its first request, and
-its re-ask allowance (a second chance for a malformed answer) is shared by all its asks.
+One `LLM` object serves one graded session or one build: its time budget runs from its first
+request, and its re-ask allowance (a second chance for a malformed answer) is shared by all its asks.
 Retries are ours, not the client's, so the budget and the messages stay in one place.
 Only answers that validated are cached; there is never a default or fallback answer.
 """
@@ -125,7 +127,7 @@ def endpoint_from(
 
 def default_cache_path() -> Path:
     """grader-llm.sqlite in ankigen's cache folder (ANKIGEN_CACHE_DIR moves it)."""
-    from ankigen.build import cache_dir  # imported here: ankigen.build pulls in the deck writer
+    from .build import cache_dir  # imported here: ankigen.build pulls in the deck writer
 
     return cache_dir() / "grader-llm.sqlite"
 
