@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
-from . import layout, render
+from . import layout, render, topics
 from .model import Card, CheckOutput, Document, Gap, GapKind, Mark
 from .parse import CLOZE_SLOT
 
@@ -68,7 +68,7 @@ def source_html(gap: Gap, path: str) -> str:
 @functools.lru_cache(maxsize=4096)  # the same for every gap of a part
 def _source_html(name: str, section: str, topic: str, chapter: str) -> str:
     # No line numbers: moving unrelated text must not change a note.
-    where = " › ".join(x for x in (name, section, topic) if x)
+    where = topics.source_trail(name, section, topic)  # each once, no raw `**`
     chapter = f" · chapter {chapter}" if chapter else ""
     return f'<span class="where">{render.plain(where)}{chapter}</span>'
 

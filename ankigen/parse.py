@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fronts
+from . import fronts, topics
 from . import phrases as ph
 from .blocks import Block, to_blocks
 from .code_claims import extract_claims
@@ -61,8 +61,12 @@ class _PartState:
     chapter: str | None
     section: str
     items: list[_Item]
+    headings: tuple[tuple[int, str], ...] = ()  # the part's own subject headings (topics.py)
     assessments: list[Assessment] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+
+    def topic_at(self, line: int) -> str:
+        return topics.gap_topic(self.headings, line, self.topic)
 
 
 def parse_file(path: Path, display: str | None = None, *, include_green: bool = False) -> Document:
@@ -111,7 +115,7 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
         items = _items(chunk, source_lines)
         if not items:
             continue
-        state = _new_part(len(parts), chunk, items, blocks, goal_chapter, title,
+        state = _new_part(len(parts), chunk, items, blocks, sections, goal_chapter,
                           len(source_lines))
         _walk(state, include_green)
         _tutor_chapter(state)
@@ -217,7 +221,8 @@ def _single_chapter(text: str) -> str | None:
 
 
 def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[Block],
-              goal_chapter: str | None, title: str, n_lines: int) -> _PartState:
+              sections: tuple[Section, ...], goal_chapter: str | None,
+              n_lines: int) -> _PartState:
     start = chunk[0].start - (1 if chunk[0].kind == "fence" else 0)
     end = chunk[-1].end + (1 if chunk[-1].kind == "fence" else 0)
     recall_text = "\n".join(it.text for it in items if it.kind == "line" and not MARK_RE.search(it.text))
@@ -235,10 +240,12 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
         chapter = fixes[-1]
     chapter = chapter or goal_chapter
     heading = next((it.text for it in items[:2] if it.kind == "heading"), None)
-    topic = heading or ph.topic_from(opening) or (f"Chapter {chapter}" if chapter else title)
+    topic = topics.part_topic(heading, opening, chapter)
     section = _section_at(blocks, start)
     end = min(end, n_lines)  # an unclosed fence has no closing line to count
-    return _PartState(index, Span(start, max(start, end)), topic, chapter, section, items)
+    span = Span(start, max(start, end))
+    return _PartState(index, span, topic, chapter, section, items,
+                      topics.headings_in(sections, span))
 
 
 def _tutor_chapter(st: _PartState) -> None:
@@ -249,10 +256,12 @@ def _tutor_chapter(st: _PartState) -> None:
     if len(named) == 1:
         chapter = named.pop()
         if chapter != st.chapter:
+            old = st.topic
             if st.topic == f"Chapter {st.chapter}":
                 st.topic = f"Chapter {chapter}"
             st.chapter = chapter
-            st.gaps = [replace(g, chapter=chapter, topic=st.topic) for g in st.gaps]
+            st.gaps = [replace(g, chapter=chapter, topic=st.topic if g.topic == old else g.topic)
+                       for g in st.gaps]
 
 
 def _section_at(blocks: list[Block], line: int) -> str:
@@ -400,7 +409,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
         anchor = ph.normalise(f"{mark.value} {ph.last_sentences(wrote, 2)}")
     span = Span(judged.start, it.start)
     wrong_line = None if question or inline else _wrong_code_line(st, judged, feedback, corrections)
-    topic = st.topic
+    topic = st.topic_at(it.start)
     if wrong_line:
         st.gaps.append(_gap(st, GapKind.WRONG_CODE, mark, it.start, span,
                             f"{topic} — what is wrong with this line you wrote?", context,
@@ -582,14 +591,14 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         if answers:
             answer = "\n\n".join(answers)
         prior = ph.last_sentences(own[: selfq.start()], 1) or _prev_line(items, i)
-        prompt = f"{st.topic} — {_join(prior, q)}"
+        prompt = f"{st.topic_at(it.start)} — {_join(prior, q)}"
         _plain_gap(st, GapKind.SELF_QUESTION, it.start, span, _join(before, own), "", prompt,
                    answer=answer, source="recall" if answer else None, anchor_text=q + " " + prior)
         return
     forgot = ph.FORGOT_RE.search(own) if forget_words else None
     if forgot:
         answer = "\n\n".join(answers) or None
-        asks = fronts.forgotten(st.topic, own, forgot.end())
+        asks = fronts.forgotten(st.topic_at(it.start), own, forgot.end())
         if asks:  # "I'm not sure how X is made => …": ask it; the learner's line is below
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, asks, answer=answer,
                        source="inline" if answer else None, context=_join(before, own) if answer
@@ -601,7 +610,8 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
                        cloze, before, shown)
         else:
             head = own[: forgot.start()].rstrip(" ,;(") or ph.last_sentences(before, 2)
-            prompt = f"{st.topic} — {head} … what did you forget here?" if head else f"{st.topic} — {own}"
+            topic = st.topic_at(it.start)
+            prompt = f"{topic} — {head} … what did you forget here?" if head else f"{topic} — {own}"
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, prompt)
         return
     if answers and own:
@@ -673,7 +683,7 @@ def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, b
 def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span, prompt: str,
          context: str, answer: str | None, source: str | None, *, cloze: str | None = None,
          term: str | None = None, anchor: str, code: str | None = None) -> Gap:
-    return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic,
+    return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic_at(line),
                chapter=st.chapter, section=st.section, prompt=prompt, context=context,
                answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,
                code=code, anchor=anchor)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .. import topics
 from ..model import CheckOutput, Document, Gap, GapKind, Span
 from ..phrases import normalise
 from ..text import clean, decode
@@ -531,7 +532,7 @@ def gap_for(use: Use, entry: dict[str, Any], error: str, right: Right | None
             ) -> tuple[Gap, str]:
     doc = use.doc
     part = next((p for p in doc.parts if p.index == use.part), None)
-    topic = part.topic if part else doc.title
+    topic = topics.topic_at(doc, use.line) if part else topics.plain(doc.title)
     wrong = f"{use.expr}.{use.name}()"
     said = use.context if len(use.context.split()) <= 45 else \
         " ".join(use.context.split()[:45]) + " …"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import topics
 from ..model import CheckOutput, Document, Gap, GapKind, Span
 from ..phrases import normalise
 from ..text import has_lookalikes, reveal
@@ -28,7 +29,7 @@ def gaps_from_report(doc: Document, report: DocumentReport) -> list[tuple[Gap, C
     out: list[tuple[Gap, CheckOutput]] = []
     for b in report.blocks:
         block = b.block
-        section = block.section or doc.title
+        section = topics.plain(block.section or doc.title)  # the nearest heading above it
         base: dict[str, Any] = dict(part=0, topic=section, chapter=None, section=section,
                                     context="")
         if b.status == "error":
