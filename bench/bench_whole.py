@@ -1,0 +1,244 @@
+"""Whole commands, as a user meets them, against baselines and a peer measured in the same run.
+
+Issue 13, items 2 and 3. Every measure is a fresh process timed from spawn to exit, the
+measures interleaved round by round, min and median of --repeat (default 5) reported.
+
+- `ankigen build VAULT --no-checks`, cold: no manifest beside the notes, an empty cache
+  (ANKIGEN_CACHE_DIR), no previous deck.
+- a whole `python bare_genanki.py N` script writing as many notes (five fields each, about
+  the size of ours).
+- ankdown (the fastest peer: misaka, markdown in C) installed in its own venv
+  (bench/.venv-ankdown, made on first use with `python -m venv` + `pip install ankdown`),
+  run with `-r DIR -p deck.apkg` on the same cards written in its format: front, a line
+  `%`, back; cards separated by `---`; one file per notes file.
+
+--scale adds the 10,000-file / 100,000-gap vault: a cold build (whole process tree's RSS
+sampled from /proc every 10 ms: the peak of the sum) and an unchanged rebuild, against the
+10k cold build of the same run.
+
+Run: .venv/bin/python bench/bench_whole.py [--repeat 5] [--scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench_build import make_vault
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+ANKIGEN = BIN / "ankigen"
+ANKDOWN_VENV = Path(__file__).resolve().parent / ".venv-ankdown"
+ANKDOWN = ANKDOWN_VENV / "bin" / "ankdown"
+
+BARE = """\
+import sys
+
+import genanki
+
+model = genanki.Model(1_500_000_001, "bench", fields=[{"name": f"F{i}"} for i in range(5)],
+                      templates=[{"name": "c", "qfmt": "{{F0}}", "afmt": "{{F1}}"}])
+deck = genanki.Deck(1_500_000_002, "bench")
+body = "<div>" + "word " * 60 + "</div>"
+for i in range(int(sys.argv[2])):
+    deck.add_note(genanki.Note(model=model, fields=[f"Q{i} " + body, body, body, f"s{i}", ""]))
+genanki.Package(deck).write_to_file(sys.argv[1])
+"""
+
+
+def ensure_ankdown() -> None:
+    if ANKDOWN.exists():
+        return
+    print(f"making {ANKDOWN_VENV} (python -m venv; pip install ankdown)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(ANKDOWN_VENV)], check=True)
+    subprocess.run([str(ANKDOWN_VENV / "bin" / "pip"), "install", "-q", "ankdown"], check=True)
+
+
+def write_ankdown_vault(vault: Path, dest: Path) -> int:
+    """Our cards (the gaps' prompts and answers, as markdown) in ankdown's format, one file
+    per notes file. Returns the number of cards."""
+    from ankigen.build import _notes_under, _parse_doc
+    from ankigen.cards import UNANSWERED, wanted
+
+    n = 0
+    for full in _notes_under(vault):
+        rel = os.path.relpath(full, vault)
+        doc = _parse_doc(rel, Path(full).read_bytes(), False)
+        cards = []
+        for g in doc.gaps:
+            if not wanted(g, False):
+                continue
+            front = g.prompt or g.cloze or g.anchor
+            back = UNANSWERED if g.unanswered else (g.answer or g.term or "")
+            cards.append(f"{front}\n\n%\n\n{back}\n")
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n---\n\n".join(cards), encoding="utf-8")
+        n += len(cards)
+    return n
+
+
+class TreeRss:
+    """The peak, over time, of the summed RSS of a process and all its descendants."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+        out, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo.extend(children.get(p, []))
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for p in self._tree():
+                try:
+                    with open(f"/proc/{p}/statm", "rb") as fh:
+                        total += int(fh.read().split()[1]) * self._page
+                except OSError:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.01)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def timed(args: list[str], env: dict[str, str] | None = None, rss: bool = False
+          ) -> tuple[float, float]:
+    """(seconds from spawn to exit, peak MB of the process tree or 0)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watch = TreeRss(proc.pid) if rss else None
+    _, err = proc.communicate()
+    took = time.perf_counter() - t0
+    peak = watch.stop() if watch else 0.0
+    if proc.returncode:
+        raise SystemExit(f"{args[:3]} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return took, peak
+
+
+def cold_build(vault: Path, deck: Path, cache: Path, rss: bool = False
+               ) -> tuple[float, float]:
+    shutil.rmtree(vault / ".ankigen", ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    deck.unlink(missing_ok=True)
+    env = {**os.environ, "ANKIGEN_CACHE_DIR": str(cache)}
+    took = timed([str(ANKIGEN), "build", str(vault), "-o", str(deck), "--no-checks"], env, rss)
+    assert deck.exists(), "the build wrote no deck"
+    return took
+
+
+def warm_build(vault: Path, deck: Path, cache: Path) -> float:
+    before = deck.stat().st_mtime_ns
+    env = {**os.environ, "ANKIGEN_CACHE_DIR": str(cache)}
+    took, _ = timed([str(ANKIGEN), "build", str(vault), "-o", str(deck), "--no-checks"], env)
+    assert deck.stat().st_mtime_ns == before, "an unchanged rebuild rewrote the deck"
+    return took
+
+
+def line(label: str, xs: list[float], unit: str = "s") -> str:
+    return (f"  {label:34s} min {min(xs):7.3f}{unit}  median {statistics.median(xs):7.3f}{unit}"
+            "   all: " + " ".join(f"{x:.3f}" for x in xs))
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each measure")
+    ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--scale", action="store_true",
+                    help="also the 10x vault (10,000 files, 100,000 gaps): cold, memory, rebuild")
+    ap.add_argument("--scale-repeat", type=int, default=3)
+    a = ap.parse_args()
+    ensure_ankdown()
+    print(f"machine: {os.cpu_count()} cores, load average at start {load()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        vault, peer = tmpd / "vault", tmpd / "ankdown"
+        make_vault(vault, a.files)
+        cards = write_ankdown_vault(vault, peer)
+        bare = tmpd / "bare.py"
+        bare.write_text(BARE, encoding="utf-8")
+        runs: dict[str, list[float]] = {"ours": [], "bare": [], "ankdown": []}
+        for _ in range(a.repeat):
+            runs["ours"].append(cold_build(vault, tmpd / "deck.apkg", tmpd / "cache")[0])
+            runs["bare"].append(timed([sys.executable, str(bare), str(tmpd / "bare.apkg"),
+                                       str(cards)])[0])
+            (tmpd / "peer.apkg").unlink(missing_ok=True)
+            runs["ankdown"].append(timed([str(ANKDOWN), "-r", str(peer), "-p",
+                                          str(tmpd / "peer.apkg")])[0])
+            assert (tmpd / "peer.apkg").exists(), "ankdown wrote no deck"
+        print(f"vault: {a.files} files, {cards} cards; whole processes, {a.repeat} runs each, "
+              "interleaved")
+        print(line("ankigen build --no-checks, cold", runs["ours"]))
+        print(line(f"python bare_genanki.py ({cards} notes)", runs["bare"]))
+        print(line("ankdown -r (same cards)", runs["ankdown"]))
+        for how, f in (("min", min), ("median", statistics.median)):
+            ours, bare_t, peer_t = f(runs["ours"]), f(runs["bare"]), f(runs["ankdown"])
+            print(f"  by {how:6s}: ours / bare genanki {ours / bare_t:5.2f}x (target ≤ 3: "
+                  f"{'PASS' if ours / bare_t <= 3 else 'MISS'});  ours / ankdown "
+                  f"{ours / peer_t:5.2f}x (target < 1: {'PASS' if ours < peer_t else 'MISS'})")
+        print(f"load average {load()}", flush=True)
+        if not a.scale:
+            return
+        big = tmpd / "big"
+        make_vault(big, a.files * 10)
+        scale: dict[str, list[float]] = {"10k": [], "100k": [], "peak": [], "rebuild": []}
+        for _ in range(a.scale_repeat):
+            scale["10k"].append(cold_build(vault, tmpd / "deck.apkg", tmpd / "cache")[0])
+            took, peak = cold_build(big, tmpd / "big.apkg", tmpd / "bigcache", rss=True)
+            scale["100k"].append(took)
+            scale["peak"].append(peak)
+            scale["rebuild"].append(warm_build(big, tmpd / "big.apkg", tmpd / "bigcache"))
+        print(f"scale: {a.files * 10} files, 10x the gaps; {a.scale_repeat} runs each")
+        print(line("cold, 1x vault", scale["10k"]))
+        print(line("cold, 10x vault", scale["100k"]))
+        print(line("peak RSS of the process tree, 10x", scale["peak"], " MB"))
+        print(line("unchanged rebuild, 10x", scale["rebuild"]))
+        for how, f in (("min", min), ("median", statistics.median)):
+            r = f(scale["100k"]) / f(scale["10k"])
+            w = f(scale["100k"]) / f(scale["rebuild"])
+            print(f"  by {how:6s}: 10x / 1x {r:5.2f}x (target ≤ 11: {'PASS' if r <= 11 else 'MISS'});"
+                  f"  cold / unchanged rebuild {w:6.1f}x (target ≥ 20: "
+                  f"{'PASS' if w >= 20 else 'MISS'})")
+        p = max(scale["peak"])
+        print(f"  peak RSS {p:.0f} MB (target < 1024: {'PASS' if p < 1024 else 'MISS'})")
+        print(f"load average at end {load()}")
+
+
+if __name__ == "__main__":
+    main()
