@@ -104,13 +104,43 @@ def strip_lead_in(segment: str) -> str:
     return LEAD_IN_RE.sub("", segment, count=1).strip().rstrip(".").strip()
 
 
+# A line break is a hard wrap, not a sentence end, when the line before was filled (an
+# editor wrapping at 70-90 columns leaves lines this long) and ends mid-sentence (a colon
+# only before a lowercase word), and the next line starts no bullet, heading, quote, table
+# row, fence, `=>` or mark. ("1) = 80" after "8 * (1 * 3 * 3 +" is a wrap: a numbered list
+# does not follow a cut-off sentence.)
+HARD_WRAP_MIN = 40
+_WRAP_RE = re.compile(r"[ \t]*\n[ \t]*(?![-*+]\s|[#>|`=\n🟢🟡🔴])(?=\S)")
+
+
+def wraps_into(line: str, after: str) -> bool:
+    """Whether `after` goes on with the sentence `line` was cut off in (a hard wrap)."""
+    s = line.strip()
+    if len(s) < HARD_WRAP_MIN or s.endswith((".", "!", "?")):
+        return False
+    return not s.endswith(":") or after.lstrip()[:1].islower()
+
+
+def unwrap(text: str) -> str:
+    """`text` with its hard wraps made single spaces: the same sentences as unwrapped."""
+    if "\n" not in text:
+        return text
+
+    def join(m: re.Match[str]) -> str:
+        start = text.rfind("\n", 0, m.start()) + 1
+        return " " if wraps_into(text[start : m.start()], text[m.end() : m.end() + 1]) \
+            else m.group(0)
+
+    return _WRAP_RE.sub(join, text)
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_SPLIT_RE.split(text) if s and s.strip()]
+    return [s.strip() for s in SENTENCE_SPLIT_RE.split(unwrap(text)) if s and s.strip()]
 
 
 def first_sentence(text: str) -> str:
     """`(sentences(text) or [""])[0]`, without splitting all of `text`."""
-    head = SENTENCE_SPLIT_RE.split(text, maxsplit=1)[0].strip()
+    head = SENTENCE_SPLIT_RE.split(unwrap(text), maxsplit=1)[0].strip()
     return head if head else (sentences(text) or [""])[0]
 
 

@@ -64,6 +64,10 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     isolation = str(getattr(runner_factory, "isolation", "") or "")
     warnings = [f"{recall.path}: graded without the {recall.stripped} tutor line(s) it held"
                 ] if recall.stripped else []
+    if recall.set_aside:
+        warnings.append(f"{recall.path}: set aside {recall.set_aside} line(s) the tutor supplied "
+                        "(`=>` answers, `>` quotes, a name given after “I forgot the name”): "
+                        "not the learner's recall, so never claims and never credited")
     if options.endpoint is None:
         claims = sentence_claims(recall)
         evidence = _evidence(recall, claims, sources, index)
@@ -73,7 +77,7 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         parts = assemble(recall, sources, judgements, omissions, code_runs, green=False)
         return Report(recall.path, sources.files, "offline", None, tuple(parts),
                       graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings),
-                      code_isolation=isolation)
+                      code_isolation=isolation, set_aside=recall.set_aside)
     from ankigen.llm import LLM, ResponseCache, default_cache_path
 
     from . import judge
@@ -81,7 +85,7 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     cache = ResponseCache(options.cache_path or default_cache_path()) if options.use_cache else None
     try:
         with LLM(options.endpoint, cache) as llm:
-            claims = judge.decompose(llm, recall)
+            claims = judge.decompose(llm, recall, code_runs)
             evidence = _evidence(recall, claims, sources, index)
             judgements, omissions = judge.judge(llm, recall, evidence, sources)
             calls, hits = llm.calls, llm.cache_hits
@@ -91,7 +95,8 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     parts = assemble(recall, sources, judgements, omissions, code_runs, green=True)
     return Report(recall.path, sources.files, "llm", options.endpoint.model, tuple(parts),
                   graded_markdown(recall.text, parts), llm_calls=calls, llm_cache_hits=hits,
-                  warnings=tuple(warnings), code_isolation=isolation)
+                  warnings=tuple(warnings), code_isolation=isolation,
+                  set_aside=recall.set_aside)
 
 
 def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
@@ -99,7 +104,7 @@ def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
     parts = [p.index for p in recall.doc.parts]
     texts = {p.index: part_text(recall, p.span) for p in recall.doc.parts}
     topics = {p.index: p.topic for p in recall.doc.parts}
-    return gather(parts, claims, texts, recall.text, sources, index, topics)
+    return gather(parts, claims, texts, recall.learner_text, sources, index, topics)
 
 
 def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:

@@ -131,6 +131,7 @@ class Report:
     # "isolation: …" when recalled code ran, "code not run: …" when it was refused; "" when
     # no code was asked to run
     code_isolation: str = ""
+    set_aside: int = 0  # recall lines the tutor supplied (`=>`, `>`, a given name): not graded
 
     @property
     def marks(self) -> tuple[Mark | None, ...]:

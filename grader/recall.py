@@ -2,17 +2,19 @@
 
 A session that already carries marks (a re-grade, or a labelled session in `grader eval`)
 is graded without them: assessment lines and their `=>` / `>` tails are the tutor's, not
-the learner's. Everything else is kept verbatim.
+the learner's. Everything else is kept verbatim in `Recall.text` (graded.md is written from
+it), but only the learner's own words are claims or count as recalled: `=>` answers, `>`
+quotes and "the name is X" after a forgot-the-name cue are set aside (`Recall.learner`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ankigen import phrases as ph
-from ankigen.blocks import to_blocks
 from ankigen.errors import InputError
 from ankigen.model import Document, Span
 from ankigen.parse import MARK_RE, parse_text
@@ -24,8 +26,6 @@ from .retrieve import content_tokens
 
 _INLINE_TUTOR_RE = re.compile(rf"\s*(?:{MARK_RE.pattern})\ufe0f?\s*=>.*$")
 _INLINE_MARK_RE = re.compile(rf"(?:{MARK_RE.pattern})\ufe0f?\s?")
-# A sentence ends at . ! ? before a capital or the end, not inside `torch.nn.Module`.
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[\"“'(\[]?[A-Z0-9])")
 _META_RE = re.compile(
     r"^\s*(?:(?:so|ok|okay|now|well|right|alright|basically|and)[,\s]+)*(?:let'?s|i'?ll|i will|"
     r"i'm going to|i am going to|here'?s|here is|that'?s (?:it|all)|moving on|next)\b|"
@@ -49,10 +49,18 @@ class Recall:
     text: str  # the recall as graded: repaired, tutor marks removed
     doc: Document  # ankigen's parse of `text`, always as a recall session
     stripped: int  # how many tutor lines were taken out
+    # `text`'s lines with what the tutor supplied blanked out (same line numbers): the
+    # learner's words only, the sole source of claims and of what the recall "mentions"
+    learner: tuple[str, ...] = ()
+    set_aside: int = 0  # tutor lines and line tails left out of `learner`
 
     @property
     def lines(self) -> list[str]:
         return self.text.split("\n")
+
+    @property
+    def learner_text(self) -> str:
+        return "\n".join(self.learner)
 
 
 def load_recall(path: Path) -> Recall:
@@ -68,9 +76,43 @@ def recall_from_text(text: str, path: str = "<recall>") -> Recall:
     marked = parse_text(text, path, kind="recall")
     text, removed = strip_marks(text, marked)
     doc = parse_text(text, path, kind="recall")
-    if not any(_claim_lines(text, doc)) and not doc.code_blocks:
+    learner, set_aside = learner_lines(text, doc)
+    if not any(_claim_lines(learner, doc)) and not doc.code_blocks:
         raise RecallError("empty recall: no sentences or code to grade", path=path)
-    return Recall(path, text, doc, removed)
+    return Recall(path, text, doc, removed, tuple(learner), set_aside)
+
+
+# "I forgot the name of that layer, the name is bottleneck layer": the answer after the cue
+# is the tutor's (or a lookup's), not recall.
+_SUPPLIED_NAME_RE = re.compile(
+    r"[,;:.!(\s]+(?:but\s+)?(?:the\s+(?:name|term|answer)\s+is|it'?s\s+called|it\s+is\s+called)\b.*$",
+    re.I)
+
+
+def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
+    """`text`'s lines with the tutor's words blanked: `=>` lines and tails, `>` quotes, and
+    a name supplied after a forgot-the-name cue. Code lines are kept (code is run, not read
+    as claims). Returns the lines and how many were set aside."""
+    code = {n for c in doc.code_blocks
+            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
+    out: list[str] = []
+    set_aside = 0
+    for n, line in enumerate(text.split("\n"), start=1):
+        s = line.strip()
+        if n in code or not s:
+            out.append(line)
+            continue
+        kept = line
+        if s.startswith((">", ph.ARROW)):
+            kept = ""
+        elif ph.ARROW in line:
+            kept = line.split(ph.ARROW, 1)[0].rstrip()
+        elif (cue := ph.FORGOT_NAME_RE.search(line)) is not None:
+            m = _SUPPLIED_NAME_RE.search(line, cue.end())
+            kept = line[: m.start()].rstrip() if m else line
+        set_aside += kept != line
+        out.append(kept)
+    return out, set_aside
 
 
 def strip_marks(text: str, doc: Document) -> tuple[str, int]:
@@ -135,30 +177,51 @@ def _squeeze(lines: list[str]) -> list[str]:
     return out
 
 
-def _claim_lines(text: str, doc: Document) -> list[tuple[int, int, str]]:
-    """(part, line, sentence) for every recall sentence worth judging."""
-    lines = text.split("\n")
-    code = {n for c in doc.code_blocks for n in range(c.span.start, c.span.end + 1)}
-    out: list[tuple[int, int, str]] = []
-    for b in to_blocks(text):
-        if b.kind not in ("para", "list", "table", "quote"):
-            continue
-        part = next((p.index for p in doc.parts if b.start in p.span), None)
-        if part is None:
-            continue
-        for n in range(b.start, b.end + 1):
-            if n in code:
+_ITEM_RE = re.compile(r"^\s*(?:(?P<bullet>[-*+])|\d+[.)])\s+")
+
+
+def _units(lines: Sequence[str], doc: Document) -> list[tuple[int, list[tuple[int, str]]]]:
+    """(part, [(line, text)…]) for each paragraph, list item and table row of the learner's
+    text, code and headings left out: the stretches a sentence may run across. A hard-wrapped
+    line ends mid-sentence and the next goes on with it, even one that starts like `1)`; a
+    bullet or a table row never continues the line before."""
+    code = {n for c in doc.code_blocks
+            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
+    out: list[tuple[int, list[tuple[int, str]]]] = []
+    for part in doc.parts:
+        units: list[list[tuple[int, str]]] = [[]]
+        for n in range(part.span.start, part.span.end + 1):
+            line = lines[n - 1]
+            s = line.strip()
+            if n in code or not s or s.startswith(("#", "```", "---")):
+                units.append([])
                 continue
-            for sentence in _sentences(lines[n - 1]):
-                if _is_claim(sentence):
-                    out.append((part, n, sentence))
+            item = _ITEM_RE.match(line)
+            going_on = bool(units[-1]) and ph.wraps_into(units[-1][-1][1], s) and not (
+                item and item["bullet"])
+            if s.startswith("|") or (item and not going_on):
+                units.append([])
+                line = line[item.end():] if item else line
+            units[-1].append((n, line.strip()))
+        out += [(part.index, u) for u in units if u]
     return out
 
 
-def _sentences(line: str) -> list[str]:
-    line = re.sub(r"^\s*(?:[-*+]|\d+[.)]|>)\s+", "", line)
-    line = line.split(ph.ARROW)[0]
-    return [s.strip() for s in _SENTENCE_END_RE.split(line) if s.strip()]
+def _claim_lines(lines: Sequence[str], doc: Document) -> list[tuple[int, int, str]]:
+    """(part, line, sentence) for every learner sentence worth judging; a sentence runs
+    across a hard wrap (the shared splitter joins it) and is placed on its first line."""
+    out: list[tuple[int, int, str]] = []
+    for part, unit in _units(lines, doc):
+        words = [(n, w) for n, text in unit for w in text.split()]
+        at = 0
+        for sentence in ph.sentences("\n".join(text for _, text in unit)):
+            size = len(sentence.split())
+            line = words[min(at, len(words) - 1)][0]
+            at += size
+            sentence = " ".join(sentence.split())
+            if _is_claim(sentence):
+                out.append((part, line, sentence))
+    return out
 
 
 def _is_claim(sentence: str) -> bool:
@@ -174,9 +237,16 @@ def _is_claim(sentence: str) -> bool:
 
 
 def sentence_claims(recall: Recall) -> list[Claim]:
-    """Offline claims: the recall's sentences, each with its part and line."""
+    """Offline claims: the learner's sentences, each with its part and first line."""
     return [Claim(f"c{i + 1}", part, line, text)
-            for i, (part, line, text) in enumerate(_claim_lines(recall.text, recall.doc))]
+            for i, (part, line, text) in enumerate(_claim_lines(recall.learner, recall.doc))]
+
+
+def paragraphs(recall: Recall, part: int) -> list[tuple[int, str]]:
+    """(first line, text) of a part's paragraphs, list items and rows in the learner's words,
+    hard wraps joined: what the model reads as the recall."""
+    return [(unit[0][0], ph.unwrap("\n".join(t for _, t in unit)).replace("\n", " "))
+            for p, unit in _units(recall.learner, recall.doc) if p == part]
 
 
 def is_instruction(text: str) -> bool:
@@ -184,4 +254,5 @@ def is_instruction(text: str) -> bool:
 
 
 def part_text(recall: Recall, span: Span) -> str:
-    return "\n".join(recall.lines[span.start - 1 : span.end])
+    """The learner's words in a part (tutor lines blanked)."""
+    return "\n".join(recall.learner[span.start - 1 : span.end])

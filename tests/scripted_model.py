@@ -53,9 +53,7 @@ class Tutor:
     def decompose(self, data: dict[str, Any]) -> dict[str, Any]:
         claims = []
         for part in data["parts"]:
-            for line, text in part["lines"]:
-                if text.startswith(("#", "```")) or not text.strip():
-                    continue
+            for line, text in part["paragraphs"]:
                 for sentence in _SENTENCE_RE.split(text.strip()):
                     if len(sentence.split()) >= 4 and not sentence.endswith((":", "?")):
                         claims.append({"part": part["part"], "line": line, "text": sentence})

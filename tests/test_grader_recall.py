@@ -1,0 +1,105 @@
+"""The recall as the grader reads it: the learner's own words, in whole sentences."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ankigen import phrases as ph
+from grader.coverage import mentioned
+from grader.grade import GradeOptions, grade_recall
+from grader.recall import learner_lines, load_recall, paragraphs, recall_from_text, sentence_claims
+from grader.retrieve import content_tokens
+from grader.sources import load_sources
+
+LABELLED = Path(__file__).parent / "fixtures" / "labelled"
+WRAP_AT = 85
+
+
+def hard_wrapped(text: str, width: int = WRAP_AT) -> str:
+    """`text` as an editor that wraps at `width` columns would save it: every long prose
+    line filled to the width; headings, marks, quotes, code and list markers left alone."""
+    out: list[str] = []
+    fenced = False
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            fenced = not fenced
+        prose = not fenced and line[:1].isalpha() and "=>" not in line
+        out += textwrap.wrap(line, width, break_on_hyphens=False) if prose and len(line) > width \
+            else [line]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("session", ["cnn", "attention", "tensors-autograd"])
+def test_a_hard_wrapped_recall_gives_the_same_claims_as_its_unwrapped_copy(session):
+    original = load_recall(LABELLED / session / "recall.md")
+    wrapped_text = hard_wrapped(original.text)
+    assert wrapped_text.count("\n") > original.text.count("\n") + 10  # it really is wrapped
+    wrapped = recall_from_text(wrapped_text, "wrapped.md")
+    want = [(c.part, c.text) for c in sentence_claims(original)]
+    assert [(c.part, c.text) for c in sentence_claims(wrapped)] == want
+    assert len(want) >= 20
+    # and the model reads the same paragraphs
+    for part in range(len(original.doc.parts)):
+        assert [t for _, t in paragraphs(wrapped, part)] == [t for _, t in paragraphs(original, part)]
+
+
+def test_the_shared_splitter_joins_hard_wraps_and_nothing_else():
+    flowing = ("The kernel slides over the input and at each position computes a weighted sum "
+               "of the patch plus a bias. Padding adds a border of zeros around the input so "
+               "the output keeps its size.")
+    assert ph.sentences(textwrap.fill(flowing, 80)) == ph.sentences(flowing) == [
+        "The kernel slides over the input and at each position computes a weighted sum of the "
+        "patch plus a bias.",
+        "Padding adds a border of zeros around the input so the output keeps its size."]
+    # short lines, list items, marks and arrows stay lines of their own
+    assert ph.sentences("short line\nNext one") == ["short line", "Next one"]
+    long = "a line long enough to be a hard wrap if it went on"
+    assert ph.sentences(f"{long}\n- an item") == [long, "- an item"]
+    assert ph.sentences(f"{long}\n🟡 => missing") == [long, "🟡 => missing"]
+    assert ph.sentences(f"{long}\n=> the answer") == [long, "=> the answer"]
+    assert ph.first_sentence(textwrap.fill(flowing, 80)) == ph.sentences(flowing)[0]
+
+
+TUTORED = """# Notes
+
+So, GoogLeNet. It runs 1x1, 3x3 and 5x5 convolutions in parallel and concatenates them.
+The 1x1 convs cut the channels first, I forgot the name of that kind of layer => the name is bottleneck layer
+
+=> bottleneck layers keep the expensive kernels cheap.
+> The 1 x 1 convolutions act as **bottleneck layers**: they reduce the number of channels.
+
+ResNet adds the block's input to its output through skip connections, I forgot the name, it's called a residual block.
+"""
+
+
+def test_tutor_lines_are_set_aside_never_claims_never_credited(tmp_path):
+    recall = recall_from_text(TUTORED, "tutored.md")
+    assert recall.set_aside == 4
+    learner = recall.learner_text
+    for tutor_words in ("bottleneck", "expensive kernels cheap", "reduce the number",
+                        "residual block"):
+        assert tutor_words not in learner
+    assert "The 1x1 convs cut the channels first, I forgot the name of that kind of layer" in learner
+    claims = [c.text for c in sentence_claims(recall)]
+    assert claims == ["It runs 1x1, 3x3 and 5x5 convolutions in parallel and concatenates them."]
+    assert recall.text.count("bottleneck") == 3  # graded.md keeps every line as written
+    sources = load_sources([LABELLED / "cnn" / "sources"])
+    report = grade_recall(recall, sources, GradeOptions(run_code=False))
+    assert report.set_aside == 4
+    assert ("tutored.md: set aside 4 line(s) the tutor supplied (`=>` answers, `>` quotes, a "
+            "name given after “I forgot the name”): not the learner's recall, so never claims "
+            "and never credited") in report.warnings
+    # the tutor said it, the learner did not: still an omission candidate
+    assert not mentioned("bottleneck layers", content_tokens(recall.learner_text))
+    assert mentioned("bottleneck layers", content_tokens(recall.text))
+
+
+def test_learner_lines_keep_line_numbers_and_code():
+    text = "# Notes\n\nSo, x. A tensor has a shape => yes\n\n```python\nf = lambda a: a  # => 1\n```\n"
+    recall = recall_from_text(text)
+    lines, n = learner_lines(recall.text, recall.doc)
+    assert n == 1 and len(lines) == len(recall.lines)
+    assert lines[2] == "So, x. A tensor has a shape" and lines[5] == "f = lambda a: a  # => 1"
