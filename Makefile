@@ -25,7 +25,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[torch,grader,test]'
+	$(BIN)/pip install -q -e '.[torch,grader,service,test]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 # Debian packages the tests drive: Chromium (page/screenshot tests) and bubblewrap (sandbox).

@@ -141,5 +141,16 @@ def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
     show_eval(result, Console(highlight=False, soft_wrap=True))
 
 
+def _service_commands() -> None:
+    """`grader serve` and `grader user`: the service's commands (the `service` extra)."""
+    from .service.cli import serve_cmd, user_group
+
+    main.add_command(serve_cmd)
+    main.add_command(user_group)
+
+
+_service_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,1 @@
+"""Thin handlers: validate, call crud (or enqueue), return a response model."""
