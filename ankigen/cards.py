@@ -35,7 +35,7 @@ def tags_for(gap: Gap, path: str, check: CheckOutput | None = None) -> tuple[str
     return _tags(gap.mark.value if gap.mark else "unmarked", gap.kind.value, _stem(path),
                  gap.chapter or "", gap.unanswered,
                  "" if check is None else "ok" if check.status == "ok" else
-                 "not-run" if check.status == "not run" else "failed")
+                 "not-run" if check.status in ("not run", "not runnable here") else "failed")
 
 
 @functools.lru_cache(maxsize=4096)  # a vault's cards share a handful of tag sets

@@ -7,18 +7,36 @@ running the code is ankigen.checks.claims.
 
 from __future__ import annotations
 
+import ast
 import re
 
 from .model import ClaimForm, CodeClaim
 
+# The explicit forms only (docs/checks.md, "Claims"): a keyword with a colon (`# prints: X`,
+# `# Output: X`), an arrow (`# -> X`), or a keyword before a value (`# prints tensor(6.)`,
+# `# returns 3`). A keyword before words (`# Output layer`, `# Print the model
+# architecture`, `# prints the loss every 10 epochs`) describes the code: no claim.
 CLAIM_RE = re.compile(
-    r"#\s*(?P<kw>prints?|printed|outputs?|output|returns?|gives?|shows?|displays?|->|=>|→)"
-    r"\s*:?\s*(?P<x>\S.*)$",
+    r"#\s*(?:(?P<kw>prints?|printed|outputs?|returns?|gives?|shows?|displays?)\s*:"
+    r"|(?P<arrow>->|=>|→)|(?P<bare>prints?|printed|outputs?|returns?)\s)"
+    r"\s*(?P<x>\S.*)$",
     re.I,
 )
 # A claim about the statement's value (compared with its repr), not about what it printed.
 _VALUE_WORDS = frozenset({"return", "returns", "give", "gives", "->", "=>", "→"})
 _EXPLAIN_RE = re.compile(r"\s+(?:since|because|as|which|—|--)\s+.*$|\s*;.*$", re.I)
+_VALUE_NODES = (ast.Constant, ast.Call, ast.Attribute, ast.Subscript, ast.List, ast.Tuple,
+                ast.Dict, ast.Set, ast.UnaryOp, ast.BinOp, ast.Compare)
+
+
+def value_like(text: str) -> bool:
+    """Whether `text` reads as a printed value (`tensor(6.)`, `3`, `torch.float32`,
+    `[1, 2]`, `True`), not as words (`layer`, `the loss every 10 epochs`)."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return isinstance(tree.body, _VALUE_NODES)
 
 
 def extract_claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
@@ -35,11 +53,12 @@ def extract_claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:
         if not m:
             continue
         expected = _EXPLAIN_RE.sub("", m.group("x")).strip().strip("`")
-        if not expected:
+        if not expected or (m.group("bare") and not value_like(expected)):
             continue
         own_line = not raw[:comment_at].strip()
         target = _next_code_line(lines, i) if own_line else i
-        form: ClaimForm = "value" if m.group("kw").lower() in _VALUE_WORDS else "prints"
+        word = (m.group("kw") or m.group("arrow") or m.group("bare")).lower()
+        form: ClaimForm = "value" if word in _VALUE_WORDS else "prints"
         claims.append(CodeClaim(line=first_line + i, expected=expected,
                                 text=raw[comment_at:].strip(),
                                 expr_line=None if target is None else first_line + target,

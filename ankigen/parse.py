@@ -16,6 +16,7 @@ from . import fronts, topics
 from . import phrases as ph
 from .blocks import Block, to_blocks
 from .code_claims import extract_claims
+from .marks import MARK_RE, mark_in, marked, recall_shaped
 from .model import (
     Assessment,
     Bullet,
@@ -29,10 +30,10 @@ from .model import (
     Section,
     Span,
 )
+from .python_code import fence_lang, is_python
 from .text import EMOJI_MARK, read_notes
 
 CLOZE_SLOT = "\ue000"  # where {{c1::term}} goes; the renderer escapes the term
-MARK_RE = re.compile("[" + "".join(EMOJI_MARK) + "]")  # one code point each: a class scans fastest
 _QUOTE_PREFIX_RE = re.compile(r"^\s*>\s?")
 _CHAPTER_ABOUT_RE = re.compile(r"\bchapter\s+(\d+)\s+(?:is|was)\s+(?:all\s+)?(?:about|on)\b", re.I)
 _PAREN_RE = re.compile(r"\(([^)]*)\)")
@@ -51,6 +52,7 @@ class _Item:
     text: str
     para: int = -1  # paragraph id for lines
     info: str = ""
+    mark: int = -1  # where a line's first mark is (`marks.mark_in`); -1: none
 
 
 @dataclass
@@ -88,8 +90,9 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
                kind: str | None = None) -> Document:
     """Parse already-repaired text. Never raises on odd markdown.
 
-    `kind` forces "recall" or "reference"; by default a file with marks or a `Notes`
-    heading is a recall session (the grader forces "recall" on a learner's unmarked text).
+    `kind` forces "recall" or "reference"; by default a file with marks or the shape of a
+    session (`marks.recall_shaped`) is a recall session, and any other file is reference
+    material that makes no cards (the grader forces "recall" on a learner's unmarked text).
     """
     if "\r" in text:  # markdown-it counts a lone CR as a line break: so must we
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -99,9 +102,9 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
     title = next((s.title for s in sections if s.level == 1), Path(path).stem)
     goal = _section_text(blocks, source_lines, "goal")
     region = _recall_region(blocks)
-    has_marks = any(MARK_RE.search(b.text) for b in region if b.kind in ("para", "list", "table"))
+    has_marks = marked(region, source_lines)  # emoji in tables, legends, headings are data
     is_recall = kind == "recall" or (kind is None and (
-        has_marks or any(s.title.lower() == "notes" for s in sections)))
+        has_marks or recall_shaped(blocks)))
     code_blocks = _fenced_code(blocks, source_lines)
     if not is_recall:
         return Document(path, "reference", title, goal, sections, (), (), code_blocks,
@@ -202,9 +205,11 @@ def _items(chunk: list[Block], source_lines: list[str]) -> list[_Item]:
     items: list[_Item] = []
     for pid, b in enumerate(chunk):
         if b.kind in ("para", "list", "table", "html"):
+            prose = b.kind in ("para", "list")  # a table's or HTML's emoji are data
             for n, line in b.lines(source_lines):
                 if line.strip():
-                    items.append(_Item("line", n, n, line, para=pid))
+                    items.append(_Item("line", n, n, line, para=pid,
+                                       mark=mark_in(line) if prose else -1))
         elif b.kind == "quote":
             body = "\n".join(_QUOTE_PREFIX_RE.sub("", ln) for _, ln in b.lines(source_lines))
             items.append(_Item("quote", b.start, b.end, body.strip(), para=pid))
@@ -225,7 +230,7 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
               n_lines: int) -> _PartState:
     start = chunk[0].start - (1 if chunk[0].kind == "fence" else 0)
     end = chunk[-1].end + (1 if chunk[-1].kind == "fence" else 0)
-    recall_text = "\n".join(it.text for it in items if it.kind == "line" and not MARK_RE.search(it.text))
+    recall_text = "\n".join(it.text for it in items if it.kind == "line" and it.mark < 0)
     opening = "\n".join(it.text for it in items[:4] if it.kind in ("line", "heading"))
     chapter = None
     about = _CHAPTER_ABOUT_RE.search(opening)
@@ -295,12 +300,14 @@ def _walk(st: _PartState, include_green: bool) -> None:
         if it.kind != "line":
             i += 1
             continue
-        if not MARK_RE.search(it.text):  # the common case: a line of recall
+        if it.mark < 0:  # the common case: a line of recall
             _line_cues(st, items, i)
             i += 1
             continue
-        at_start = _mark_at_start(it.text)
-        inline = None if at_start else MARK_RE.search(it.text)
+        lead = _BULLET_RE.match(it.text)
+        # an emoji that opens the line may be data while a later one is the mark
+        at_start = _mark_at_start(it.text) if lead and lead.end() == it.mark else None
+        inline = None if at_start else MARK_RE.match(it.text, it.mark)
         if at_start or inline:
             if at_start:
                 mark, after = at_start
@@ -355,7 +362,7 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str, list[tuple[s
 def _asked_after(items: list[_Item], j: int) -> str | None:
     """The learner's own question on the line after a mark ("One question I have is …", no
     `?` needed), when `=>` lines or a quote answer it."""
-    if j + 1 >= len(items) or items[j].kind != "line" or MARK_RE.search(items[j].text):
+    if j + 1 >= len(items) or items[j].kind != "line" or items[j].mark >= 0:
         return None
     text = items[j].text.strip()
     nxt = items[j + 1]
@@ -371,7 +378,7 @@ def _recall_text(st: _PartState, span: Span) -> str:
     lines = [it.text.strip() for it in st.items
              if it.kind == "line" and lo <= it.start <= hi and it.start not in own_cards
              and not it.text.lstrip().startswith(ph.ARROW)
-             and not MARK_RE.search(it.text)]
+             and it.mark < 0]
     return "\n".join(lines)
 
 
@@ -506,7 +513,7 @@ def _following_recall(rest: list[_Item]) -> str | None:
     """The recall after a "talk about X" mark, up to the next assessment."""
     out: list[str] = []
     for it in rest:
-        if it.kind == "line" and (_mark_at_start(it.text) or MARK_RE.search(it.text)):
+        if it.kind == "line" and it.mark >= 0:
             break
         if it.kind == "line" and not ph.is_annotation(it.text):
             out.append(it.text.strip())
@@ -641,7 +648,7 @@ def _para_before(items: list[_Item], i: int) -> str:
 
 def _prev_line(items: list[_Item], i: int) -> str:
     """The learner's sentence just before item i, even across a blank line."""
-    if i > 0 and items[i - 1].kind == "line" and not MARK_RE.search(items[i - 1].text):
+    if i > 0 and items[i - 1].kind == "line" and items[i - 1].mark < 0:
         return ph.last_sentences(ph.split_arrows(items[i - 1].text)[0], 1)
     return ""
 
@@ -703,9 +710,9 @@ def _fenced_code(blocks: list[Block], source_lines: list[str]) -> tuple[CodeBloc
         if b.kind == "heading":
             section = b.text
         elif b.kind == "fence":
-            lang = (b.info.split() or [""])[0].lower()
+            lang = fence_lang(b.info)
             out.append(CodeBlock(b.text, lang, Span(b.start, b.end), True,
-                                 _claims(b.text, b.start) if lang in ("python", "py", "") else (),
+                                 _claims(b.text, b.start) if is_python(lang, b.text) else (),
                                  section))
     return tuple(out)
 

@@ -29,6 +29,7 @@ from .claims import (
     defined_names,
     exhausted,
     explain,
+    not_runnable_here,
     notebook_blocks,
     verify_document,
 )
@@ -186,10 +187,12 @@ def _cacheable(report: DocumentReport) -> bool:
 
 
 def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: ResultCache,
-                   setting: RunSetting) -> tuple[Extra, int]:
-    """Verify reference notes' code (cached per note's code) and turn what fails into gaps."""
+                   setting: RunSetting) -> tuple[Extra, int, dict[str, int]]:
+    """Verify reference notes' code (cached per note's code) and turn contradicted claims into
+    gaps; also how many of their blocks ended each way (for the build's `checks:` line)."""
     extra: Extra = []
     ran = 0
+    statuses: dict[str, int] = {}
     for doc in docs:
         if doc.kind != "reference" or not notebook_blocks(doc):
             continue
@@ -205,9 +208,25 @@ def reference_gaps(docs: Sequence[Document], runner: Callable[[], Any], cache: R
                                for b in report.blocks]}
             if _cacheable(report):
                 cache.put(key, data)
-        for gap, output in gaps_from_report(doc, _report_from(doc, data)):
+        report = _report_from(doc, data)
+        for status, n in report.statuses().items():
+            statuses[status] = statuses.get(status, 0) + n
+        for gap, output in gaps_from_report(doc, report):
             extra.append((doc, gap, output))
-    return extra, ran
+    return extra, ran, statuses
+
+
+def reference_note(statuses: Mapping[str, int], carded: int) -> str:
+    """`reference notes' code: 9 blocks (…); 1 wrong claim carded`: blocks that raise or
+    cannot run here are counted, never carded."""
+    if not statuses:
+        return ""
+    total = sum(statuses.values())
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))
+    raised = statuses.get("error", 0)
+    tail = f"; {carded} wrong claim{'s' if carded != 1 else ''} carded" if carded else ""
+    why = " (errors make no card: ankigen check shows them)" if raised else ""
+    return f"; reference notes' code: {total} blocks ({parts}){why}{tail}"
 
 
 def refusal(exc: Exception) -> str:
@@ -253,7 +272,7 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
         return runners[0]
 
     try:
-        extra, ref_ran = reference_gaps(docs, runner, cache, setting)
+        extra, ref_ran, ref_statuses = reference_gaps(docs, runner, cache, setting)
         outputs, ran, note = _bank_and_code(planned, cache, runner, setting, progress)
         named, name_ran, looked = names.name_gaps(
             found, runner, cache, setting,
@@ -268,8 +287,7 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
         for r in runners:
             r.close()
         cache.close()
-    if extra:
-        note += f"; {len(extra)} from reference notes' code"
+    note += reference_note(ref_statuses, len(extra))
     if looked:
         note += f"; {looked} PyTorch calls looked up, {len(named)} wrong"
     extra += named
@@ -320,6 +338,9 @@ def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
             status, exception = res.status, res.exception
             if status == "error" and exhausted(exception):
                 status = "crashed"  # the machine's limits, not the code's error
+            elif status == "error" and not_runnable_here(exception):
+                # a package not installed, the network, a GPU: says nothing about the code
+                status, exception = "not runnable here", not_runnable_here(exception)
             exception = explain(status, exception)
             value = {"status": status, "output": _shown(res.stdout, exception),
                      "exception": exception, "device": res.device,

@@ -22,12 +22,14 @@ from typing import Any
 
 from ..code_claims import extract_claims  # re-exported: reading claims is part of parsing
 from ..model import CodeBlock, CodeClaim, Document
+from ..python_code import is_python, prepare
 
 __all__ = ["EXIT_CODES", "BlockResult", "ClaimResult", "DocumentReport", "defined_names",
-           "exit_code", "explain", "extract_claims", "normalise_output", "notebook_blocks",
+           "exit_code", "explain", "extract_claims", "normalise_output", "not_runnable_here",
+           "notebook_blocks",
            "summary_line", "verify_document"]
 
-RUNNABLE_LANGS = ("python", "py", "")
+RUNNABLE_LANGS = ("python", "py", "")  # kept for callers; `is_python` decides
 
 # `ankigen check`'s exit codes, defined once (docs/checks.md and `--help` show this table).
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_CONTRADICTED, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2, 3, 4, 5
@@ -50,8 +52,9 @@ def normalise_output(text: str) -> str:
 
 
 def notebook_blocks(doc: Document) -> list[CodeBlock]:
-    """The blocks `verify_document` runs, in order: fenced, Python or untagged."""
-    return [b for b in doc.code_blocks if b.fenced and b.lang in RUNNABLE_LANGS]
+    """The blocks `verify_document` runs, in order: fenced and Python (tagged so, d2l's
+    `{.python .input}`, or untagged code that parses as Python and looks like it)."""
+    return [b for b in doc.code_blocks if b.fenced and is_python(b.lang, b.code)]
 
 
 @dataclass(frozen=True)
@@ -180,19 +183,9 @@ _PLAIN = {"timeout": "the block ran past its time limit and was stopped",
                      "was killed)"}
 
 
-def _magic(code: str) -> str | None:
-    """An IPython magic or shell line (`%matplotlib inline`, `!pip install …`), when the
-    block is not Python without it."""
-    try:
-        ast.parse(code)
-    except SyntaxError:
-        for line in code.split("\n"):
-            if line.lstrip().startswith(("%", "!")):
-                return line.strip()
-    return None
-
-
 _NO_MODULE_RE = re.compile(r"^ModuleNotFoundError: No module named '([\w.]+)'")
+_NO_GPU_RE = re.compile(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver|"
+                        r"no CUDA GPUs are available|CUDA driver initialization failed")
 _NETWORK_RE = re.compile(
     r"URLError|ConnectionError|gaierror|Temporary failure in name resolution|"
     r"Name or service not known|Network is unreachable|No address associated with hostname|"
@@ -224,7 +217,14 @@ def _not_runnable_here(exception: str | None) -> str | None:
         return None
     if _NETWORK_RE.search(exception):
         return f"needs the network, which checks do not have ({exception})"
+    if _NO_GPU_RE.search(exception):
+        return f"needs a CUDA GPU, which this machine has not got ({exception})"
     return None
+
+
+def not_runnable_here(exception: str | None) -> str | None:
+    """Why a failure says nothing about the code (see `_not_runnable_here`), or None."""
+    return _not_runnable_here(exception)
 
 
 def defined_names(blocks: list[str]) -> set[str]:
@@ -257,9 +257,14 @@ def _undefined_name(exception: str | None) -> str | None:
 
 
 def run_codes(blocks: Sequence[CodeBlock]) -> list[str]:
-    """What is sent to the runner for each block: its code, or nothing for a block of
-    IPython magics (it is not Python, and is reported "not runnable here")."""
-    return ["" if _magic(b.code) else b.code for b in blocks]
+    """What is sent to the runner for each block: its code with IPython's lines made
+    `pass` (`python_code.prepare`), or nothing for a cell that is not Python (it is
+    reported "not runnable here")."""
+    out = []
+    for b in blocks:
+        p = prepare(b.code)
+        out.append("" if p.not_python else p.code)
+    return out
 
 
 def verify_document(doc: Document, runner: Any) -> DocumentReport:
@@ -267,8 +272,8 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
     if not blocks:
         return DocumentReport(doc.path, (), runner.device_label, runner.torch_version,
                               runner.isolation)
-    result = runner.run_notebook(run_codes(blocks))
-    codes = [b.code for b in blocks]
+    codes = run_codes(blocks)
+    result = runner.run_notebook(codes)
     everywhere = defined_names(codes)
     raw = list(result.blocks)[:len(blocks)]
     if result.status in ("timeout", "crashed") or len(raw) < len(blocks):
@@ -285,13 +290,17 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
     for block, rec in zip(blocks, raw, strict=False):
         exc = rec.get("exception")
         missing = _undefined_name(exc)
-        magic = _magic(block.code)
+        prepared = prepare(block.code)
         here = None if rec.get("ok") or rec.get("status") else _not_runnable_here(exc)
+        if here is None and not rec.get("ok") and prepared.shell and exc and \
+                exc.startswith(("FileNotFoundError", "OSError")):
+            shell = next(r for r in prepared.removed if r.startswith("!"))
+            here = f"needs what its shell line {shell} would make ({exc})"
         if rec.get("status"):
             status = rec["status"]
             exc = explain(status, exc)
-        elif magic:
-            status, exc = "not runnable here", f"IPython syntax, runs only in Jupyter: {magic}"
+        elif prepared.not_python:
+            status, exc = "not runnable here", prepared.not_python
             rec = {**rec, "ok": False, "statements": []}
         elif rec.get("ok"):
             status = "ok"
@@ -306,7 +315,7 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
         else:
             status = "error"
         if not rec.get("ok"):
-            failed_defs |= defined_names([block.code])
+            failed_defs |= defined_names([prepared.code])
         out.append(BlockResult(block, status, exc, _claims(block, rec, status),
                                rec.get("line") if status == "error" else None))
     return DocumentReport(doc.path, tuple(out), runner.device_label, runner.torch_version,

@@ -1,8 +1,12 @@
-"""Reference notes at build time: wrong claims and code that does not run become gaps.
+"""Reference notes at build time: explicit output claims that are wrong become gaps.
 
-The learner believed them, so they are worth a card: "what does this print?" with the
-output it really printed, or "why does this not run?" with the real error. Blocks that say
-nothing about the note (not runnable here or as written, timeouts, crashes) make no card.
+A claim in its explicit form (`# prints: X`, `# -> X`; docs/checks.md) is the one thing a
+reference note asserts in a form the learner wrote to be checked: a contradicted one is
+worth a card, "what does this print?" with the output it really printed. A block that
+raises makes no card (issue 12: only what was marked or what the learner's recall got wrong
+becomes a card; a book chapter's code that fails here is neither): `ankigen check` shows
+it, and the build counts it. Blocks not runnable here or as written, timeouts and crashes
+say nothing about the note either.
 """
 
 from __future__ import annotations
@@ -32,14 +36,6 @@ def gaps_from_report(doc: Document, report: DocumentReport) -> list[tuple[Gap, C
         section = topics.plain(block.section or doc.title)  # the nearest heading above it
         base: dict[str, Any] = dict(part=0, topic=section, chapter=None, section=section,
                                     context="")
-        if b.status == "error":
-            gap = Gap(kind=GapKind.WRONG_CODE, mark=None, line=block.span.start,
-                      span=block.span, prompt=f"{section} — this code from your notes does not "
-                      "run. What is wrong with it?", answer=f"It fails with: {b.exception}",
-                      answer_source="run", code=block.code,
-                      anchor=normalise(f"ref code {block.code}")[:400], **base)
-            out.append((gap, _output(report, block.code, b.exception or "", "error",
-                                     "Your notes' code, run as written")))
         for c in b.claims:
             if c.verdict != "contradicted":
                 continue
