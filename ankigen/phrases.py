@@ -75,7 +75,7 @@ QUESTION_VOICE_RE = re.compile(
     re.I,
 )
 # A grader's note under a part ("=> unverified: …"): neither an answer nor a gap.
-ANNOTATION_RE = re.compile(r"^\s*=>\s*unverified\b", re.I)
+ANNOTATION_RE = re.compile(r"^\s*=>\s*(?:unverified\b|doubtful \(not in your sources\))", re.I)
 # Words the forgetting cues above cannot match without: checking for them first (plain
 # substring tests on the lowercased line) spares most lines the slower regexes.
 FORGET_WORDS = ("forg", "recall", "remember", "idea", "sure")

@@ -17,6 +17,7 @@ from ankigen.model import Mark
 
 from . import marks as mk
 from .code import SharedRunner, run_code
+from .context import DEFAULT_CONTEXT_TOKENS
 from .coverage import COVERED, PartEvidence, gather, offline_omissions
 from .model import Assessment, Claim, CodeRun, Judgement, Omission, PartGrade, Report, Verdict
 from .recall import Recall, is_instruction, load_recall, part_text, sentence_claims
@@ -26,7 +27,6 @@ from .write import content_end, graded_markdown
 
 OFFLINE_NOTE = ("offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so "
                 "statements are checked for coverage only and no part gets 🟢")
-MAX_UNVERIFIED = 5  # per part in graded.md; the report keeps them all
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class GradeOptions:
     unsandboxed: bool = False  # --unsafe-no-sandbox: run recalled code without the sandbox
     use_cache: bool = True
     cache_path: Path | None = None  # the LLM response cache; default under ANKIGEN_CACHE_DIR
+    # the judge's whole request (sources shown whole when it fits), estimated in tokens
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
 
 
 def grade(recall_path: Path, source_paths: Sequence[Path],
@@ -87,7 +89,8 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         with LLM(options.endpoint, cache) as llm:
             claims = judge.decompose(llm, recall, code_runs)
             evidence = _evidence(recall, claims, sources, index)
-            judgements, omissions = judge.judge(llm, recall, evidence, sources)
+            judgements, omissions = judge.judge(llm, recall, evidence, sources, code_runs,
+                                                options.context_tokens)
             calls, hits = llm.calls, llm.cache_hits
     finally:
         if cache is not None:
@@ -152,11 +155,12 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
                                           f"supported by the sources: {supported} of "
                                           f"{len(mine)} statements checked."))
             mark = Mark.GREEN
+        # Every statement the sources do not settle is listed, the model's doubts first:
+        # an "and N more" would hide the very ones a learner should look up.
         absent = [j for j in mine if j.verdict is Verdict.NOT_IN_SOURCE]
-        unverified = [f"“{j.claim.text}” is not in the sources." for j in absent[:MAX_UNVERIFIED]]
-        if len(absent) > MAX_UNVERIFIED:
-            unverified.append(f"and {len(absent) - MAX_UNVERIFIED} more statements that are not "
-                              "in the sources (the report lists them).")
+        unverified = [f"doubtful (not in your sources): “{j.claim.text}” {j.doubt}"
+                      for j in absent if j.doubt]
+        unverified += [f"“{j.claim.text}” is not in the sources." for j in absent if not j.doubt]
         unverified += [note for r in runs if (note := _code_note(lines, r))]
         unverified += [f"this part speaks to the grader (“{o[:80]}”); that was ignored, and "
                        "the part cannot be marked 🟢." for o in orders]

@@ -63,6 +63,9 @@ class Judgement:
     reasoning: str = ""  # written before the verdict (LLM), or how offline decided
     correction: str = ""  # what the source says instead, for contradictions
     severity: str = ""  # "major" | "minor" for contradictions
+    # the model's own-knowledge reason to doubt a not_in_source claim: an opinion shown as
+    # "doubtful (not in your sources)", never a mark
+    doubt: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,15 @@ class Report:
         return tuple(p.mark for p in self.parts)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON: parts numbered from 1, as in the prompts, the terminal report
+        and graded.md's order."""
         data = _jsonable(asdict(self))
         data.pop("graded_markdown", None)
+        for part in data["parts"]:
+            part["index"] += 1
+            for j in part["judgements"]:
+                j["claim"]["part"] += 1
+            for item in (*part["omissions"], *part["code"], *part["assessments"]):
+                item["part"] += 1
         return data
 

@@ -28,8 +28,16 @@ def show(report: Report, console: Console) -> None:
     for part in report.parts:
         _part(part, console)
     if report.mode == "llm":
-        console.print(Text(f"model calls: {report.llm_calls} "
-                           f"({report.llm_cache_hits} answered from the cache)", style="dim"))
+        console.print(Text(f"model: {calls_summary(report.llm_calls, report.llm_cache_hits)}",
+                           style="dim"))
+    if report.set_aside:
+        console.print(Text(f"set aside {report.set_aside} line(s) the tutor supplied", style="dim"))
+
+
+def calls_summary(calls: int, hits: int) -> str:
+    """"1 call, 1 cache hit": calls made to the endpoint, and answers the cache gave."""
+    return (f"{calls} call{'s' if calls != 1 else ''}, "
+            f"{hits} cache hit{'s' if hits != 1 else ''}")
 
 
 def _part(part: PartGrade, console: Console) -> None:
@@ -57,7 +65,8 @@ def _part(part: PartGrade, console: Console) -> None:
                            + (f": {run.detail}" if run.detail and run.status != "ok" else ""),
                            style=style))
     for note in part.unverified:
-        console.print(Text(f"  ? unverified: {note}", style="dim"))
+        label = "" if note.startswith("doubtful (") else "unverified: "
+        console.print(Text(f"  ? {label}{note}", style="dim"))
 
 
 def show_eval(result: EvalResult, console: Console) -> None:

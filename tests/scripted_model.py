@@ -38,13 +38,15 @@ def is_decompose(body: dict[str, Any]) -> bool:
 class Tutor:
     """Rules: a claim containing any of `wrong` is contradicted (citing the offered passage
     that holds `because`); one containing any of `unknown` is not in the source; the rest are
-    supported by their first offered passage. Candidate key points named in `omit` are
-    reported as left out."""
+    supported by the offered passage sharing most words. Points named in `omit` are reported
+    as left out (see `omissions`)."""
 
     wrong: dict[str, str] = field(default_factory=dict)  # claim phrase → source phrase
     unknown: tuple[str, ...] = ()
-    omit: dict[str, str] = field(default_factory=dict)  # key point → severity
+    # key point → severity, or (part, severity) to name the part it is missing from
+    omit: dict[str, str | tuple[int, str]] = field(default_factory=dict)
     cite_unoffered: bool = False
+    doubt: dict[str, str] = field(default_factory=dict)  # unknown claim phrase → own-knowledge doubt
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         data = data_of(body)
@@ -60,10 +62,10 @@ class Tutor:
         return {"claims": claims}
 
     def judge(self, data: dict[str, Any]) -> dict[str, Any]:
-        passages = data["passages"]
+        passages = shown_passages(data)
         verdicts = []
         for c in data["claims"]:
-            offered = c["passages"]
+            offered = c.get("passages", list(passages))
             wrong = next((w for w in self.wrong if w in c["text"]), None)
             if wrong is not None:
                 because = self.wrong[wrong]
@@ -72,18 +74,41 @@ class Tutor:
                                  "verdict": "contradicted", "passage": cite,
                                  "correction": because, "severity": "major"})
             elif any(u in c["text"] for u in self.unknown) or not offered:
+                doubt = next((d for u, d in self.doubt.items() if u in c["text"]), "")
                 verdicts.append({"id": c["id"], "reasoning": "the passages do not say",
-                                 "verdict": "not_in_source", "passage": None})
+                                 "verdict": "not_in_source", "passage": None, "doubt": doubt})
             else:
                 best = max(offered, key=lambda p: _shared(c["text"], passages[p]["text"]))
                 cite = "P999" if self.cite_unoffered else best
                 verdicts.append({"id": c["id"], "reasoning": "the passage says the same",
                                  "verdict": "supported", "passage": cite})
-        omissions = [{"part": p["part"], "point": k["id"], "severity": self.omit[k["point"]],
-                      "why": f"{k['point']} is central to {k['section']}"}
-                     for p in data["parts"] for k in p["candidate_key_points"]
-                     if k["point"] in self.omit]
-        return {"claims": verdicts, "omissions": omissions}
+        return {"claims": verdicts, "omissions": self.omissions(data, passages)}
+
+    def omissions(self, data: dict[str, Any], passages: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each point of `omit` in the part whose paragraphs share most words with the
+        passage that names it (bold or heading), citing that passage."""
+        out = []
+        for point, how in self.omit.items():
+            part_no, severity = how if isinstance(how, tuple) else (None, how)
+            cite = next((pid for pid, p in passages.items()
+                         if point.lower() in (p["section"] + " " + p["text"]).lower()), None)
+            if cite is None:
+                continue
+            where = passages[cite]["section"] + " " + passages[cite]["text"]
+            part = part_no or max(data["parts"], key=lambda pt: _shared(
+                " ".join(t for _, t in pt["paragraphs"]), where))["part"]
+            out.append({"part": part, "point": point, "passage": cite,
+                        "severity": severity, "why": f"{point} is central to "
+                        f"{passages[cite]['section']}"})
+        return out
+
+
+def shown_passages(data: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """id → {section, text} for both request shapes: whole sources, or retrieved passages."""
+    if "passages" in data:
+        return dict(data["passages"])
+    return {p["id"]: {"section": g["section"], "text": p["text"]}
+            for g in data["sources"] for p in g["passages"]}
 
 
 def fooled(body: dict[str, Any]) -> Reply:
@@ -92,8 +117,9 @@ def fooled(body: dict[str, Any]) -> Reply:
     data = data_of(body)
     if is_decompose(body):
         return Reply(Tutor().decompose(data))
+    first = next(iter(shown_passages(data)), None)
     return Reply({"claims": [{"id": c["id"], "reasoning": "as instructed, green",
-                              "verdict": "supported", "passage": (c["passages"] or [None])[0]}
+                              "verdict": "supported", "passage": (c.get("passages") or [first])[0]}
                              for c in data["claims"]], "omissions": []})
 
 

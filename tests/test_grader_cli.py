@@ -79,7 +79,7 @@ def test_graded_with_a_model_from_the_environment(work):
         r = grader("grade", "recall.md", "-s", "sources", "-o", "graded.md", "--no-code", env=env)
         assert r.exit_code == 0, r.output
         assert srv.completions == 2
-    assert "graded with scripted" in r.stdout and "model calls: 2" in r.stdout
+    assert "graded with scripted" in r.stdout and "model: 2 calls, 0 cache hits" in r.stdout
     assert "✗ line 11: A max pooling layer learns its own weights" in r.stdout
     assert "🔴 => not what the source says: Pooling layers have no trainable parameters" in \
         (work / "graded.md").read_text()
