@@ -68,6 +68,9 @@ class BuildResult:
     checks_run: int = 0
     parsed: int = 0  # files parsed this build (the rest came from the cache)
     seconds: float = 0.0
+    # What ran when, in seconds from the build's start: "parse", "checks", "deck" and, when
+    # a check server was started, "server start" (begun while parsing: ankigen.checks.early).
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
     parsed_files: tuple[Parsed, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -285,11 +288,14 @@ def read_all(files: list[tuple[Path, str]], include_green: bool) -> list[tuple[s
 
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
-              progress: Progress | None = None, *, keep_docs: bool = False
+              progress: Progress | None = None, *, keep_docs: bool = False,
+              started: Callable[[list[bytes]], None] | None = None
               ) -> tuple[list[Parsed], int]:
     """Every file as parsed: from the cache where its bytes are unchanged, else parsed now.
 
     `keep_docs`: the caller will want every document (checks do), so keep them pickled.
+    `started(contents)`: told what is being parsed once the parse is under way (after the
+    pool has forked: it may start threads), if anything is to be parsed.
     """
     found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
@@ -318,8 +324,13 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
         # fork: workers inherit the imported parser, nothing is re-imported per file.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             # Small chunks: the last worker to finish idles its partner for less time.
-            take(pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32))))
+            results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32)))
+            if started:
+                started([data for _, _, data in todo])
+            take(results)
     else:
+        if started and todo:
+            started([data for _, _, data in todo])
         take(map(_parse_one, jobs))
     return [found[rel] for rel, _, _ in files], len(todo)
 
@@ -363,8 +374,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
+    timings: dict[str, tuple[float, float]] = {}
+    t_parse = time.perf_counter()
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
-                                     keep_docs=checks is not None)
+                                     keep_docs=checks is not None,
+                                     started=getattr(checks, "prestart", None))
+    timings["parse"] = (t_parse, time.perf_counter())
     keep = {rel for _, rel in files}
     saver = None
     if checks is None:  # the cache is complete now: write it while the deck is made
@@ -380,7 +395,10 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             docs = [p.doc() for p in parsed_files]
             gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
             sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
+            t_checks = time.perf_counter()
             outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
+            timings["checks"] = (t_checks, time.perf_counter())
+            timings.update(getattr(checks, "timings", {}))
             for p, doc in zip(parsed_files, docs, strict=True):
                 mine = [g for g in doc.gaps if wanted(g, include_green)]
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
@@ -401,7 +419,9 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         written = False
         if not _up_to_date(out, fingerprint):
             stamp = max((a.mtime for a in assigned), default=int(time.time()))
+            t_deck = time.perf_counter()
             write_package(to_package(triples), out, timestamp=stamp)
+            timings["deck"] = (t_deck, time.perf_counter())
             written = True
         save(root, entries + kept_orphans)  # only once the deck it describes exists
 
@@ -421,6 +441,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
+        timings={k: (round(a - t0, 3), round(b - t0, 3)) for k, (a, b) in timings.items()},
         parsed_files=tuple(parsed_files))
     if use_cache:
         # The key is taken again: this build may have rewritten the manifest it depends on.
@@ -510,7 +531,7 @@ def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
     r["orphans"] = tuple(Orphan(**o) for o in r["orphans"])
     r["warnings"] = tuple(r["warnings"])
     r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0,
-             checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
+             timings={}, checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
     return BuildResult(**r)
 
 

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -33,6 +34,7 @@ from .claims import (
     notebook_blocks,
     verify_document,
 )
+from .early import EarlyStart, may_need_checks
 from .reference import gaps_from_report
 from .sandbox import summary
 
@@ -241,17 +243,23 @@ def refusal(exc: Exception) -> str:
 def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir: Path,
                progress: Callable[[str, int, int], None] | None = None,
                docs: Sequence[Document] = (), timeout_s: float = 10.0,
-               unsandboxed: bool = False, sources: Mapping[str, bytes] | None = None
+               unsandboxed: bool = False, sources: Mapping[str, bytes] | None = None,
+               early: EarlyStart | None = None,
+               timings: dict[str, tuple[float, float]] | None = None
                ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
     """Run (or fetch from the cache) the checks the gaps need. Never raises on a bad check,
     nor when no runner can start here (the build goes on without checks, and says why).
     Outputs are keyed by `model.check_key`. Without a sandbox (and no opt-out), nothing
     runs: every card that would carry a check says it was not run, and why. `sources` (each
-    document's bytes by path) lets recall notes' PyTorch calls be looked up (`names`)."""
+    document's bytes by path) lets recall notes' PyTorch calls be looked up (`names`).
+    `early`: the server this build began starting while it parsed (`build_hook`), used
+    when a check first needs one. `timings` gets the server's start, as perf_counter()s."""
     from . import names
 
     version = torch_version()
     if version is None:
+        if early is not None:
+            early.drop()
         return {}, 0, "skipped: torch is not installed (pip install '.[torch]')", []
     planned = _plan(pairs)
     setting = RunSetting(version, device, timeout_s, unsandboxed)
@@ -260,13 +268,20 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     found = names.find(docs, sources or {})
 
     def runner() -> Any:
+        nonlocal early
         if not runners:
             from .keeper import open_runner
 
             if progress:
                 progress("starting the check server", 0, 1)
-            runners.append(open_runner(device=device, timeout_s=timeout_s,
+            t0 = time.perf_counter()
+            begun, early = early, None
+            runners.append(begun.take() if begun is not None else
+                           open_runner(device=device, timeout_s=timeout_s,
                                        unsandboxed=unsandboxed))
+            if timings is not None:
+                timings["server start"] = ((begun.started_at, begun.ended_at or t0) if begun
+                                           else (t0, time.perf_counter()))
             if progress:
                 progress("starting the check server", 1, 1)
         return runners[0]
@@ -286,6 +301,8 @@ def run_checks(pairs: Sequence[tuple[Document, Gap]], *, device: str, cache_dir:
     finally:
         for r in runners:
             r.close()
+        if early is not None:  # begun while parsing, and no check needed it
+            early.drop()
         cache.close()
     note += reference_note(ref_statuses, len(extra))
     if looked:
@@ -394,12 +411,29 @@ def build_hook(device: str, cache_dir: Path | None = None,
                ) -> Callable[..., tuple[dict[str, CheckOutput], int, str, Extra]]:
     from ..build import cache_dir as default_cache
 
+    begun: list[EarlyStart] = []
+    timings: dict[str, tuple[float, float]] = {}
+
     def hook(pairs: list[tuple[Document, Gap]], docs: Sequence[Document],
              sources: Mapping[str, bytes] | None = None
              ) -> tuple[dict[str, CheckOutput], int, str, Extra]:
         return run_checks(pairs, device=device, cache_dir=cache_dir or default_cache(),
                           progress=progress, docs=docs, timeout_s=timeout_s,
-                          unsandboxed=unsandboxed, sources=sources)
+                          unsandboxed=unsandboxed, sources=sources,
+                          early=begun.pop() if begun else None, timings=timings)
+
+    def prestart(contents: Sequence[bytes]) -> None:
+        """Called by the build once its parse is under way: begin starting the server now
+        if these notes may need it (`early`)."""
+        if begun or torch_version() is None or not may_need_checks(contents):
+            return
+        from .keeper import open_runner
+
+        begun.append(EarlyStart(lambda: open_runner(device=device, timeout_s=timeout_s,
+                                                     unsandboxed=unsandboxed)))
+
+    hook.prestart = prestart  # type: ignore[attr-defined]
+    hook.timings = timings  # type: ignore[attr-defined]
 
     # A deck built with checks on CPU is not the deck --device cuda would build, and one
     # whose checks were refused is not the deck a sandbox would build: an unchanged vault is
