@@ -54,8 +54,8 @@ def check_csrf(request: Request, sent: str) -> None:
 
 def error_page(request: Request, status: int, detail: str,
                headers: dict[str, str] | None = None) -> Response:
-    return render(request, "error.html", status=status, headers=headers, status_code=status,
-                  detail=detail)
+    return render(request, "error.html", status=status, headers=headers, user=None,
+                  status_code=status, detail=detail)
 
 
 def _see(url: str) -> RedirectResponse:

@@ -1,0 +1,104 @@
+"""The server-rendered pages through TestClient: login cookie, CSRF on every form, learner
+text escaped, HTML error pages, the chart. (tests/test_service_browser.py drives Chromium.)"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from service_app import FIXTURES, service
+
+from grader.service.app import create_app
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m, "every form carries a CSRF token"
+    return m.group(1)
+
+
+def log_in(client: TestClient, headers: dict[str, str]) -> str:
+    page = client.get("/login")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    r = client.post("/login", data={"token": token, "csrf": csrf_of(page.text)},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    return r.headers["set-cookie"]
+
+
+def test_login_sets_a_strict_httponly_cookie_and_pages_need_it(tmp_path):
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    r = svc.client.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    cookie = log_in(svc.client, alice)
+    assert "ankigen_token=" in cookie and "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie and "Secure" not in cookie
+    home = svc.client.get("/")
+    assert home.status_code == 200 and "Submit a recall session" in home.text
+    assert "script-src" not in home.headers["content-security-policy"]  # none may run
+    assert home.headers["content-security-policy"].startswith("default-src 'none'")
+    bad = svc.client.post("/login", data={"token": "0123456789abcdef.nope",
+                                          "csrf": csrf_of(home.text)})
+    assert bad.status_code == 401 and "That token is unknown or revoked." in bad.text
+
+
+def test_over_https_the_cookie_is_secure(tmp_path):
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    client = TestClient(create_app(svc.settings), base_url="https://testserver")
+    assert "Secure" in log_in(client, alice)
+
+
+def test_forms_without_the_csrf_token_are_refused_with_an_html_page(tmp_path):
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    log_in(svc.client, alice)
+    src = svc.source(alice)
+    r = svc.client.post("/sessions", data={"text": "x", "source_ids": [src], "csrf": "forged"})
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
+    assert "this form has expired; reload the page and send it again" in r.text
+    missing = svc.client.get("/sessions/42")
+    assert missing.status_code == 404 and "no session 42" in missing.text
+    assert missing.headers["content-type"].startswith("text/html")
+
+
+def test_learner_text_is_escaped_and_marks_and_chart_show(tmp_path):
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    log_in(svc.client, alice)
+    src = svc.source(alice)
+    home = svc.client.get("/")
+    recall = (FIXTURES / "recall-ch14-again.md").read_text()
+    r = svc.client.post("/sessions", data={"title": "<b>mine</b>", "text": recall,
+                                           "source_ids": [src], "csrf": csrf_of(home.text)},
+                        follow_redirects=False)
+    assert r.status_code == 303
+    page = svc.client.get(r.headers["location"])
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(&#34;pwned&#34;)" in page.text
+    assert "<b>mine</b>" not in page.text and "&lt;b&gt;mine&lt;/b&gt;" in page.text
+    assert 'class="state" id="state">graded<' in page.text
+    assert 'class="mark yellow"' in page.text
+    home = svc.client.get("/")
+    assert '<svg class="chart"' in home.text and "chapter 14" in home.text
+    assert "/weak-spots.apkg" in home.text
+    deck = svc.client.get("/weak-spots.apkg")
+    assert deck.status_code == 200 and deck.headers["content-type"] == "application/apkg"
+
+
+def test_a_tutor_sees_the_class_view(tmp_path):
+    svc = service(tmp_path)
+    tina, alice = svc.user("tina", tutor=True), svc.user("alice")
+    src = svc.source(tina)
+    k = svc.client.post("/api/classes", headers=tina, json={"name": "CNN course"}).json()
+    svc.client.post(f"/api/classes/{k['id']}/members", headers=tina, json={"name": "alice"})
+    svc.client.post(f"/api/sources/{src}/share", headers=tina, json={"class_id": k["id"]})
+    svc.submit(alice, [src])
+    log_in(svc.client, tina)
+    view = svc.client.get(f"/classes/{k['id']}")
+    assert view.status_code == 200
+    assert "Most missed" in view.text and "alice" in view.text and "of 1</td>" in view.text
