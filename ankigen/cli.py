@@ -151,10 +151,45 @@ def _progress_cb(progress: Progress) -> Callable[[str, int, int], None]:
 @click.option("--no-cache", is_flag=True, help="Parse every file again.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option(OPT_OUT, "unsandboxed", is_flag=True, help=OPT_OUT_HELP)
+@click.option("--llm", "use_llm", is_flag=True,
+              help="Let a model word each card's front and back from the notes (verified, "
+                   "cached; a gap it cannot word keeps its offline card). Needs the llm extra.")
+@click.option("--base-url", help="OpenAI-compatible endpoint for --llm, e.g. "
+              "http://127.0.0.1:8000/v1 [env: OPENAI_BASE_URL; key: OPENAI_API_KEY].")
+@click.option("--model", help="Model name at that endpoint [env: ANKIGEN_MODEL].")
+@click.option("-s", "--source", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="With --llm: source material the model may answer from (a .md or .txt "
+                   "file, or a folder of them; repeatable), beside the vault's reference notes.")
+@click.option("--timeout", type=float, default=None,
+              help="With --llm: seconds per model request [default: 60].")
+@click.option("--budget", type=float, default=None,
+              help="With --llm: seconds for all of this build's model calls [default: 300].")
 @friendly
 def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
               device: str, prune: bool, no_cache: bool, as_json: bool,
-              unsandboxed: bool) -> None:
+              unsandboxed: bool, use_llm: bool, base_url: str | None, model: str | None,
+              sources: tuple[Path, ...], timeout: float | None, budget: float | None) -> None:
+    if sources and not use_llm:
+        raise AnkigenError("--source is only used with --llm")
+    writer = _card_writer(base_url, model, sources, timeout, budget, read_cache=not no_cache) \
+        if use_llm else None
+    try:
+        result = _build_with(paths, out, include_green, run_checks, device, prune, no_cache,
+                             as_json, unsandboxed, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+    for w in result.warnings:
+        warn("ankigen", w)
+    if as_json:
+        click.echo(json_text(result.to_dict()))
+        return
+    _summary(result)
+
+
+def _build_with(paths: tuple[Path, ...], out: Path, include_green: bool, run_checks: bool,
+                device: str, prune: bool, no_cache: bool, as_json: bool, unsandboxed: bool,
+                writer: Any) -> BuildResult:
     from .build import build
 
     if unsandboxed and run_checks:
@@ -162,7 +197,8 @@ def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_check
     if as_json or not _may_be_terminal():  # no bar to show: rich need not even load
         hook = _check_hook(device, _no_progress, unsandboxed) if run_checks else None
         result = build(list(paths), out, include_green=include_green, checks=hook,
-                       progress=_no_progress, use_cache=not no_cache, prune=prune)
+                       progress=_no_progress, use_cache=not no_cache, prune=prune,
+                       writer=writer)
     else:
         from rich import progress as rp
 
@@ -173,13 +209,8 @@ def build_cmd(paths: tuple[Path, ...], out: Path, include_green: bool, run_check
             cb = _progress_cb(bar)
             hook = _check_hook(device, cb, unsandboxed) if run_checks else None
             result = build(list(paths), out, include_green=include_green, checks=hook,
-                           progress=cb, use_cache=not no_cache, prune=prune)
-    for w in result.warnings:
-        warn("ankigen", w)
-    if as_json:
-        click.echo(json_text(result.to_dict()))
-        return
-    _summary(result)
+                           progress=cb, use_cache=not no_cache, prune=prune, writer=writer)
+    return result
 
 
 main.add_command(build_cmd, name="build")
@@ -192,11 +223,32 @@ def _check_hook(device: str, progress: Callable[[str, int, int], None],
     return build_hook(device, progress=progress, unsandboxed=unsandboxed)
 
 
+def _card_writer(base_url: str | None, model: str | None, sources: tuple[Path, ...],
+                 timeout: float | None, budget: float | None, *, read_cache: bool) -> Any:
+    """The --llm step, or a one-line error before anything is read or written."""
+    try:
+        from .llm import ResponseCache, endpoint_from
+        from .llmcards import CardWriter, read_sources
+    except ImportError as e:
+        raise AnkigenError(f"--llm needs the llm extra ({e.name} is not installed): "
+                           "pip install 'ankigen[llm]'") from None
+    endpoint = endpoint_from(base_url, model, timeout_s=timeout, budget_s=budget)
+    if endpoint is None:
+        raise AnkigenError("--llm needs an endpoint: pass --base-url (and --model) or set "
+                           "OPENAI_BASE_URL (and ANKIGEN_MODEL)")
+    from .build import cache_dir
+
+    return CardWriter(endpoint, sources=read_sources(list(sources)),
+                      cache=ResponseCache(cache_dir() / "cards-llm.sqlite"), read_cache=read_cache)
+
+
 def _summary(r: BuildResult) -> None:
     marks = ", ".join(f"{n} {k}" for k, n in sorted(r.by_mark.items()))
     state = "wrote" if r.written else "up to date:"
     say(f"{state} {r.out}: {r.notes} notes from {r.files} files ({marks or 'no gaps'})")
     say(f"  {r.new} new, {r.changed} changed, {r.unchanged} unchanged; checks: {r.checks}")
+    if r.model:
+        say(f"  model: {r.model}")
     if r.orphans:
         say(f"  {len(r.orphans)} gap(s) no longer in the notes; Anki keeps their notes "
             "(imports never delete). Find them in Anki's browser with:")

@@ -34,6 +34,11 @@ class EndpointError(AnkigenError):
     """An OpenAI-compatible endpoint that is unreachable, refuses us, or keeps failing."""
 
 
+class EndpointUnavailable(EndpointError):
+    """No answer can come now: the endpoint cannot be reached, or the time budget is spent.
+    A caller with more to ask stops asking (a refused request is an EndpointError only)."""
+
+
 class ModelOutputError(AnkigenError):
     """A model answer that is still malformed after one re-ask."""
 

@@ -33,7 +33,7 @@ import openai
 import pydantic
 from openai.types.chat import ChatCompletionMessageParam
 
-from .errors import EndpointError, ModelOutputError, OutputError
+from .errors import EndpointError, EndpointUnavailable, ModelOutputError, OutputError
 
 NO_KEY = "not-needed"  # what we send when OPENAI_API_KEY is unset: local servers want none
 BACKOFF_BASE_S = 0.25
@@ -229,12 +229,15 @@ class LLM:
         schema: type[T],
         prompt_version: str,
         check: Callable[[T], None] | None = None,
+        max_reasks: int | None = None,
     ) -> T:
         """The model's answer to (system, user) as a validated `schema` object.
 
         `check` may raise ValueError for an answer that fits the schema but is wrong (it cites a
         passage that does not exist...): that counts as malformed, like bad JSON.
-        Raises EndpointError (unreachable, refused, out of tries or time) or ModelOutputError.
+        `max_reasks` caps this ask's re-asks below the shared allowance (a build asks once per
+        file, each with its own second chance). Raises EndpointError (refused, out of tries),
+        EndpointUnavailable (unreachable, out of time) or ModelOutputError.
         """
         ep = self.endpoint
         key = ResponseCache.key(ep.model, prompt_version, system, user)
@@ -261,7 +264,7 @@ class LLM:
             except _Malformed as e:
                 failures += 1
                 reason = str(e)
-                if not self._take_reask():
+                if (max_reasks is not None and failures > max_reasks) or not self._take_reask():
                     times = {1: "", 2: " twice"}.get(failures, f" {failures} times")
                     raise ModelOutputError(
                         self._redact(f"{ep.model} at {ep.display_url} answered malformed output{times}: {reason}")
@@ -368,14 +371,14 @@ class LLM:
             # a retryable failure
             if tries >= ep.max_tries:
                 if only_unreachable:
-                    raise EndpointError(self._redact(f"cannot reach {url}: {last}"))
+                    raise EndpointUnavailable(self._redact(f"cannot reach {url}: {last}"))
                 raise EndpointError(self._redact(f"{url}: no answer after {_tries(tries)} (last: {last})"))
             if wait is None:
                 wait = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (tries - 1)) * random.uniform(0.5, 1.0)
             left = ep.budget_s - (time.monotonic() - started)
             if wait >= left:
                 if only_unreachable:
-                    raise EndpointError(self._redact(f"cannot reach {url}: {last}"))
+                    raise EndpointUnavailable(self._redact(f"cannot reach {url}: {last}"))
                 raise self._out_of_time(tries, last)
             with self._lock:
                 self.waits.append(wait)
@@ -385,8 +388,8 @@ class LLM:
         ep = self.endpoint
         budget = _seconds(ep.budget_s)
         if not tries:
-            return EndpointError(f"{ep.display_url}: the {budget}s budget for this session's model calls is spent")
-        return EndpointError(
+            return EndpointUnavailable(f"{ep.display_url}: the {budget}s budget for this session's model calls is spent")
+        return EndpointUnavailable(
             self._redact(f"{ep.display_url}: no answer within the {budget}s budget after {_tries(tries)} (last: {last})")
         )
 

@@ -1,0 +1,266 @@
+"""`ankigen build --llm` (issue 15): a model words the cards, over real HTTP to the scripted
+loopback server; what it says is verified, a gap it cannot word keeps its offline card, and
+an unchanged rebuild asks nothing. Every deck is imported into Anki and its cards rendered."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anki.collection import Collection
+from anki_helpers import import_apkg, rendered
+from click.testing import CliRunner
+from fake_openai import FakeOpenAI, Reply, closed_port
+from scripted_cards import CardModel
+
+from ankigen.cli import main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "llm-cards" / "vault"
+RECALL = "recall-cnn.md"
+FRONT = "In Convolutional nets, what did the tutor say was missing from this recall?"
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FIXTURE, tmp_path / "vault"))
+
+
+@pytest.fixture
+def col(tmp_path: Path):
+    c = Collection(str(tmp_path / "collection.anki2"))
+    yield c
+    c.close()
+
+
+def build(vault: Path, out: Path, *extra: str, base_url: str | None = None,
+          code: int = 0) -> dict[str, Any]:
+    args = ["build", str(vault), "-o", str(out), "--no-checks", "--json"]
+    if base_url is not None:
+        args += ["--llm", "--base-url", base_url, "--model", "card-model", "--timeout", "2",
+                 "--budget", "20"]
+    r = CliRunner().invoke(main, [*args, *extra])
+    assert r.exit_code == code, r.output
+    result: dict[str, Any] = json.loads(r.stdout) if code == 0 else {"stderr": r.stderr}
+    result["stderr"] = r.stderr
+    return result
+
+
+def fronts(col: Collection) -> dict[str, str]:
+    """Each note's rendered question by GUID."""
+    return {guid: q for guid, q, _ in rendered(col)}
+
+
+def test_a_model_words_the_cards_same_guids_and_an_unchanged_rebuild_asks_nothing(
+        vault: Path, col: Collection, tmp_path: Path) -> None:
+    offline = build(vault, tmp_path / "offline.apkg")
+    model = CardModel()
+    with FakeOpenAI(model) as srv:
+        first = build(vault, tmp_path / "llm.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1  # one batched call for the one marked file
+        asked = model.seen[0]
+        assert [g["id"] for g in asked["gaps"]] == ["G1", "G2", "G3", "G4"]
+        # The reference note's matching item is offered to the gap it answers, and only there.
+        forgot = asked["gaps"][3]
+        assert forgot["kind"] == "forgot" and forgot["answer"] is None
+        assert forgot["passages"] == [["S1", "cnn-notes.md", "A 1x1 convolution mixes the "
+                                       "channels at each position without looking at "
+                                       "neighbours; it is used to cut the number of channels "
+                                       "cheaply."]]
+        assert first["model"] == "4 cards written by the model, 0 kept offline; 1 call, 0 from cache"
+        assert (first["model_wrote"], first["model_fell_back"], first["model_calls"]) == (4, 0, 1)
+
+        log = import_apkg(col, tmp_path / "llm.apkg")
+        assert (log.new, log.updated) == (4, 0)
+        cards = rendered(col)
+        assert len(cards) == 4 and all(FRONT in q for _, q, _ in cards)
+        answers = " ".join(a for _, _, a in cards)
+        assert "it is used to cut the number of channels cheaply." in answers  # from the reference
+        assert "(n + 2p - k) / s + 1, rounded down." in answers
+
+        # The same GUIDs as the offline build: switching --llm on updates notes, adds none.
+        off = Collection(str(tmp_path / "offline.anki2"))
+        try:
+            import_apkg(off, tmp_path / "offline.apkg")
+            assert set(fronts(off)) == set(fronts(col))
+        finally:
+            off.close()
+        assert offline["notes"] == first["notes"] == 4
+
+        again = build(vault, tmp_path / "llm.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1 and again["written"] is False
+        assert again["model"] == "4 cards written by the model, 0 kept offline; no call: up to date"
+        # Another deck from the same notes: built for real, every card from the answer cache.
+        other = build(vault, tmp_path / "other.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1
+        assert other["model"] == "4 cards written by the model, 0 kept offline; 0 calls, 4 from cache"
+    log = import_apkg(col, tmp_path / "other.apkg")
+    assert (log.new, log.updated) == (0, 0)  # re-import updates nothing
+
+
+def test_the_summary_line_says_what_the_model_did(vault: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(CardModel()) as srv:
+        r = CliRunner().invoke(main, ["build", str(vault), "-o", str(tmp_path / "d.apkg"),
+                                      "--no-checks", "--llm", "--base-url", srv.base_url,
+                                      "--model", "m"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[2] == (
+        "  model: 4 cards written by the model, 0 kept offline; 1 call, 0 from cache")
+
+
+def _edit(line_of_back: str, **change: Any):
+    """An edit that changes the card whose careful back contains `line_of_back`."""
+    def edit(gap: dict[str, Any], card: dict[str, Any]) -> dict[str, Any] | None:
+        if line_of_back in card["back"]:
+            return None if change.get("drop") else {**card, **change}
+        return card
+    return edit
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"cites": []}, "rejected: the back cites no line"),
+    ({"cites": ["L99"]}, "rejected: the back cites 'L99', which is not one of this gap's lines "
+                         "or passages"),
+    ({"cites": ["L1"]}, "rejected: the lines it cites hold 2 of the back's 4 content words "
+                        "(less than 60%): unverifiable"),
+    ({"back": "Pooling layers have no trainable parameters, unlike nn.MaxPool3d."},
+     "rejected: the back names 'nn.MaxPool3d', which the lines it cites do not hold exactly"),
+    ({"back": "Pooling layers have no trainable parameters; they were invented by LeCun in "
+              "1989 for handwritten digit recognition at Bell Labs."},
+     "rejected: the back says 1989, which the lines it cites do not"),
+    ({"front": "What has no trainable parameters at all?"},
+     "rejected: the front gives away the answer ('trainable parameters')"),
+    ({"front": "What does nn.MaxPool2d learn?"},
+     "rejected: the front names 'nn.MaxPool2d', which the notes do not hold exactly"),
+    ({"front": "What does pooling learn? And why?"}, "rejected: the front asks more than one question"),
+    ({"back": None}, "rejected: no back, though the notes answer this gap"),
+    ({"drop": True}, "the model left it out"),
+])
+def test_a_card_that_fails_verification_keeps_its_offline_card(
+        vault: Path, col: Collection, tmp_path: Path, change: dict[str, Any], reason: str) -> None:
+    model = CardModel(edit=_edit("Pooling layers have no trainable parameters.", **change))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1  # per-gap problems are not re-asked
+    assert result["model_kept"] == [f"{RECALL}:14: {reason}"]
+    assert (result["model_wrote"], result["model_fell_back"]) == (3, 1)
+    import_apkg(col, tmp_path / "d.apkg")
+    questions = [q for _, q, _ in rendered(col)]
+    assert sum(FRONT in q for q in questions) == 3
+    assert sum("I think max pooling learns a small kernel of its own." in q for q in questions) == 1
+
+
+def test_key_terms_of_the_answer_cannot_leak_into_the_front_even_as_code(vault: Path, tmp_path: Path) -> None:
+    model = CardModel(edit=_edit("(n + 2p - k) / s + 1", front="Is the output size (n + 2p - k) / s + 1?"))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert result["model_kept"] == [f"{RECALL}:19: rejected: the front gives away the answer ('1')"]
+
+
+def test_malformed_json_is_asked_again_once_then_the_file_keeps_its_offline_cards(
+        vault: Path, col: Collection, tmp_path: Path) -> None:
+    model = CardModel(replies=[Reply("Sure! Here are your cards: {"), Reply("{\"cards\": [")])
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 2
+        assert srv.requests[1]["messages"][-1]["content"].startswith("Your answer could not be used")
+    assert result["model_wrote"] == 0 and result["model_fell_back"] == 4
+    assert result["warnings"] == [
+        f"--llm: {RECALL}: card-model at {srv.base_url} answered malformed output twice: not valid "
+        "JSON (Expecting value: line 1 column 12); those gaps keep their offline cards"]
+    assert result["model_kept"][0] == (
+        f"{RECALL}:9: no usable answer (card-model at {srv.base_url} answered malformed output "
+        "twice: not valid JSON (Expecting value: line 1 column 12))")
+    import_apkg(col, tmp_path / "d.apkg")
+    assert len(rendered(col)) == 4
+
+
+def test_one_malformed_answer_then_a_good_one_writes_the_cards(vault: Path, tmp_path: Path) -> None:
+    model = CardModel(replies=[Reply({"cards": [{"gap": "G7", "front": "Why?", "back": "x"}]})])
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 2
+        assert "card for 'G7', which is not one of the gaps (G1, G2, G3, G4)" in \
+            srv.requests[1]["messages"][-1]["content"]
+    assert result["model_wrote"] == 4 and result["model_calls"] == 2
+
+
+def test_rate_limits_and_server_errors_are_retried(vault: Path, tmp_path: Path) -> None:
+    model = CardModel(replies=[Reply(status=429, headers={"Retry-After": "0"}), Reply(status=503)])
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 3
+    assert result["model_wrote"] == 4 and result["warnings"] == []
+
+
+def test_a_timeout_keeps_the_offline_cards_and_the_next_build_asks_again(
+        vault: Path, col: Collection, tmp_path: Path) -> None:
+    model = CardModel(replies=[Reply(delay_s=3)] * 5)
+    with FakeOpenAI(model) as srv:
+        args = ["--timeout", "0.3", "--budget", "1"]
+        result = build(vault, tmp_path / "d.apkg", *args, base_url=srv.base_url)
+        tries = len(srv.requests)
+        assert 1 <= tries <= 3
+        assert result["model_wrote"] == 0 and result["model_fell_back"] == 4
+        assert len(result["warnings"]) == 1
+        assert result["warnings"][0].startswith(
+            f"--llm: {RECALL}: {srv.base_url}: no answer within the 1s budget after ")
+        assert result["model_kept"][0].startswith(f"{RECALL}:9: the model was not asked (")
+        import_apkg(col, tmp_path / "d.apkg")
+        assert len(rendered(col)) == 4
+        model.replies.clear()
+        again = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)  # not "up to date"
+        assert len(srv.requests) == tries + 1 and again["model_wrote"] == 4
+    log = import_apkg(col, tmp_path / "d.apkg")
+    assert (log.new, log.updated) == (0, 4)
+
+
+def test_an_unreachable_endpoint_still_builds_the_offline_deck_and_says_why(
+        vault: Path, col: Collection, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = build(vault, tmp_path / "d.apkg", base_url=url)
+    assert result["warnings"] == [f"--llm: {RECALL}: cannot reach {url}: connection refused; "
+                                  "those gaps keep their offline cards"]
+    assert "ankigen: warning: --llm: recall-cnn.md: cannot reach" in result["stderr"]
+    assert result["model"] == "0 cards written by the model, 4 kept offline; 0 calls, 0 from cache"
+    import_apkg(col, tmp_path / "d.apkg")
+    assert len(rendered(col)) == 4
+
+
+def test_a_partial_answer_writes_what_it_answers(vault: Path, tmp_path: Path) -> None:
+    model = CardModel(edit=lambda gap, card: card if gap["id"] in ("G1", "G3") else None)
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert result["model_kept"] == [f"{RECALL}:14: the model left it out",
+                                        f"{RECALL}:22: the model left it out"]
+        # What the model left out is remembered too: an unchanged rebuild asks nothing.
+        build(vault, tmp_path / "e.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1
+
+
+def test_llm_without_an_endpoint_is_one_line_and_writes_nothing(
+        vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    out = tmp_path / "d.apkg"
+    r = CliRunner().invoke(main, ["build", str(vault), "-o", str(out), "--llm"])
+    assert r.exit_code == 1
+    assert r.stderr == ("ankigen: error: --llm needs an endpoint: pass --base-url (and --model) "
+                        "or set OPENAI_BASE_URL (and ANKIGEN_MODEL)\n")
+    assert not out.exists()
+    r = CliRunner().invoke(main, ["build", str(vault), "-o", str(out), "-s", str(vault)])
+    assert (r.exit_code, r.stderr) == (1, "ankigen: error: --source is only used with --llm\n")
+
+
+def test_source_files_are_offered_as_passages(vault: Path, tmp_path: Path) -> None:
+    (vault / "cnn-notes.md").unlink()
+    book = tmp_path / "book.txt"
+    book.write_text("Chapter 14.\n\nA 1x1 convolution is used to cut the number of channels "
+                    "cheaply.\n", encoding="utf-8")
+    model = CardModel()
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", "--source", str(book), base_url=srv.base_url)
+    assert model.seen[0]["gaps"][3]["passages"] == [
+        ["S1", str(book), "A 1x1 convolution is used to cut the number of channels cheaply."]]
+    assert result["model_wrote"] == 4
