@@ -95,11 +95,11 @@ def _check_code(check: CheckOutput) -> str:
             f"{render.code(check.code)}</details>")
 
 
-def _answer_html(gap: Gap) -> str:
+def _answer_html(gap: Gap, footnotes: tuple[tuple[str, str], ...] = ()) -> str:
     if gap.unanswered:
         return f'<div class="unanswered">{render.plain(UNANSWERED)}</div>'
     assert gap.answer is not None
-    return render.markdown(gap.answer)
+    return render.markdown(gap.answer, dict(footnotes) if footnotes else None)
 
 
 def _cloze_text(gap: Gap) -> str:
@@ -124,7 +124,8 @@ def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = 
         front = f'<div class="front">{render.inline(gap.prompt)}</div>'
         if gap.kind is GapKind.WRONG_CODE and gap.code:
             front += render.code(gap.code)
-        fields = (front, _answer_html(gap), wrote, source_html(gap, path), check_html(check))
+        fields = (front, _answer_html(gap, doc.footnotes), wrote, source_html(gap, path),
+                  check_html(check))
     back, wrote, checked = layout.fit(fields[0], *fields[1:])  # one phone screen
     fields = (fields[0], back, wrote, fields[3], checked)
     tags = tags_for(gap, path, check)

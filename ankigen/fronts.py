@@ -335,3 +335,85 @@ def _sentence_break(norm: str, end: int) -> int:
     """The last space before `end` that follows `.`, `!` or `?` in `norm` (-1: none)."""
     at = max(norm.rfind(". ", 0, end), norm.rfind("! ", 0, end), norm.rfind("? ", 0, end))
     return at + 1 if at >= 0 else -1
+
+
+# --- the wrong line ------------------------------------------------------------------------
+#
+# Feedback that names code (`x`, name(), .attr) makes a recalled code line "the wrong line"
+# only when it says that code is wrong (docs/cards.md, "The wrong line"): the reference has
+# a word character (never `=` or `&`), matches the line at word boundaries (never `x` in
+# `max`), and its clause reads as a fault:
+#   1. `not X`, `instead of X`, `rather than X`, `never X`, `no X`         → X is wrong;
+#   2. `it is X`, `should be X`, `use X`, `the method is X`, `X is right` → X is the fix;
+#   3. otherwise, in a clause with a fault word (wrong, error, raises, fails, not, n't,
+#      never, typo, missing, …, or an `…Error`), the code it is said of: the reference
+#      nearest before the fault word (else the first after it). Other code is only named.
+
+_REF_SLOT_RE = re.compile("\x00(\\d+)\x00")
+_CLAUSE_SPLIT_RE = re.compile(r"(?<=[.!?;:])\s+|\s+but\s+|,\s*(?:and|but|while|whereas)\s+", re.I)
+_WRONG_BEFORE_RE = re.compile(r"(?:\bnot|\binstead\s+of|\brather\s+than|\bnever|\bno)\s*$", re.I)
+_FIX_BEFORE_RE = re.compile(
+    r"(?:\b(?:should|must|would|could)\s+(?:be|use|call|write)|\bit'?s|\bit\s+is|\bthat\s+is|"
+    r"\bthe\s+(?:\w+\s+)?(?:method|function|call|name|fix|answer|one)\s+is|\buse|\bcall|"
+    r"\bwrite|\btry|\bgood|\bcorrect(?:ly)?|\bright|\bnice|\bfine|\binstead\b,?|\bmeans?|"
+    r"\bwant)\s*[:,]?\s*$", re.I)
+_FIX_AFTER_RE = re.compile(
+    r"^\W{0,3}\s*(?:(?:is|are|was|looks|seems)\s+)?(?:\w+\s+)?(?:correct|right|fine|good|ok|"
+    r"okay|valid)\b|^\s*(?:works|is\s+what\s+you\s+want)\b", re.I)
+_FAULT_RE = re.compile(
+    r"\b(?:wrong|errors?|raises?|raised|throws?|fails?|failed|failing|crash(?:es|ed)?|not|"
+    r"never|no|typo|bug|buggy|incorrect|mistaken?|missing|misspel\w*|broken|invalid|"
+    r"undefined|nonexistent|shadows?)\b|n't\b|\b\w+(?:Error|Exception)\b", re.I)
+_WORD_CHAR_RE = re.compile(r"\w")
+
+
+def _named_wrong(texts: list[str]) -> list[str]:
+    """The code references in `texts` that a clause calls wrong, in order."""
+    out: list[str] = []
+    for text in texts:
+        found = list(ph.CODE_REF_RE.finditer(text))
+        refs = [next(g for g in m.groups() if g) for m in found]
+        masked, pos = [], 0
+        for k, m in enumerate(found):
+            masked.append(f"{text[pos:m.start()]}\x00{k}\x00")
+            pos = m.end()
+        masked.append(text[pos:])
+        for clause in _CLAUSE_SPLIT_RE.split("".join(masked)):
+            candidates: list[tuple[int, int, str]] = []  # (start, end, ref)
+            for m in _REF_SLOT_RE.finditer(clause):
+                ref = refs[int(m.group(1))]
+                before = _REF_SLOT_RE.sub("code", clause[:m.start()])
+                after = _REF_SLOT_RE.sub("code", clause[m.end():])
+                if not _WORD_CHAR_RE.search(ref):
+                    continue  # `=`, `&`, `->`: in every other line
+                if _WRONG_BEFORE_RE.search(before):
+                    out.append(ref)  # rule 1
+                elif not (_FIX_BEFORE_RE.search(before) or _FIX_AFTER_RE.search(after)):
+                    candidates.append((m.start(), m.end(), ref))
+            fault = _FAULT_RE.search(clause)
+            if fault and candidates:  # rule 3: the code the fault is said of, nearest to it
+                subject = [c for c in candidates if c[1] <= fault.start()]
+                out.append(subject[-1][2] if subject else candidates[0][2])
+    return out
+
+
+def _holds_code(line: str, ref: str) -> bool:
+    """`ref` in `line`, not cut out of a longer name (`x` is not in `max`)."""
+    start = line.find(ref)
+    while start >= 0:
+        end = start + len(ref)
+        cut_before = start > 0 and _WORD_CHAR_RE.match(ref[0]) and _WORD_CHAR_RE.match(line[start - 1])
+        cut_after = end < len(line) and _WORD_CHAR_RE.match(ref[-1]) and _WORD_CHAR_RE.match(line[end])
+        if not cut_before and not cut_after:
+            return True
+        start = line.find(ref, start + 1)
+    return False
+
+
+def wrong_line(texts: list[str], code_lines: list[str]) -> str | None:
+    """The recalled code line the feedback (and its corrections) says is wrong, or None."""
+    for ref in _named_wrong(texts):
+        for line in code_lines:
+            if line.strip() and _holds_code(line, ref):
+                return line.strip()
+    return None

@@ -153,6 +153,7 @@ class Document:
     repairs: tuple[str, ...] = ()  # what the reader repaired, for `parse` output
     warnings: tuple[str, ...] = ()
     bullets: tuple[Bullet, ...] = ()  # reference notes' list items
+    footnotes: tuple[tuple[str, str], ...] = ()  # `[^label]: text` definitions, for cards
 
     @property
     def assessments(self) -> tuple[Assessment, ...]:

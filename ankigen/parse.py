@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fronts, topics
+from . import fronts, md_rules, topics
 from . import phrases as ph
 from .blocks import Block, to_blocks
 from .code_claims import extract_claims
@@ -106,9 +106,12 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
     is_recall = kind == "recall" or (kind is None and (
         has_marks or recall_shaped(blocks)))
     code_blocks = _fenced_code(blocks, source_lines)
+    notes = md_rules.footnote_definitions(source_lines, [
+        (b.start, b.end) for b in blocks if b.kind == "fence"]) if "[^" in text else ()
     if not is_recall:
         return Document(path, "reference", title, goal, sections, (), (), code_blocks,
-                        len(source_lines), "utf-8", bullets=_bullets(blocks, source_lines))
+                        len(source_lines), "utf-8", bullets=_bullets(blocks, source_lines),
+                        footnotes=notes)
 
     goal_chapter = _single_chapter(goal)
     parts: list[Part] = []
@@ -128,7 +131,7 @@ def parse_text(text: str, path: str = "<text>", *, include_green: bool = False,
         pseudo.extend(_pseudo_code(items, state.section))
     all_code = tuple(sorted(code_blocks + tuple(pseudo), key=lambda c: c.span.start))
     return Document(path, "recall", title, goal, sections, tuple(parts), tuple(gaps), all_code,
-                    len(source_lines), "utf-8")
+                    len(source_lines), "utf-8", footnotes=notes)
 
 
 # --- structure ---------------------------------------------------------------------------
@@ -207,7 +210,8 @@ def _items(chunk: list[Block], source_lines: list[str]) -> list[_Item]:
         if b.kind in ("para", "list", "table", "html"):
             prose = b.kind in ("para", "list")  # a table's or HTML's emoji are data
             for n, line in b.lines(source_lines):
-                if line.strip():
+                if line.strip() and not (line.startswith("[^")  # a footnote's text: cards'
+                                         and md_rules.FOOTNOTE_DEF_RE.match(line)):
                     items.append(_Item("line", n, n, line, para=pid,
                                        mark=mark_in(line) if prose else -1))
         elif b.kind == "quote":
@@ -323,8 +327,10 @@ def _walk(st: _PartState, include_green: bool) -> None:
             if inline is not None:
                 judged = Span(judged.start, it.start)
             tail_end = items[j - 1].end
+            n_gaps = len(st.gaps)
             _assessment(st, mark, it, before, after, followups, quote, judged,
                         inline is not None, include_green, items[j:], asked, points)
+            _with_callouts(st, n_gaps, items[i + 1:j])
             boundary = tail_end + 1
             i = j
             continue
@@ -343,6 +349,8 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str, list[tuple[s
         nxt = items[j]
         if nxt.kind == "line" and ph.is_annotation(nxt.text):
             pass  # the grader's "=> unverified: …": part of the tail, answers nothing
+        elif nxt.kind == "quote" and md_rules.is_callout(nxt.text):
+            pass  # `> [!tip]`: shown after the answer (_with_callouts), never the answer
         elif nxt.kind == "line" and nxt.text.lstrip().startswith(ph.ARROW):
             said = [s for s in ph.split_arrows(nxt.text.lstrip()[2:]) if s]
             followups.extend(said)
@@ -357,6 +365,19 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str, list[tuple[s
             break
         j += 1
     return j, followups, quote, points
+
+
+def _with_callouts(st: _PartState, first: int, tail: list[_Item]) -> None:
+    """Callouts in a mark's tail follow the answer on its cards' backs (a box of their own);
+    with no other answer they are the back."""
+    from dataclasses import replace
+
+    boxes = "\n\n".join(md_rules.as_quote(t.text) for t in tail
+                         if t.kind == "quote" and md_rules.is_callout(t.text))
+    if boxes:
+        st.gaps[first:] = [replace(g, answer=f"{g.answer}\n\n{boxes}" if g.answer else boxes,
+                                   answer_source=g.answer_source or "callout")
+                           for g in st.gaps[first:]]
 
 
 def _asked_after(items: list[_Item], j: int) -> str | None:
@@ -469,20 +490,15 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
 
 def _wrong_code_line(st: _PartState, judged: Span, feedback: str,
                      corrections: tuple[str, ...]) -> str | None:
-    """The recalled code line the tutor's feedback names (`backwards()` → its line)."""
-    refs = [next(g for g in m.groups() if g) for m in ph.CODE_REF_RE.finditer(
-        " ".join((feedback, *corrections)))]
-    if not refs:
+    """The recalled code line the tutor's feedback says is wrong (`backwards()` is not a
+    method → its line); fronts.wrong_line has the rule."""
+    if not ph.CODE_REF_RE.search(" ".join((feedback, *corrections))):
         return None
     code_lines = [ln for it in st.items if it.kind == "code" and it.start in judged
                   for ln in it.text.split("\n")]
     code_lines += [it.text for it in st.items if it.kind == "line" and it.start in judged
                    and it.text.startswith(("    ", "\t"))]
-    for ref in refs:
-        for ln in code_lines:
-            if ref in ln and ln.strip():
-                return ln.strip()
-    return None
+    return fronts.wrong_line([feedback, *corrections], code_lines)
 
 
 def _question_in(feedback: str) -> str | None:

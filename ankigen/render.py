@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import html
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -20,11 +22,12 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from . import md_rules, sanitize
 from .text import clean
 
 LIGHT_STYLE = "friendly"
 # Anything markdown could treat as markup sends the text through markdown-it.
-_MARKUP_RE = re.compile(r"[*_`\[\]<>#|~!\\&]|^\s*(?:[-+>=]|\d+[.)])|\n|https?|www\.|  ", re.M)
+_MARKUP_RE = re.compile(r"[*_`\[\]<>#|~!\\&$]|^\s*(?:[-+>=]|\d+[.)])|\n|https?|www\.|  ", re.M)
 DARK_STYLE = "monokai"
 
 
@@ -39,18 +42,35 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
 
 @functools.cache
 def _md() -> MarkdownIt:
-    # html=False: learner text like "<b>" or "x<y" is shown, never interpreted.
-    return MarkdownIt("commonmark", {"html": False, "highlight": _highlight}).enable("table")
+    # html=True: a tag HTML knows is kept and the field sanitized (sanitize.py); text that
+    # only looks like a tag ("List<String>", "x<y") is shown as written (md_rules.py).
+    md = MarkdownIt("commonmark", {"html": True, "highlight": _highlight}).enable("table")
+    return md_rules.add_all(md)
 
 
-def markdown(text: str) -> str:
-    """Render a note's markdown to HTML for a card field."""
+def markdown(text: str, footnotes: Mapping[str, str] | None = None) -> str:
+    """Render a note's markdown to HTML for a card field. `footnotes` holds the file's
+    footnote definitions (label → text): a reference to one the text does not define itself
+    is numbered and its text follows the field."""
     if not text:
         return ""
     text = clean(text)
     if not _MARKUP_RE.search(text):  # plain prose: what markdown-it would make of it
         return f"<p>{html.escape(text, quote=False)}</p>"
-    return _md().render(text).strip()
+    if footnotes and "[^" in text:
+        text = _with_definitions(text, footnotes)
+    env: dict[str, Any] = {}
+    out = _md().render(text, env).strip()
+    return sanitize.clean(out) if env.get(md_rules.RAW_HTML) else out
+
+
+def _with_definitions(text: str, footnotes: Mapping[str, str]) -> str:
+    defined = {m.group(1) for line in text.split("\n")
+               if (m := md_rules.FOOTNOTE_DEF_RE.match(line))}
+    wanted = dict.fromkeys(m.group(1) for m in md_rules.FOOTNOTE_REF_RE.finditer(text))
+    extra = [f"[^{label}]: {clean(footnotes[label])}" for label in wanted
+             if label in footnotes and label not in defined]
+    return "\n\n".join([text, *extra]) if extra else text
 
 
 def code(text: str, lang: str = "python") -> str:
@@ -63,22 +83,33 @@ def plain(text: str) -> str:
 
 
 # Characters inline CommonMark acts on (emphasis, code, links and images, autolinks,
-# escapes, entities): text without any is only escaped. One class: a fast C scan.
-_INLINE_MARKUP_RE = re.compile(r"[*_`\[\]<>\\&]")
+# escapes, entities; `$` for math): text without any is only escaped. One class: a fast C scan.
+_INLINE_MARKUP_RE = re.compile(r"[*_`\[\]<>\\&$]")
+# A GFM table's delimiter row: `|---|:--:|`.
+_TABLE_DELIM_RE = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$", re.M)
 
 
 @functools.cache
 def _md_inline() -> MarkdownIt:
     # breaks=True: a line break the learner wrote stays one, as on the page they wrote.
-    return MarkdownIt("commonmark", {"html": False, "breaks": True})
+    md = MarkdownIt("commonmark", {"html": True, "breaks": True})
+    return md_rules.add_all(md, inline_only=True)
 
 
 def inline(text: str) -> str:
-    """The learner's words as inline markdown: `code`, **bold**, links; no blocks, no HTML."""
+    """The learner's words as inline markdown: `code`, **bold**, links, math, safe inline
+    HTML; no blocks."""
     text = clean(text)
+    if "|" in text and "\n" in text and _TABLE_DELIM_RE.search(text):
+        return markdown(text)  # a table the learner wrote stays a table, not rows of pipes
     if not _INLINE_MARKUP_RE.search(text):
         return plain(text)
-    return _md_inline().renderInline(text).replace("<br />\n", "<br>").strip()
+    env: dict[str, Any] = {}
+    out = _md_inline().renderInline(text, env).replace("<br />\n", "<br>").strip()
+    out = sanitize.clean(out) if env.get(md_rules.RAW_HTML) else out
+    # A cloze's text is rendered in pieces around its term: the spaces at their ends are
+    # the learner's, as on the plain path.
+    return (" " if text[:1] == " " else "") + out + (" " if text[-1:] == " " else "")
 
 
 def escape_cloze_text(fragment_html: str) -> str:
@@ -88,7 +119,7 @@ def escape_cloze_text(fragment_html: str) -> str:
 
 def cloze_term(term: str) -> str:
     """A cloze answer: `::` and `}}` inside code (`a::b`, `{'a': 1}`) must not end it."""
-    return (html.escape(clean(term), quote=False)
+    return (html.escape(md_rules.reduce_wikilinks(clean(term)), quote=False)
             .replace(":", "&#58;").replace("{", "&#123;").replace("}", "&#125;"))
 
 
@@ -206,4 +237,36 @@ code {{ font-family: "JetBrains Mono", Menlo, Consolas, monospace; }}
 .nightMode .cloze {{ color: #8ab4f8; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 img {{ max-width: 100%; height: auto; }}
+/* A table wider than the phone scrolls sideways on its own; the page never does. Words in
+   cells are not broken anywhere (the card's rule), or a wide table would squeeze to letters. */
+table {{ display: block; max-width: 100%; overflow-x: auto; margin: 0.4em 0;
+  overflow-wrap: normal; }}
+td, th {{ overflow-wrap: normal; word-break: normal; vertical-align: top; }}
+th {{ background-color: #eef1f5; }}
+.nightMode th {{ background-color: #2c2f33; }}
+.nightMode td, .nightMode th {{ border-color: #555; }}
+.align-left {{ text-align: left; }} .align-center {{ text-align: center; }}
+.align-right {{ text-align: right; }}
+/* MathJax: a display formula wider than the phone scrolls inside itself. */
+.math, mjx-container[display="true"] {{ max-width: 100%; overflow-x: auto; overflow-y: hidden; }}
+/* Obsidian callouts (> [!tip] Title): a box of their own, after the answer. */
+.back blockquote.callout, blockquote.callout {{ margin: 0.6em 0; padding: 0.3em 0.7em;
+  border-left: 4px solid #3d6db5; border-radius: 4px; background-color: #eef4fb; }}
+.nightMode .back blockquote.callout, .nightMode blockquote.callout {{
+  background-color: #1f2a38; border-left-color: #6f9be0; }}
+.callout-title {{ font-weight: 600; color: #1f4e8c; margin: 0.2em 0; }}
+.nightMode .callout-title {{ color: #9fc0ee; }}
+.callout-tip, .callout-hint, .callout-important, .callout-success, .callout-check,
+.callout-done {{ border-left-color: #2e7d4f !important; }}
+.callout-warning, .callout-caution, .callout-attention {{ border-left-color: #b26a00 !important; }}
+.callout-danger, .callout-error, .callout-failure, .callout-fail, .callout-missing,
+.callout-bug {{ border-left-color: #b42318 !important; }}
+.callout-question, .callout-help, .callout-faq, .callout-example {{
+  border-left-color: #6b4fbb !important; }}
+/* Footnotes: a number on the text, their words in a small list after it. */
+sup.fnref {{ font-size: 0.7em; line-height: 0; }}
+ol.footnotes {{ font-size: 0.8em; color: #4a4a4a; border-top: 1px solid #ddd;
+  margin-top: 0.8em; padding-top: 0.3em; }}
+.nightMode ol.footnotes {{ color: #c4c4c4; border-top-color: #555; }}
+ol.footnotes p {{ margin: 0.1em 0; }}
 """
