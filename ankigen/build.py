@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import platformdirs
 
@@ -28,9 +28,9 @@ from .model import Card, CheckOutput, Document, Gap, check_key
 from .parse import parse_text
 from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
-
-if TYPE_CHECKING:
-    from .llmcards import Written
+from .media import Attached, attach, has_images
+from .media import unchanged as media_unchanged
+from .vault import Scope, find_root, relative, scope_of, walk
 
 
 @functools.cache
@@ -40,7 +40,8 @@ def parser_version() -> str:
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
     for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
-                 "cards.py", "render.py", "layout.py", "identity.py"):
+                 "cards.py", "render.py", "layout.py", "identity.py", "topics.py",
+                 "media.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -70,13 +71,9 @@ class BuildResult:
     checks: str  # what happened to runnable checks
     checks_run: int = 0
     parsed: int = 0  # files parsed this build (the rest came from the cache)
-    model: str = ""  # what a model did (`--llm`), "" when none was asked
-    model_wrote: int = 0  # cards whose front and back a model wrote
-    model_fell_back: int = 0  # gaps that kept their offline card
-    model_calls: int = 0  # answered completions this build (0 when all came from the cache)
-    model_cache_hits: int = 0
-    model_kept: tuple[str, ...] = ()  # "file:line: why" for each gap that kept its offline card
     seconds: float = 0.0
+    media: int = 0  # images packed into the deck
+    remote_images: int = 0  # image references left remote (shown only when online)
     parsed_files: tuple[Parsed, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -88,7 +85,6 @@ class BuildResult:
         d = {k: v for k, v in self.__dict__.items() if k != "parsed_files"}
         d["orphans"] = [o.__dict__ for o in self.orphans]
         d["warnings"] = list(self.warnings)
-        d["model_kept"] = list(self.model_kept)
         return d
 
 
@@ -99,35 +95,48 @@ def cache_dir() -> Path:
 
 def discover(paths: list[Path]) -> tuple[Path, list[tuple[Path, str]]]:
     """The vault root and its notes files as (path, path relative to the root)."""
+    found = discover_vault(paths)
+    return found.root, found.files
+
+
+@dataclass(frozen=True)
+class Discovered:
+    root: Path  # the vault's root (vault.find_root): paths and identities are relative to it
+    files: list[tuple[Path, str]]  # (path, path relative to the root)
+    scope: Scope  # what was asked for: a build judges only these files' gaps
+    warnings: tuple[str, ...]  # links not followed, loops
+
+
+def discover_vault(paths: list[Path]) -> Discovered:
+    """The notes files under the given files and folders, and the vault they belong to."""
     if not paths:
         raise InputError("no notes given")
-    files: list[str] = []
     for p in paths:
         if not p.exists():
             raise InputError("no such file or directory", path=str(p))
-        if p.is_dir():
-            found = _notes_under(p)
+    given = [Path(os.path.realpath(p)) if p.is_dir() else
+             Path(os.path.realpath(p.parent)) / p.name for p in paths]
+    common = Path(os.path.commonpath([str(g if g.is_dir() else g.parent) for g in given]))
+    root = find_root(common)
+    warnings: list[str] = []
+    files: list[str] = []
+    for p, g in zip(paths, given, strict=True):
+        if g.is_dir():
+            found = walk(g, root, _is_vault_note, warnings)
             if not found:
                 raise InputError("no markdown notes found (expected *.md files)", path=str(p))
             files.extend(found)
         else:
             read_notes(p)  # raises a clear error for what is not markdown
-            files.append(str(p))
-    roots = [p.resolve() if p.is_dir() else p.resolve().parent for p in paths]
-    root = Path(os.path.commonpath([str(r) for r in roots]))
+            files.append(str(g))
     seen: set[str] = set()
     out = []
-    under = str(root).rstrip(os.sep) + os.sep
     for f in files:
-        full = os.path.abspath(f)
-        if full.startswith(under):
-            rel = full[len(under):].replace(os.sep, "/")
-        else:
-            rel = Path(os.path.relpath(full, root)).as_posix()
+        rel = relative(f, str(root))
         if rel not in seen:
             seen.add(rel)
-            out.append((Path(full), rel))
-    return root, out
+            out.append((Path(f), rel))
+    return Discovered(root, out, scope_of(given, root), tuple(warnings))
 
 
 CACHE_FORMAT = 4  # entries: pickled (warnings, plain cards, pickled document or b"")
@@ -161,19 +170,15 @@ class Parsed:
 VAULT_SUFFIXES = MARKDOWN_SUFFIXES - {".txt"}
 
 
+def _is_vault_note(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VAULT_SUFFIXES
+
+
 def _notes_under(folder: Path) -> list[str]:
     """Markdown files in a vault folder, skipping hidden files and folders (.git, .ankigen),
-    in path order (folder by folder, as sorting Paths would give)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in VAULT_SUFFIXES:
-                continue
-            full = os.path.join(dirpath, name)
-            if os.path.isfile(full):
-                found.append(full)
-    return sorted(found, key=lambda f: f.split(os.sep))
+    in path order (folder by folder, as sorting Paths would give); links followed inside
+    the folder only (see vault.walk)."""
+    return walk(folder, folder, _is_vault_note, [])
 
 
 class ParseCache:
@@ -337,21 +342,15 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
 # (gaps, documents, each document's bytes by its path) → (outputs, runs, note, extra gaps)
 CheckHook = Callable[[list[tuple[Document, Gap]], list[Document], dict[str, bytes]],
                      tuple[dict[str, CheckOutput], int, str, list[tuple[Document, Gap, CheckOutput]]]]
-# (documents, each document's bytes by its path, each path's wanted gaps) → model-written gaps
-# by check_key and what happened (ankigen.llmcards.CardWriter; `key` says what they depend on)
-CardHook = Callable[[list[Document], dict[str, bytes], dict[str, list[Gap]]], "Written"]
 
 
 def build(paths: list[Path], out: Path, *, include_green: bool = False,
           checks: CheckHook | None = None, progress: Progress | None = None,
-          use_cache: bool = True, prune: bool = False, now: int | None = None,
-          writer: CardHook | None = None) -> BuildResult:
-    """Notes files or vault folders → an .apkg at `out`, identities kept in the vault.
-    `writer`: a model words the cards it can (`--llm`); the rest keep their offline card."""
+          use_cache: bool = True, prune: bool = False, now: int | None = None) -> BuildResult:
+    """Notes files or vault folders → an .apkg at `out`, identities kept in the vault."""
     with _gc_paused():
         return _build(paths, out, include_green=include_green, checks=checks,
-                      progress=progress, use_cache=use_cache, prune=prune, now=now,
-                      writer=writer)
+                      progress=progress, use_cache=use_cache, prune=prune, now=now)
 
 
 @contextlib.contextmanager
@@ -368,55 +367,53 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHook | None,
-           progress: Progress | None, use_cache: bool, prune: bool, now: int | None,
-           writer: CardHook | None = None) -> BuildResult:
+           progress: Progress | None, use_cache: bool, prune: bool, now: int | None
+           ) -> BuildResult:
     t0 = time.perf_counter()
-    root, files = discover(paths)
+    found = discover_vault(paths)
+    root, files, scope = found.root, found.files, found.scope
     contents = read_all(files, include_green)
-    vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer), prune)
+    vault_key = _vault_key(root, contents, include_green, _checks_key(checks), prune)
     if use_cache:
         same = _unchanged_build(out, vault_key)
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
-                                     keep_docs=checks is not None or writer is not None)
+                                     keep_docs=checks is not None)
     keep = {rel for _, rel in files}
+    if not scope.whole:  # the rest of the vault's cache entries stay for its next build
+        keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
     saver = None
-    if checks is None and writer is None:  # the cache is complete now: write it meanwhile
+    if checks is None:  # the cache is complete now: write it while the deck is made
         saver = threading.Thread(target=cache.save, args=(keep,), name="ankigen-cache")
         saver.start()
     try:
         cards: list[Card] = []
         checks_run, checks_note = 0, "not requested"
-        written = None
-        if checks is None and writer is None:  # the cards as parsed: no document unpickled
+        if checks is None:  # the cards as parsed: no document needs unpickling
             for p in parsed_files:
                 cards.extend(p.cards)
         else:
             docs = [p.doc() for p in parsed_files]
             gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
             sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
-            outputs: dict[str, CheckOutput] = {}
-            extra: list[tuple[Document, Gap, CheckOutput]] = []
-            if checks is not None:
-                outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
-            if writer is not None:
-                written = writer(docs, sources, {
-                    doc.path: [g for d, g in gaps if d is doc] for doc in docs})
+            outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
             for p, doc in zip(parsed_files, docs, strict=True):
                 mine = [g for g in doc.gaps if wanted(g, include_green)]
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
-                if written is None or not any(_check_key(doc, g) in written.gaps for g in mine):
-                    cards.extend(cache.cards_for(p, doc, mine, outputs))
-                    continue
-                for i, g in enumerate(mine):  # model-written: same anchor, so the same GUID
-                    k = _check_key(doc, g)
-                    cards.append(card_for(written.gaps.get(k, g), doc, i, outputs.get(k),
-                                          guid=first_guid(doc.path, g.anchor), keep_gap=False))
+                cards.extend(cache.cards_for(p, doc, mine, outputs))
+        images = _attach_images(cards, root, contents)
+        cards = images.cards
+        previous = load(root)
+        # Only what was built is judged: the rest of the vault's notes are neither
+        # orphans nor forgotten by --prune, and keep their entries as they are.
+        outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
+        if outside:
+            previous = [e for e in previous if scope.covers(e.file)]
         assigned, entries, orphans = assign(
             [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
-            load(root), now=now)
+            previous, now=now, reserved=frozenset(e.guid for e in outside))
         cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
                  for c, a in zip(cards, assigned, strict=True)]
         # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
@@ -427,12 +424,13 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         due = {i: n for n, i in enumerate(due_order)}
         triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
         fingerprint = _fingerprint(triples)
-        wrote_deck = False
+        written = False
         if not _up_to_date(out, fingerprint):
             stamp = max((a.mtime for a in assigned), default=int(time.time()))
-            write_package(to_package(triples), out, timestamp=stamp)
-            wrote_deck = True
-        save(root, entries + kept_orphans)  # only once the deck it describes exists
+            write_package(to_package(triples, {n: m.data for n, m in images.media.items()}),
+                          out, timestamp=stamp)
+            written = True
+        save(root, entries + kept_orphans + outside)  # only once the deck it describes exists
 
         by_mark: dict[str, int] = {}
         for c in cards:
@@ -442,31 +440,32 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     finally:
         if saver is not None:
             saver.join()
-    warnings = tuple(w for p in parsed_files for w in p.warnings)
-    model: dict[str, Any] = {}
-    if written is not None:
-        warnings += tuple(f"--llm: {why}; those gaps keep their offline cards"
-                          for why in written.problems)
-        model = dict(model=written.note, model_wrote=written.wrote,
-                     model_fell_back=written.fell_back, model_calls=written.calls,
-                     model_cache_hits=written.cache_hits,
-                     model_kept=tuple(f"{o.file}:{o.line}: {o.reason}" for o in written.outcomes
-                                      if o.gap is None))
+    warnings = (found.warnings + tuple(w for p in parsed_files for w in p.warnings)
+                + tuple(images.warnings))
     result = BuildResult(
-        out=str(out), written=wrote_deck, files=len(parsed_files), notes=len(cards),
+        out=str(out), written=written, files=len(parsed_files), notes=len(cards),
         new=sum(a.status == "new" for a in assigned),
         changed=sum(a.status == "changed" for a in assigned),
         unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
-        parsed_files=tuple(parsed_files), **model)
-    if use_cache and not (written is not None and written.retry):
-        # (a build whose model could not be asked about every gap is not remembered: the
-        # next one asks again instead of finding this deck up to date)
+        parsed_files=tuple(parsed_files), media=len(images.media),
+        remote_images=images.remote)
+    if use_cache:
         # The key is taken again: this build may have rewritten the manifest it depends on.
         _remember(out, fingerprint, _vault_key(root, contents, include_green,
-                                               _checks_key(checks, writer), prune), result)
+                                               _checks_key(checks), prune), result,
+                  images)
     return result
+
+
+def _attach_images(cards: list[Card], root: Path, contents: list[tuple[str, bytes, str]]
+                   ) -> Attached:
+    """Cards whose fields reference images get them resolved and packed (media.py); the
+    scan is a substring test per field, so a vault without images pays next to nothing."""
+    if not any(has_images(c) for c in cards):
+        return Attached(cards)
+    return attach(cards, root, {rel: data for rel, data, _ in contents})
 
 
 def _cards_key(digest: str, doc: Document, outputs: list[CheckOutput | None]) -> str:
@@ -494,12 +493,10 @@ def _stamp_path() -> Path:
     return cache_dir() / "outputs.json"
 
 
-def _checks_key(checks: CheckHook | None, writer: CardHook | None = None) -> str:
+def _checks_key(checks: CheckHook | None) -> str:
     """What of the checks a deck depends on: none, or where and how they ran (a hook may say,
-    as ankigen.checks.build_hook does: device and time limit); and of the card writer, its
-    model and sources."""
-    key = "" if checks is None else str(getattr(checks, "key", "checks"))
-    return key if writer is None else f"{key}\x1f{getattr(writer, 'key', 'llm')}"
+    as ankigen.checks.build_hook does: device and time limit)."""
+    return "" if checks is None else str(getattr(checks, "key", "checks"))
 
 
 def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
@@ -548,23 +545,25 @@ def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
         return None
     if not rec or rec.get("vault") != vault_key or rec["deck"][1:] != [st.st_size, st.st_mtime_ns]:
         return None
+    if rec.get("media_missing") or not media_unchanged(rec.get("media", ())):
+        return None  # an image changed, or one not found before may be there now
     r = dict(rec["result"])
     r["orphans"] = tuple(Orphan(**o) for o in r["orphans"])
     r["warnings"] = tuple(r["warnings"])
-    r["model_kept"] = tuple(r.get("model_kept", ()))
-    if r.get("model"):
-        r["model"] = re.sub(r"\d+ calls?, \d+ from cache", "no call: up to date", r["model"])
-    r.update(model_calls=0, written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0,
-             parsed=0,
+    r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0,
              checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
     return BuildResult(**r)
 
 
-def _remember(out: Path, fingerprint: str, vault_key: str, result: BuildResult) -> None:
+def _remember(out: Path, fingerprint: str, vault_key: str, result: BuildResult,
+              images: Attached) -> None:
     seen = _stamps()
     st = out.stat()
     seen[str(out.resolve())] = {"deck": [fingerprint, st.st_size, st.st_mtime_ns],
-                                "vault": vault_key, "result": result.to_dict()}
+                                "vault": vault_key, "result": result.to_dict(),
+                                # the image files the deck depends on, as they were
+                                "media": [[p.path, p.size, p.mtime_ns] for p in images.probes],
+                                "media_missing": images.missing}
     try:
         atomic_write(_stamp_path(), json.dumps(seen).encode())
     except Exception:

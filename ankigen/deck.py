@@ -7,8 +7,9 @@ import json
 import os
 import re
 import tempfile
+import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,37 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
     `tests/test_deck_anki.py` checks the rows are the ones genanki's own notes would write.
     """
 
-    def __init__(self, decks: list[genanki.Deck], notes: list[NoteRow]):
+    def __init__(self, decks: list[genanki.Deck], notes: list[NoteRow],
+                 media: Mapping[str, bytes] | None = None):
         super().__init__(decks)
         self.rows = notes
+        self.media = dict(media or {})  # bare name → bytes (media.py names them)
+
+    def write_to_file(self, file: str, timestamp: float | None = None) -> None:
+        """genanki's layout (collection.anki2, a `media` map, one zip member per file),
+        media taken from memory under their bare names, and the scratch database removed."""
+        import itertools
+        import sqlite3
+        import zipfile
+
+        fd, db = tempfile.mkstemp(suffix=".anki2")
+        os.close(fd)
+        try:
+            conn = sqlite3.connect(db)
+            try:
+                stamp = time.time() if timestamp is None else timestamp
+                self.write_to_db(conn.cursor(), stamp, itertools.count(int(stamp * 1000)))
+                conn.commit()
+            finally:
+                conn.close()
+            names = sorted(self.media)
+            with zipfile.ZipFile(file, "w") as out:
+                out.write(db, "collection.anki2")
+                out.writestr("media", json.dumps({str(i): n for i, n in enumerate(names)}))
+                for i, name in enumerate(names):
+                    out.writestr(str(i), self.media[name])
+        finally:
+            Path(db).unlink(missing_ok=True)
 
     def write_to_db(self, cursor: Any, timestamp: float, id_gen: Any) -> None:
         from genanki.apkg_col import APKG_COL
@@ -168,8 +197,10 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
             "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);", cards)
 
 
-def to_package(cards: Iterable[tuple[Card, int, int]]) -> VaultPackage:
-    """(card, mtime, due) triples → a package with one deck per notes file."""
+def to_package(cards: Iterable[tuple[Card, int, int]],
+               media: Mapping[str, bytes] | None = None) -> VaultPackage:
+    """(card, mtime, due) triples → a package with one deck per notes file, and the images
+    its cards reference by bare name."""
     decks: dict[str, genanki.Deck] = {}
     rows: list[NoteRow] = []
     for card, mtime, due in cards:
@@ -179,7 +210,7 @@ def to_package(cards: Iterable[tuple[Card, int, int]]) -> VaultPackage:
         tags = (*card.tags, f"ankigen::id::{short_id(card.guid)}")
         rows.append(NoteRow.of(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
                                due, mtime))
-    return VaultPackage(list(decks.values()), rows)
+    return VaultPackage(list(decks.values()), rows, media)
 
 
 def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:

@@ -203,11 +203,14 @@ def fresh_guid(file: str, anchor: str, taken: set[str], candidate: str = "") -> 
         n += 1
 
 
-def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None
+def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
+           reserved: frozenset[str] = frozenset()
            ) -> tuple[list[Assigned], list[Entry], list[Entry]]:
     """Match this build's gaps to the previous build's.
 
     Returns (one Assigned per wanted, the new manifest entries, orphaned entries).
+    `reserved`: GUIDs of notes outside what this build judges (the rest of the vault when
+    one file or folder is built): never matched, never handed out again.
     """
     now = int(time.time()) if now is None else now
     match: dict[int, Entry] = {}
@@ -234,7 +237,7 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None
     _exact_anywhere(wanted, match, vanished, used)
     _similar(wanted, match, [e for e in vanished if e.guid not in used], used, same_file=False)
 
-    taken = {e.guid for e in previous} | used
+    taken = {e.guid for e in previous} | used | reserved
     out: list[Assigned] = []
     entries: list[Entry] = []
     for i, w in enumerate(wanted):
