@@ -16,7 +16,12 @@ measures interleaved round by round, min and median of --repeat (default 5) repo
 sampled from /proc every 10 ms: the peak of the sum) and an unchanged rebuild, against the
 10k cold build of the same run.
 
-Run: .venv/bin/python bench/bench_whole.py [--repeat 5] [--scale]
+--checks adds cold builds with checks (issue 13, item 4): a fresh runtime folder each time,
+so no check server is up and the build must start one; the build's own timestamps (`--json`
+timings) split it into parsing, server start and checks, and show how much of the server's
+start the parse hid. Each run's server is stopped after it.
+
+Run: .venv/bin/python bench/bench_whole.py [--repeat 5] [--scale] [--checks]
 """
 
 from __future__ import annotations
@@ -167,6 +172,36 @@ def warm_build(vault: Path, deck: Path, cache: Path) -> float:
     return took
 
 
+def checked_builds(vault: Path, tmpd: Path, repeat: int) -> None:
+    """Cold builds with checks, no server up: where the time went, by the build's clock."""
+    import json
+
+    rows = []
+    for n in range(repeat):
+        shutil.rmtree(vault / ".ankigen", ignore_errors=True)
+        runtime = tmpd / f"runtime{n}"
+        runtime.mkdir(mode=0o700)
+        env = {**os.environ, "ANKIGEN_CACHE_DIR": str(tmpd / f"checkcache{n}"),
+               "ANKIGEN_RUNTIME_DIR": str(runtime)}
+        t0 = time.perf_counter()
+        proc = subprocess.run([str(ANKIGEN), "build", str(vault), "-o", str(tmpd / "checked.apkg"),
+                               "--json"], env=env, capture_output=True, text=True, check=True)
+        whole = time.perf_counter() - t0
+        subprocess.run([str(ANKIGEN), "check-server", "stop"], env=env, capture_output=True,
+                       check=True)
+        r = json.loads(proc.stdout)
+        assert r["checks_run"] > 0 and "server start" in r["timings"], r["checks"]
+        rows.append((whole, r["seconds"], r["checks_run"], r["timings"]))
+    print(f"cold build with checks, no server up ({repeat} runs; seconds from the build's start)")
+    for whole, secs, ran, t in rows:
+        (p0, p1), (s0, s1), (c0, c1) = t["parse"], t["server start"], t["checks"]
+        hidden = max(0.0, min(p1, s1) - s0)
+        print(f"  whole {whole:6.2f}s (build {secs:5.2f}s): parse {p0:5.2f}-{p1:5.2f}, server "
+              f"start {s0:5.2f}-{s1:5.2f}, checks {c0:5.2f}-{c1:5.2f} ({ran} run), deck "
+              f"{t['deck'][0]:5.2f}-{t['deck'][1]:5.2f}; server start began {s0 - p0:4.2f}s "
+              f"into the parse, {hidden:4.2f}s of its {s1 - s0:4.2f}s under the parse")
+
+
 def line(label: str, xs: list[float], unit: str = "s") -> str:
     return (f"  {label:34s} min {min(xs):7.3f}{unit}  median {statistics.median(xs):7.3f}{unit}"
             "   all: " + " ".join(f"{x:.3f}" for x in xs))
@@ -183,6 +218,9 @@ def main() -> None:
     ap.add_argument("--scale", action="store_true",
                     help="also the 10x vault (10,000 files, 100,000 gaps): cold, memory, rebuild")
     ap.add_argument("--scale-repeat", type=int, default=3)
+    ap.add_argument("--checks", action="store_true",
+                    help="also cold builds with checks: parse, server start and checks")
+    ap.add_argument("--checks-repeat", type=int, default=3)
     a = ap.parse_args()
     ensure_ankdown()
     print(f"machine: {os.cpu_count()} cores, load average at start {load()}", flush=True)
@@ -213,6 +251,8 @@ def main() -> None:
                   f"{'PASS' if ours / bare_t <= 3 else 'MISS'});  ours / ankdown "
                   f"{ours / peer_t:5.2f}x (target < 1: {'PASS' if ours < peer_t else 'MISS'})")
         print(f"load average {load()}", flush=True)
+        if a.checks:
+            checked_builds(vault, tmpd, a.checks_repeat)
         if not a.scale:
             return
         big = tmpd / "big"
