@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
@@ -31,6 +31,9 @@ from .text import MARKDOWN_SUFFIXES, decode, read_notes
 from .media import Attached, attach, has_images
 from .media import unchanged as media_unchanged
 from .vault import Scope, find_root, relative, scope_of, walk
+
+if TYPE_CHECKING:
+    from .llmcards import Written
 
 
 @functools.cache
@@ -71,6 +74,12 @@ class BuildResult:
     checks: str  # what happened to runnable checks
     checks_run: int = 0
     parsed: int = 0  # files parsed this build (the rest came from the cache)
+    model: str = ""  # what a model did (`--llm`), "" when none was asked
+    model_wrote: int = 0  # cards whose front and back a model wrote
+    model_fell_back: int = 0  # gaps that kept their offline card
+    model_calls: int = 0  # answered completions this build (0 when all came from the cache)
+    model_cache_hits: int = 0
+    model_kept: tuple[str, ...] = ()  # "file:line: why" for each gap that kept its offline card
     seconds: float = 0.0
     media: int = 0  # images packed into the deck
     remote_images: int = 0  # image references left remote (shown only when online)
@@ -85,6 +94,7 @@ class BuildResult:
         d = {k: v for k, v in self.__dict__.items() if k != "parsed_files"}
         d["orphans"] = [o.__dict__ for o in self.orphans]
         d["warnings"] = list(self.warnings)
+        d["model_kept"] = list(self.model_kept)
         return d
 
 
@@ -342,15 +352,21 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
 # (gaps, documents, each document's bytes by its path) → (outputs, runs, note, extra gaps)
 CheckHook = Callable[[list[tuple[Document, Gap]], list[Document], dict[str, bytes]],
                      tuple[dict[str, CheckOutput], int, str, list[tuple[Document, Gap, CheckOutput]]]]
+# (documents, each document's bytes by its path, each path's wanted gaps) → model-written gaps
+# by check_key and what happened (ankigen.llmcards.CardWriter; `key` says what they depend on)
+CardHook = Callable[[list[Document], dict[str, bytes], dict[str, list[Gap]]], "Written"]
 
 
 def build(paths: list[Path], out: Path, *, include_green: bool = False,
           checks: CheckHook | None = None, progress: Progress | None = None,
-          use_cache: bool = True, prune: bool = False, now: int | None = None) -> BuildResult:
-    """Notes files or vault folders → an .apkg at `out`, identities kept in the vault."""
+          use_cache: bool = True, prune: bool = False, now: int | None = None,
+          writer: CardHook | None = None) -> BuildResult:
+    """Notes files or vault folders → an .apkg at `out`, identities kept in the vault.
+    `writer`: a model words the cards it can (`--llm`); the rest keep their offline card."""
     with _gc_paused():
         return _build(paths, out, include_green=include_green, checks=checks,
-                      progress=progress, use_cache=use_cache, prune=prune, now=now)
+                      progress=progress, use_cache=use_cache, prune=prune, now=now,
+                      writer=writer)
 
 
 @contextlib.contextmanager
@@ -367,42 +383,55 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHook | None,
-           progress: Progress | None, use_cache: bool, prune: bool, now: int | None
-           ) -> BuildResult:
+           progress: Progress | None, use_cache: bool, prune: bool, now: int | None,
+           writer: CardHook | None = None) -> BuildResult:
     t0 = time.perf_counter()
     found = discover_vault(paths)
     root, files, scope = found.root, found.files, found.scope
     contents = read_all(files, include_green)
-    vault_key = _vault_key(root, contents, include_green, _checks_key(checks), prune)
+    vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer), prune)
     if use_cache:
         same = _unchanged_build(out, vault_key)
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
-                                     keep_docs=checks is not None)
+                                     keep_docs=checks is not None or writer is not None)
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build
         keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
     saver = None
-    if checks is None:  # the cache is complete now: write it while the deck is made
+    if checks is None and writer is None:  # the cache is complete now: write it meanwhile
         saver = threading.Thread(target=cache.save, args=(keep,), name="ankigen-cache")
         saver.start()
     try:
         cards: list[Card] = []
         checks_run, checks_note = 0, "not requested"
-        if checks is None:  # the cards as parsed: no document needs unpickling
+        written = None
+        if checks is None and writer is None:  # the cards as parsed: no document unpickled
             for p in parsed_files:
                 cards.extend(p.cards)
         else:
             docs = [p.doc() for p in parsed_files]
             gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
             sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
-            outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
+            outputs: dict[str, CheckOutput] = {}
+            extra: list[tuple[Document, Gap, CheckOutput]] = []
+            if checks is not None:
+                outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
+            if writer is not None:
+                written = writer(docs, sources, {
+                    doc.path: [g for d, g in gaps if d is doc] for doc in docs})
             for p, doc in zip(parsed_files, docs, strict=True):
                 mine = [g for g in doc.gaps if wanted(g, include_green)]
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
-                cards.extend(cache.cards_for(p, doc, mine, outputs))
+                if written is None or not any(_check_key(doc, g) in written.gaps for g in mine):
+                    cards.extend(cache.cards_for(p, doc, mine, outputs))
+                    continue
+                for i, g in enumerate(mine):  # model-written: same anchor, so the same GUID
+                    k = _check_key(doc, g)
+                    cards.append(card_for(written.gaps.get(k, g), doc, i, outputs.get(k),
+                                          guid=first_guid(doc.path, g.anchor), keep_gap=False))
         images = _attach_images(cards, root, contents)
         cards = images.cards
         previous = load(root)
@@ -424,12 +453,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         due = {i: n for n, i in enumerate(due_order)}
         triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
         fingerprint = _fingerprint(triples)
-        written = False
+        wrote_deck = False
         if not _up_to_date(out, fingerprint):
             stamp = max((a.mtime for a in assigned), default=int(time.time()))
             write_package(to_package(triples, {n: m.data for n, m in images.media.items()}),
                           out, timestamp=stamp)
-            written = True
+            wrote_deck = True
         save(root, entries + kept_orphans + outside)  # only once the deck it describes exists
 
         by_mark: dict[str, int] = {}
@@ -442,19 +471,30 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             saver.join()
     warnings = (found.warnings + tuple(w for p in parsed_files for w in p.warnings)
                 + tuple(images.warnings))
+    model: dict[str, Any] = {}
+    if written is not None:
+        warnings += tuple(f"--llm: {why}; those gaps keep their offline cards"
+                          for why in written.problems)
+        model = dict(model=written.note, model_wrote=written.wrote,
+                     model_fell_back=written.fell_back, model_calls=written.calls,
+                     model_cache_hits=written.cache_hits,
+                     model_kept=tuple(f"{o.file}:{o.line}: {o.reason}" for o in written.outcomes
+                                      if o.gap is None))
     result = BuildResult(
-        out=str(out), written=written, files=len(parsed_files), notes=len(cards),
+        out=str(out), written=wrote_deck, files=len(parsed_files), notes=len(cards),
         new=sum(a.status == "new" for a in assigned),
         changed=sum(a.status == "changed" for a in assigned),
         unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
         parsed_files=tuple(parsed_files), media=len(images.media),
-        remote_images=images.remote)
-    if use_cache:
+        remote_images=images.remote, **model)
+    if use_cache and not (written is not None and written.retry):
+        # (a build whose model could not be asked about every gap is not remembered: the
+        # next one asks again instead of finding this deck up to date)
         # The key is taken again: this build may have rewritten the manifest it depends on.
         _remember(out, fingerprint, _vault_key(root, contents, include_green,
-                                               _checks_key(checks), prune), result,
+                                               _checks_key(checks, writer), prune), result,
                   images)
     return result
 
@@ -493,10 +533,12 @@ def _stamp_path() -> Path:
     return cache_dir() / "outputs.json"
 
 
-def _checks_key(checks: CheckHook | None) -> str:
+def _checks_key(checks: CheckHook | None, writer: CardHook | None = None) -> str:
     """What of the checks a deck depends on: none, or where and how they ran (a hook may say,
-    as ankigen.checks.build_hook does: device and time limit)."""
-    return "" if checks is None else str(getattr(checks, "key", "checks"))
+    as ankigen.checks.build_hook does: device and time limit); and of the card writer, its
+    model and sources."""
+    key = "" if checks is None else str(getattr(checks, "key", "checks"))
+    return key if writer is None else f"{key}\x1f{getattr(writer, 'key', 'llm')}"
 
 
 def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
@@ -550,7 +592,11 @@ def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
     r = dict(rec["result"])
     r["orphans"] = tuple(Orphan(**o) for o in r["orphans"])
     r["warnings"] = tuple(r["warnings"])
-    r.update(written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0, parsed=0,
+    r["model_kept"] = tuple(r.get("model_kept", ()))
+    if r.get("model"):
+        r["model"] = re.sub(r"\d+ calls?, \d+ from cache", "no call: up to date", r["model"])
+    r.update(model_calls=0, written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0,
+             parsed=0,
              checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
     return BuildResult(**r)
 
