@@ -86,7 +86,26 @@ def _dollar_math(state: StateInline, silent: bool) -> bool:
     end, state.pos = state.pos, start
     if "`" in state.src[start:end]:
         return False
-    return silent or _DOLLAR(state, False)
+    if silent:  # a rule that matches in silent mode must still move past what it matched
+        state.pos = end
+        return True
+    return _DOLLAR(state, False)
+
+
+_CLOSE = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
+
+
+def _math_in_alt(state: StateCore) -> None:
+    """An image's alt text is plain text, where MathJax never runs: its math stays as the
+    note wrote it (markdown-it would drop it)."""
+    for tok in state.tokens:
+        for child in tok.children or ():
+            if child.type == "image" and child.children:
+                for k, sub in enumerate(child.children):
+                    if sub.type.startswith("math_inline"):
+                        text = Token("text", "", 0)
+                        text.content = f"{sub.markup}{sub.content}{_CLOSE.get(sub.markup, '')}"
+                        child.children[k] = text
 
 
 def add_math(md: MarkdownIt) -> None:
@@ -100,6 +119,7 @@ def add_math(md: MarkdownIt) -> None:
     md.add_render_rule("math_inline", _render_math(False))
     md.add_render_rule("math_inline_double", _render_math(True))
     md.add_render_rule("math_block", _render_math(True, block=True))
+    md.core.ruler.push("math_in_alt", _math_in_alt)
 
 
 # --- wiki-links ----------------------------------------------------------------------------

@@ -52,6 +52,15 @@ def test_display_math_on_its_own_lines_inside_a_line_and_in_brackets():
     assert render.inline("see $$x^2$$ and \\[y_1\\] here") == "see \\[x^2\\] and \\[y_1\\] here"
 
 
+def test_math_in_a_link_and_in_an_image_alt():
+    # A link label is parsed twice (once to find its end): the math rule must match both times.
+    assert render.inline("[**in $\\mathbb{R}^2$**](https://x.org)") == (
+        '<a href="https://x.org"><strong>in \\(\\mathbb{R}^2\\)</strong></a>')
+    # Alt text is plain text, where MathJax never runs: the formula stays as written.
+    assert render.markdown("![the $x$ and \\(y\\) alt](img.png)") == (
+        '<p><img src="img.png" alt="the $x$ and \\(y\\) alt" /></p>')
+
+
 def test_prices_and_code_are_not_math():
     assert render.markdown("It cost $5 and $10.") == "<p>It cost $5 and $10.</p>"
     # Pandoc's rule: no space inside the dollars, no digit right after the closing one.
