@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from anki.collection import Collection
 from anki_helpers import import_apkg, rendered
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ankigen import render
 from ankigen.build import build
@@ -232,3 +234,18 @@ def test_the_fixture_deck_renders_in_anki_with_its_math_tables_and_callouts(anki
     assert "the loss note" in every and "[[" not in every
     assert "<script" not in every and "onerror" not in every and "javascript:" not in every
     assert "<kbd>Ctrl</kbd>" in every and "<details><summary>Why</summary>" in every
+
+
+# --- no input breaks the renderers ---------------------------------------------------------------
+
+_PIECES = ["$", "$$", "\\(", "\\)", "\\[", "\\]", "\\", "[[", "]]", "|", "[^1]", "[^1]: ",
+           "> [!tip] ", "<b>", "</b>", "<T>", "<script>", "`", "**", "![", "](x)", "[", "]",
+           "\n", "\n\n", " ", "x", "1", "---|---\n", "&", "{", "}", "_"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_any_mix_of_the_new_syntax_renders_without_raising(pieces):
+    text = "".join(pieces)
+    for out in (render.markdown(text, {"1": "a note"}), render.inline(text)):
+        assert "<script" not in out
