@@ -102,3 +102,18 @@ def test_a_tutor_sees_the_class_view(tmp_path):
     view = svc.client.get(f"/classes/{k['id']}")
     assert view.status_code == 200
     assert "Most missed" in view.text and "alice" in view.text and "of 1</td>" in view.text
+
+
+def test_the_chart_draws_one_line_per_chapter_over_sessions():
+    from grader.service.chart import svg
+    from grader.service.crud import ChartPoint
+
+    points = [ChartPoint(1, 10.0, "chapter 14", "red"), ChartPoint(1, 10.0, "chapter 14", "green"),
+              ChartPoint(2, 20.0, "chapter 14", "green"), ChartPoint(2, 20.0, "<b>x</b>", "yellow"),
+              ChartPoint(3, 30.0, "chapter 9", None)]
+    out = svg(points)
+    assert out.count("<polyline") == 2 and "latest (2 sessions)" in out
+    # chapter 14: (red + green) / 2 = 1 at the first session, green = 2 at the last
+    assert 'points="46.0,68.0 312.0,10.0"' in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
+    assert svg([ChartPoint(1, 1.0, "chapter 9", None)]) == ""

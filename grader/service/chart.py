@@ -1,6 +1,6 @@
 """A small server-rendered SVG: a learner's marks per chapter over their sessions.
 
-Inline SVG, no script and nothing fetched. 🟢 = 2, 🟡 = 1, 🔴 = 0; a part without a mark is
+Inline SVG, no script and nothing fetched. 🟢 = 2, 🟡 = 1, 🔴 = 0 (a chapter's parts averaged); a part without a mark is
 left out. Colours come from the page's CSS variables, so light and dark both read.
 """
 
@@ -12,9 +12,9 @@ from html import escape
 from .crud import ChartPoint
 
 SCORE = {"green": 2, "yellow": 1, "red": 0}
-LABEL = {2: "🟢", 1: "🟡", 0: "🔴"}
+LABEL = {2: "green", 1: "yellow", 0: "red"}
 LINES = 6  # chapters drawn at most (the most recent ones)
-W, H, LEFT, TOP, BOTTOM = 320, 150, 34, 10, 24
+W, H, LEFT, TOP, BOTTOM = 320, 150, 46, 10, 24
 
 
 def svg(points: Sequence[ChartPoint]) -> str:
@@ -37,8 +37,8 @@ def svg(points: Sequence[ChartPoint]) -> str:
 
     out = [f'<svg class="chart" viewBox="0 0 {W} {H + 18 * len(recent)}" role="img" '
            f'aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg">',
-           '<title id="chart-title">Marks per chapter over your sessions (🟢 2, 🟡 1, '
-           '🔴 0)</title>']
+           '<title id="chart-title">Marks per chapter over your sessions: green, yellow or '
+           'red per session</title>']
     for score, label in LABEL.items():
         _, y = xy(0, score)
         out.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{W - 8}" y2="{y:.1f}"/>'
