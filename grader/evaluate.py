@@ -10,7 +10,9 @@ with the tutor's marks taken out; then, part by part:
   and Cohen's κ over the four columns;
 - false-accept rate: the share of the tutor's 🔴 parts that the grader marked 🟢;
 - omission recall: of the things the tutor said were left out ("you skipped X"), the share
-  the grader also reported as left out in that part.
+  the grader also reported as left out in that part;
+- false omissions: points the grader reported as left out that match none of the tutor's
+  for that part (the target is at most 1 per 5 parts).
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ class SessionResult:
     grader: tuple[Mark | None, ...]
     omissions: tuple[tuple[int, str, bool], ...]  # (part, the tutor's "left out" term, found)
     report: Report = field(repr=False, compare=False)
+    # (part, a point the grader reported as left out, whether the tutor named it too)
+    reported: tuple[tuple[int, str, bool], ...] = ()
+
+    @property
+    def false_omissions(self) -> int:
+        return sum(not hit for _, _, hit in self.reported)
 
     @property
     def counted(self) -> list[tuple[Mark, Mark | None]]:
@@ -92,17 +100,36 @@ class EvalResult:
         found = [f for s in self.sessions for _, _, f in s.omissions]
         return sum(found) / len(found) if found else None
 
+    @property
+    def omissions_found(self) -> tuple[int, int]:
+        found = [f for s in self.sessions for _, _, f in s.omissions]
+        return sum(found), len(found)
+
+    @property
+    def false_omissions(self) -> int:
+        return sum(s.false_omissions for s in self.sessions)
+
+    @property
+    def false_omissions_per_part(self) -> float:
+        parts = sum(len(s.tutor) for s in self.sessions)
+        return self.false_omissions / parts if parts else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "model": self.model, "parts": len(self.pairs),
             "agreement": round(self.agreement, 4), "kappa": round(self.kappa, 4),
             "false_accept_rate": self.false_accept, "omission_recall": self.omission_recall,
+            "omissions_found": list(self.omissions_found),
+            "false_omissions": self.false_omissions,
+            "false_omissions_per_part": round(self.false_omissions_per_part, 4),
             "confusion": {label_name(t): {label_name(g): n for g, n in row.items()}
                           for t, row in self.confusion.items()},
             "sessions": [{"name": s.name, "tutor": [label_name(m) for m in s.tutor],
                           "grader": [label_name(m) for m in s.grader],
                           "omissions": [{"part": p + 1, "term": t, "found": f}
-                                        for p, t, f in s.omissions]}
+                                        for p, t, f in s.omissions],
+                          "reported": [{"part": p + 1, "point": t, "tutor_named": f}
+                                       for p, t, f in s.reported]}
                          for s in self.sessions],
         }
 
@@ -162,25 +189,38 @@ def evaluate(folder: Path, options: GradeOptions,
         with SharedRunner(options.device, options.code_timeout_s, options.unsandboxed) as shared:
             return evaluate(folder, options, shared, progress)
     results = []
-    mode, model = "offline", None
     for i, session in enumerate(sessions):
-        path = session / "recall.md"
-        original = read_notes(path).text
-        marked = parse_text(original, str(path), kind="recall")
-        if not (session / "sources").is_dir():
-            raise EvalError("no sources/ folder beside recall.md", path=str(session))
-        sources = load_sources([session / "sources"])
-        recall = recall_from_text(original, str(path))
-        report = grade_recall(recall, sources, options, runner_factory)
-        tutor = tutor_labels(marked)
-        if len(report.parts) != len(tutor):
-            raise EvalError(f"the session has {len(tutor)} parts marked but {len(report.parts)} "
-                            "once the marks are taken out", path=str(path))
-        omitted = [(part, term, _found(term, [o.point for o in report.parts[part].omissions]))
-                   for part, term in left_out_terms(marked)]
-        results.append(SessionResult(session.name, tutor, report.marks, tuple(omitted), report))
-        mode, model = report.mode, report.model
+        results.append(evaluate_session(session, options, runner_factory))
         if progress:
             progress(i + 1, len(sessions))
-    return EvalResult(mode, model, tuple(results))
+    return result_of(results, options)
 
+
+def result_of(results: Sequence[SessionResult], options: GradeOptions) -> EvalResult:
+    mode = "llm" if options.endpoint is not None else "offline"
+    return EvalResult(mode, options.endpoint.model if options.endpoint else None, tuple(results))
+
+
+def evaluate_session(session: Path, options: GradeOptions,
+                     runner_factory: Callable[[], Any] | None = None) -> SessionResult:
+    """Grade one labelled session with its marks taken out and compare it with them."""
+    path = session / "recall.md"
+    original = read_notes(path).text
+    marked = parse_text(original, str(path), kind="recall")
+    if not (session / "sources").is_dir():
+        raise EvalError("no sources/ folder beside recall.md", path=str(session))
+    sources = load_sources([session / "sources"])
+    recall = recall_from_text(original, str(path))
+    report = grade_recall(recall, sources, options, runner_factory)
+    tutor = tutor_labels(marked)
+    if len(report.parts) != len(tutor):
+        raise EvalError(f"the session has {len(tutor)} parts marked but {len(report.parts)} "
+                        "once the marks are taken out", path=str(path))
+    named = left_out_terms(marked)
+    omitted = [(part, term, _found(term, [o.point for o in report.parts[part].omissions]))
+               for part, term in named]
+    reported = [(part.index, o.point, any(_found(t, [o.point]) for p, t in named
+                                          if p == part.index))
+                for part in report.parts for o in part.omissions]
+    return SessionResult(session.name, tutor, report.marks, tuple(omitted), report,
+                         tuple(reported))

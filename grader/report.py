@@ -86,7 +86,10 @@ def show_eval(result: EvalResult, console: Console) -> None:
         console.print(f"  {label_name(tutor):<6}" + "".join(f"{row[c]:>6}" for c in columns))
     far = result.false_accept
     rec = result.omission_recall
+    found, named = result.omissions_found
     console.print(f"\nagreement {result.agreement:.0%}   Cohen's κ {result.kappa:.2f}   "
                   f"false-accept (🟢 where the tutor said 🔴) "
                   f"{'n/a' if far is None else f'{far:.0%}'}   omission recall "
-                  f"{'n/a' if rec is None else f'{rec:.0%}'}")
+                  f"{'n/a' if rec is None else f'{rec:.0%}'} ({found} of {named})   "
+                  f"false omissions {result.false_omissions} "
+                  f"({result.false_omissions_per_part:.2f} per part)")
