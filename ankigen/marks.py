@@ -7,8 +7,9 @@ make cards"):
 
 - an **assessment**: the mark opens a line of prose, then feedback (`🟡 => you skipped
   padding`; in a list item only with `=>`);
-- an **inline marker** inside a sentence, then `=>` or a remark in parentheses
-  (`initialization, 🟡 (forgot the rest) momentum?..`).
+- an **inline marker** inside a sentence, then `=>` or a remark in parentheses that says
+  what was forgotten or doubted (`initialization, 🟡 (forgot the rest) momentum?..`,
+  `🟡 (can't recall the second one)`; a status's `🟡 (flaky)` is data).
 
 Never a mark: in a heading, a table, a code span, an HTML block, alone in parentheses
 (`(🔴)`), next to another mark (`🟢 🔴 🟡`), or followed by a legend's separator
@@ -28,6 +29,8 @@ MARK_RE = re.compile(f"[{_MARKS}]")
 _ITEM_RE = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])(?:\s+|$)")
 _LEAD_RE = re.compile(r"^\s*(?:(?:[-*+]|\d{1,9}[.)])\s+|>\s*)?(?:\*\*|__|\*|_)?\s*$")
 _LEGEND = frozenset(":=|,;/)<>-–—+")
+_REMARK_RE = re.compile(r"\([^)]*(?:forg|recall|remember|no idea|not sure|unsure|the rest|"
+                        r"what else|looked|(?:second|third|other) one|\?)[^)]*\)", re.I)
 
 
 def mark_in(line: str) -> int:
@@ -54,7 +57,7 @@ def _reads_as_mark(line: str, start: int, end: int, listed: bool) -> bool:
     if prev.endswith("("):
         return False  # `(🔴)`: a legend's colour
     if after.startswith("("):
-        return True  # `🟡 (forgot the rest)`
+        return bool(_REMARK_RE.match(after))  # `🟡 (forgot the rest)`, not `🟡 (flaky)`
     if listed:
         return False  # a list item's emoji with no `=>`: a legend or a status
     if _LEAD_RE.match(before):  # opens a line of prose: an assessment

@@ -89,27 +89,37 @@ def _fronts(apkg: Path) -> list[tuple[str, str]]:
 
 
 def report(m: dict[str, object]) -> tuple[int, int]:
+    """Print one corpus's numbers. In a corpus of unmarked notes every file outside a
+    `sessions/` folder is unmarked and not a session by construction: the denominator
+    is those files, whatever the parser thinks of them, so a file it wrongly takes for a
+    marked one still counts against it. Returns (files yielding cards, such files)."""
     cards: dict[str, list[str]] = m["cards"]  # type: ignore[assignment]
     kinds: dict[str, str] = m["kinds"]  # type: ignore[assignment]
     marked: dict[str, bool] = m["marked"]  # type: ignore[assignment]
     show = int(m["show"])  # type: ignore[call-overload]
-    plain = [rel for rel in cards if kinds[rel] == "reference" and not marked[rel]]
+    unmarked_corpus = "unmarked" in Path(str(m["folder"])).parts
+    sessions = {r for r in cards if r.startswith("sessions/")}
+    plain = [r for r in cards if r not in sessions] if unmarked_corpus else []
     yielding = [rel for rel in plain if cards[rel]]
     shape = Counter(("marked" if marked[r] else kinds[r]) for r in cards)
-    print(f"\n== {m['folder']}  ({len(cards)} files: "
+    print(f"\n== {m['folder']}  ({len(cards)} files; the parser calls them: "
           + ", ".join(f"{n} {k}" for k, n in sorted(shape.items())) + f"; {m['seconds']:.1f} s)")
     print(f"checks: {m['checks']}")
-    ratio = len(yielding) / len(plain) if plain else 0.0
-    print(f"unmarked non-recall files yielding any card: {len(yielding)} / {len(plain)} "
-          f"= {ratio:.1%}  ({sum(len(cards[r]) for r in yielding)} cards)")
+    if unmarked_corpus:
+        ratio = len(yielding) / len(plain) if plain else 0.0
+        print(f"unmarked non-recall files yielding any card: {len(yielding)} / {len(plain)} "
+              f"= {ratio:.1%}  ({sum(len(cards[r]) for r in yielding)} cards)")
+        wrong = [r for r in plain if marked[r] or kinds[r] == "recall"]
+        for rel in wrong:
+            print(f"  taken for {'marked' if marked[rel] else 'a session'}: {rel}")
     for rel in yielding:
         print(f"  {rel}: {len(cards[rel])} cards")
         for front in cards[rel][:show]:
             print(f"      {front[:150]!r}")
-    others = [r for r in cards if r not in plain]
+    others = sorted(set(cards) - set(plain))
     if others:
-        print("recall-shaped or marked files: cards per file")
-        for rel in sorted(others):
+        print("sessions and marked notes: cards per file")
+        for rel in others:
             print(f"  {rel}: {len(cards[rel])} ({'marked' if marked[rel] else kinds[rel]})")
     return len(yielding), len(plain)
 
