@@ -24,12 +24,12 @@ from .cards import card_for, wanted
 from .deck import TEMPLATE_VERSION, to_package, write_package
 from .errors import InputError
 from .identity import Entry, Wanted, assign, atomic_write, first_guid, load, save, short_id
+from .media import Attached, attach, has_images
+from .media import unchanged as media_unchanged
 from .model import Card, CheckOutput, Document, Gap, check_key
 from .parse import parse_text
 from .render import css
 from .text import MARKDOWN_SUFFIXES, decode, read_notes
-from .media import Attached, attach, has_images
-from .media import unchanged as media_unchanged
 from .vault import Scope, find_root, relative, scope_of, walk
 
 if TYPE_CHECKING:
@@ -81,6 +81,9 @@ class BuildResult:
     model_cache_hits: int = 0
     model_kept: tuple[str, ...] = ()  # "file:line: why" for each gap that kept its offline card
     seconds: float = 0.0
+    # What ran when, in seconds from the build's start: "parse", "checks", "deck" and, when
+    # a check server was started, "server start" (begun while parsing: ankigen.checks.early).
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
     media: int = 0  # images packed into the deck
     remote_images: int = 0  # image references left remote (shown only when online)
     parsed_files: tuple[Parsed, ...] = field(default=(), repr=False, compare=False)
@@ -310,11 +313,14 @@ def read_all(files: list[tuple[Path, str]], include_green: bool) -> list[tuple[s
 
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
-              progress: Progress | None = None, *, keep_docs: bool = False
+              progress: Progress | None = None, *, keep_docs: bool = False,
+              started: Callable[[list[bytes]], None] | None = None
               ) -> tuple[list[Parsed], int]:
     """Every file as parsed: from the cache where its bytes are unchanged, else parsed now.
 
     `keep_docs`: the caller will want every document (checks do), so keep them pickled.
+    `started(contents)`: told what is being parsed once the parse is under way (after the
+    pool has forked: it may start threads), if anything is to be parsed.
     """
     found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
@@ -343,8 +349,13 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
         # fork: workers inherit the imported parser, nothing is re-imported per file.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             # Small chunks: the last worker to finish idles its partner for less time.
-            take(pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32))))
+            results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32)))
+            if started:
+                started([data for _, _, data in todo])
+            take(results)
     else:
+        if started and todo:
+            started([data for _, _, data in todo])
         take(map(_parse_one, jobs))
     return [found[rel] for rel, _, _ in files], len(todo)
 
@@ -395,8 +406,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         if same is not None:  # nothing the deck depends on changed, and the deck is ours
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
+    timings: dict[str, tuple[float, float]] = {}
+    t_parse = time.perf_counter()
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
-                                     keep_docs=checks is not None or writer is not None)
+                                     keep_docs=checks is not None or writer is not None,
+                                     started=getattr(checks, "prestart", None))
+    timings["parse"] = (t_parse, time.perf_counter())
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build
         keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
@@ -418,7 +433,10 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             outputs: dict[str, CheckOutput] = {}
             extra: list[tuple[Document, Gap, CheckOutput]] = []
             if checks is not None:
+                t_checks = time.perf_counter()
                 outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
+                timings["checks"] = (t_checks, time.perf_counter())
+                timings.update(getattr(checks, "timings", {}))
             if writer is not None:
                 written = writer(docs, sources, {
                     doc.path: [g for d, g in gaps if d is doc] for doc in docs})
@@ -456,8 +474,10 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         wrote_deck = False
         if not _up_to_date(out, fingerprint):
             stamp = max((a.mtime for a in assigned), default=int(time.time()))
+            t_deck = time.perf_counter()
             write_package(to_package(triples, {n: m.data for n, m in images.media.items()}),
                           out, timestamp=stamp)
+            timings["deck"] = (t_deck, time.perf_counter())
             wrote_deck = True
         save(root, entries + kept_orphans + outside)  # only once the deck it describes exists
 
@@ -487,6 +507,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
+        timings={k: (round(a - t0, 3), round(b - t0, 3)) for k, (a, b) in timings.items()},
         parsed_files=tuple(parsed_files), media=len(images.media),
         remote_images=images.remote, **model)
     if use_cache and not (written is not None and written.retry):
@@ -596,7 +617,7 @@ def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:
     if r.get("model"):
         r["model"] = re.sub(r"\d+ calls?, \d+ from cache", "no call: up to date", r["model"])
     r.update(model_calls=0, written=False, new=0, changed=0, unchanged=r["notes"], checks_run=0,
-             parsed=0,
+             parsed=0, timings={},
              checks=re.sub(r"\(\d+ run, \d+ cached", "(none run: up to date", r["checks"]))
     return BuildResult(**r)
 
