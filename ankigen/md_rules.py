@@ -98,6 +98,8 @@ _CLOSE = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
 def _math_in_alt(state: StateCore) -> None:
     """An image's alt text is plain text, where MathJax never runs: its math stays as the
     note wrote it (markdown-it would drop it)."""
+    if "![" not in state.src:
+        return
     for tok in state.tokens:
         for child in tok.children or ():
             if child.type == "image" and child.children:
@@ -114,8 +116,6 @@ def add_math(md: MarkdownIt) -> None:
     # "$5 and $10" stays text. `$$…$$` inside a line is display math.
     dollarmath_plugin(md, allow_labels=False, allow_space=False, allow_digits=False,
                       allow_blank_lines=False, double_inline=True)
-    md.inline.ruler.at("math_inline", _dollar_math)
-    md.inline.ruler.before("escape", "math_bracket", _bracket_math)
     md.add_render_rule("math_inline", _render_math(False))
     md.add_render_rule("math_inline_double", _render_math(True))
     md.add_render_rule("math_block", _render_math(True, block=True))
@@ -317,13 +317,29 @@ def _align_classes(state: StateCore) -> None:
             tok.attrSet("class", f"align-{align}")
 
 
+def _notes_syntax(drop_footnotes: bool):  # type: ignore[no-untyped-def]
+    """The inline rules above as one, by the character they start with: markdown-it tries
+    every rule at every `-`, `:`, `=` … of a line, so one call there instead of four keeps
+    the fidelity rules' cost down (bench/bench_render.py)."""
+    def rule(state: StateInline, silent: bool) -> bool:
+        ch = state.src[state.pos]
+        if ch == "$":
+            return _dollar_math(state, silent)
+        if ch == "\\":
+            return _bracket_math(state, silent)
+        if ch == "[":
+            return _wikilink(state, silent) or (drop_footnotes and _drop_footnote_ref(state, silent))
+        return False
+    return rule
+
+
 def add_all(md: MarkdownIt, *, inline_only: bool = False) -> MarkdownIt:
     """Every rule above on `md` (a commonmark renderer with `html` on)."""
     add_math(md)
-    md.inline.ruler.before("link", "wikilink", _wikilink)
-    if inline_only:
-        md.inline.ruler.before("link", "footnote_drop", _drop_footnote_ref)
-    else:
+    # In the dollar plugin's place (before `escape`, so `\(` keeps its backslash, and
+    # before `link`, so `[[x]]` is not a link label): `$`, `\(`/`\[`, `[[` and `[^`.
+    md.inline.ruler.at("math_inline", _notes_syntax(inline_only))
+    if not inline_only:
         add_footnotes(md)
         md.core.ruler.before("inline", "callout", _callouts)
         md.core.ruler.push("align_classes", _align_classes)

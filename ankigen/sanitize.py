@@ -9,6 +9,8 @@ since the note type's CSS styles by class; nothing else carries style.
 
 from __future__ import annotations
 
+import functools
+
 import nh3
 
 # Tags kept, each with its text; ammonia's safe defaults plus what cards render themselves.
@@ -37,10 +39,10 @@ KNOWN_TAGS = frozenset(ALLOWED_TAGS | DROPPED_WITH_CONTENT | {
 })
 
 
-def clean(fragment: str) -> str:
-    """`fragment` with only safe tags and attributes left (nh3)."""
-    return nh3.clean(
-        fragment,
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once: nh3.clean() builds its sanitizer on every call (~200 us against ~5 us).
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
@@ -48,3 +50,8 @@ def clean(fragment: str) -> str:
         strip_comments=True,
         link_rel="noopener noreferrer",
     )
+
+
+def clean(fragment: str) -> str:
+    """`fragment` with only safe tags and attributes left (nh3)."""
+    return _cleaner().clean(fragment)
