@@ -79,6 +79,7 @@ class Prepared:
         return any(line.startswith("!") for line in self.removed)
 
 
+NBSP = "non-breaking spaces (U+00A0) read as spaces"
 _KEEP_CELL = frozenset({"time", "timeit", "capture", "prun"})  # the body is still Python
 _TIMING_RE = re.compile(r"^%(?:time|timeit|prun)\s+(?:-\S+\s+)*(?P<stmt>\S.*)$")
 _SHELL_ASSIGN_RE = re.compile(r"^[\w\s,()\[\]]+=\s*[!%]")
@@ -91,12 +92,17 @@ def prepare(code: str) -> Prepared:
     magic whose body is Python (`%%time`, d2l's `%%tab pytorch`) is dropped; a cell magic
     that makes the cell another language (`%%bash`, `%%writefile`), d2l's cell for another
     framework, or a shell result assigned to a name is not Python. What still does not
-    parse is left as written (its SyntaxError is the note's)."""
+    parse is left as written (its SyntaxError is the note's). Non-breaking spaces, which
+    pasting from a web page leaves in code, are read as spaces when that makes it parse."""
     try:
         ast.parse(code)
         return Prepared(code)
     except (SyntaxError, ValueError):
         pass
+    if "\xa0" in code:  # copied from a web page: U+00A0 for spaces is a SyntaxError
+        spaced = prepare(code.replace("\xa0", " "))
+        if spaced.code != code.replace("\xa0", " ") or _parses(spaced.code):
+            return Prepared(spaced.code, (NBSP, *spaced.removed), spaced.not_python)
     lines = code.split("\n")
     out: list[str] = []
     removed: list[str] = []
@@ -127,8 +133,12 @@ def prepare(code: str) -> Prepared:
     if not removed:
         return Prepared(code)
     prepared = "\n".join(out)
+    return Prepared(prepared, tuple(removed)) if _parses(prepared) else Prepared(code)
+
+
+def _parses(code: str) -> bool:
     try:
-        ast.parse(prepared)
+        ast.parse(code)
     except (SyntaxError, ValueError):
-        return Prepared(code)
-    return Prepared(prepared, tuple(removed))
+        return False
+    return True

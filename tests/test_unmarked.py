@@ -191,6 +191,10 @@ def test_ipython_lines_are_left_out_so_the_rest_runs() -> None:
     assert prepare("%%tab pytorch\nimport torch").code == "pass\nimport torch"
     assert prepare("%%time\nx = 1").code == "pass\nx = 1"
     assert prepare("x = 1").removed == ()  # valid Python is never touched
+    # pasted from a web page: non-breaking spaces for indentation
+    assert prepare("for i in range(2):\n\xa0\xa0\xa0 print(i)").code == \
+        "for i in range(2):\n    print(i)"
+    assert prepare("x\xa0= (1").code == "x\xa0= (1"  # still broken: left as written
 
 
 @pytest.mark.parametrize("code, why", [
