@@ -256,24 +256,47 @@ def _summary(r: BuildResult) -> None:
             say(f"    {o.search}    ({o.file}: {o.anchor})")
 
 
-@main.command(help="Show what a notes file holds: parts, marks, gaps and code, with lines.")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the parsed document as JSON.")
+@main.command(help="Show what notes hold, with lines: parts, marks, code, and every card a "
+              "build would make (one per gap). Folders are read as `build` reads them.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the parsed document as JSON (a list of them for a folder).")
 @click.option("--include-green", is_flag=True, help="Also list 🟢 assessments as gaps.")
 @click.option("--checks", "show_checks", is_flag=True,
               help="Explain which runnable check each gap gets, and why.")
 @friendly
-def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> None:
+def parse(paths: tuple[Path, ...], as_json: bool, include_green: bool,
+          show_checks: bool) -> None:
+    from .build import discover_vault
     from .parse import parse_file
 
-    doc = parse_file(file, include_green=include_green)
-    matches = _check_matches(doc.gaps) if show_checks else {}
+    if len(paths) == 1 and not paths[0].is_dir():  # one file: shown by the name given
+        docs = [parse_file(paths[0], include_green=include_green)]
+    else:
+        found = discover_vault(list(paths))
+        for w in found.warnings:
+            warn("ankigen", w)
+        docs = [parse_file(full, rel, include_green=include_green) for full, rel in found.files]
     if as_json:
-        data = doc.to_dict()
-        if show_checks:
-            data["checks"] = matches
-        click.echo(json_text(data))
+        data = []
+        for doc in docs:
+            one = doc.to_dict()
+            if show_checks:
+                one["checks"] = _check_matches(doc.gaps)
+            data.append(one)
+        click.echo(json_text(data[0] if len(docs) == 1 and len(paths) == 1
+                             and not paths[0].is_dir() else data))
         return
+    cards = sum(_show_doc(doc, include_green, show_checks) for doc in docs)
+    if len(docs) > 1:
+        say(f"{cards} card(s) from {len(docs)} files, as `ankigen build --no-checks` makes them")
+
+
+def _show_doc(doc: Any, include_green: bool, show_checks: bool) -> int:
+    """One parsed file as `parse` prints it; returns how many cards a build makes of it."""
+    from .cards import wanted
+
+    matches = _check_matches(doc.gaps) if show_checks else {}
     say(f"{doc.path}  {doc.kind}, {doc.line_count} lines, {doc.encoding}"
               + (f"; {', '.join(doc.repairs)}" if doc.repairs else ""))
     if doc.goal:
@@ -294,7 +317,8 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
         for a in part.assessments:
             say(f"  {a.mark.emoji} line {a.line} judges {a.judged.start}-{a.judged.end}: "
                       f"{a.feedback}")
-    for g in doc.gaps:
+    gaps = [g for g in doc.gaps if wanted(g, include_green)]
+    for g in gaps:
         mark = g.mark.emoji if g.mark else "·"
         say(f"{mark} gap line {g.line} [{g.kind.value}]: {g.prompt}")
         if g.code:
@@ -309,8 +333,13 @@ def parse(file: Path, as_json: bool, include_green: bool, show_checks: bool) -> 
                   f"{len(c.claims)} claim(s)")
         for cl in c.claims:
             say(f"    claim line {cl.line}: {cl.expected}")
+    ran = ("; with checks, each claim above that running contradicts and each block that "
+           "does not run adds one" if doc.code_blocks else "")
+    say(f"{doc.path}: {len(gaps)} card(s), one per gap above, as `ankigen build --no-checks` "
+        f"makes them{ran}")
     for w in doc.warnings:
         warn("ankigen", w)
+    return len(gaps)
 
 
 def _check_matches(gaps: Any) -> dict[str, str]:

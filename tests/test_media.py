@@ -104,6 +104,30 @@ def test_hostile_and_missing_images_are_warnings_not_media(vault, tmp_path):
     assert "<img" not in hostile  # no broken image: each refused one is a short note
 
 
+def test_html_img_tags_the_sanitizer_keeps_are_resolved_too(vault, tmp_path):
+    (vault / ".obsidian").mkdir()  # the vault's root, though only a subfolder is built
+    (vault / "ch1" / "deeper").mkdir()
+    (vault / "ch1" / "deeper" / "html.md").write_text(
+        "# Notes\n\nSo, kernels in HTML.\n\n🟡 => the figure:\n"
+        '> <img src="../img/kernel.png" width="120"> <img src="/etc/hostname" alt="h">\n',
+        "utf-8")
+    out = tmp_path / "deck.apkg"
+    result = build([vault / "ch1" / "deeper"], out, checks=None, now=1_000)
+    assert result.warnings == (
+        "ch1/deeper/html.md:6: image '/etc/hostname': outside the vault: not read",)
+    col = _col(tmp_path / "c.anki2")
+    try:
+        import_apkg(col, out)
+        [(_, _, back)] = rendered(col)
+        held = set(os.listdir(col.media.dir()))
+    finally:
+        col.close()
+    kernel = (vault / "ch1" / "img" / "kernel.png").read_bytes()
+    name = f"ankigen-{hashlib.sha256(kernel).hexdigest()[:20]}.png"
+    assert _names(back) == [name] and name in held and 'width="120"' in back
+    assert "(image hostname: outside the vault: not read)" in back
+
+
 def test_reimport_keeps_media_and_a_changed_image_updates_its_card(vault, tmp_path):
     out = tmp_path / "deck.apkg"
     first = build([vault], out, checks=None, now=1_000)
