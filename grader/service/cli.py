@@ -13,6 +13,14 @@ friendly = friendly_for("grader")
 
 
 def _settings(**flags: Any) -> Any:
+    try:
+        import fastapi  # noqa: F401 - the service extra, checked before anything runs
+        import sqlalchemy  # noqa: F401
+    except ImportError as exc:
+        from ankigen.errors import AnkigenError
+
+        raise AnkigenError(f"the grading service needs the service extra (pip install -e "
+                           f"'.[service]'): {exc}") from None
     from pydantic import ValidationError
 
     from .config import Settings

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
             raise ValueError("device must be auto, cpu or cuda")
         return v
 
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 1 <= v <= 65535:
+            raise ValueError(f"a port is 1-65535 (got {v})")
+        return v
+
     @field_validator("lease_s", "reap_every_s", "timeout_s", "budget_s")
     @classmethod
     def _positive(cls, v: float) -> float:
