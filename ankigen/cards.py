@@ -70,7 +70,7 @@ def _source_html(name: str, section: str, topic: str, chapter: str) -> str:
     # No line numbers: moving unrelated text must not change a note.
     where = topics.source_trail(name, section, topic)  # each once, no raw `**`
     chapter = f" · chapter {chapter}" if chapter else ""
-    return f'<span class="where">{render.plain(where)}{chapter}</span>'
+    return f'<span class="where">{render.plain_math(where)}{chapter}</span>'
 
 
 def check_html(check: CheckOutput | None) -> str:

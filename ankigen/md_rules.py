@@ -317,6 +317,14 @@ def _align_classes(state: StateCore) -> None:
             tok.attrSet("class", f"align-{align}")
 
 
+def math_rule(state: StateInline, silent: bool) -> bool:
+    """`$…$`, `$$…$$`, `\\(…\\)` and `\\[…\\]` alone, for text that is not markdown."""
+    ch = state.src[state.pos]
+    if ch == "$":
+        return _dollar_math(state, silent)
+    return ch == "\\" and _bracket_math(state, silent)
+
+
 def _notes_syntax(drop_footnotes: bool):  # type: ignore[no-untyped-def]
     """The inline rules above as one, by the character they start with: markdown-it tries
     every rule at every `-`, `:`, `=` … of a line, so one call there instead of four keeps

@@ -19,8 +19,6 @@ from typing import Any
 from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
-from pygments.util import ClassNotFound
 
 from . import md_rules, sanitize
 from .text import clean
@@ -32,6 +30,10 @@ DARK_STYLE = "monokai"
 
 
 def _highlight(code: str, lang: str, _attrs: str) -> str:
+    # Imported on first use: most builds of a few notes highlight no code at all.
+    from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
+    from pygments.util import ClassNotFound
+
     code = clean(code)
     try:
         lexer = get_lexer_by_name(lang) if lang else PythonLexer()
@@ -80,6 +82,21 @@ def code(text: str, lang: str = "python") -> str:
 def plain(text: str) -> str:
     """Escaped text with line breaks kept: for text that is not markdown (paths, output)."""
     return html.escape(clean(text)).replace("\n", "<br>")
+
+
+@functools.cache
+def _md_math_only() -> MarkdownIt:
+    md = MarkdownIt("zero")  # text and nothing else: no emphasis, links or escapes
+    md_rules.add_math(md)
+    md.inline.ruler.at("math_inline", md_rules.math_rule)
+    return md
+
+
+def plain_math(text: str) -> str:
+    """`plain`, but the math a heading or topic holds is math (the Source field)."""
+    if "$" not in text and "\\" not in text:
+        return plain(text)
+    return _md_math_only().renderInline(clean(text)).replace("\n", "<br>")
 
 
 # Characters inline CommonMark acts on (emphasis, code, links and images, autolinks,

@@ -63,6 +63,12 @@ def test_math_in_a_link_and_in_an_image_alt():
         '<p><img src="img.png" alt="the $x$ and \\(y\\) alt" /></p>')
 
 
+def test_the_source_line_shows_a_headings_math_and_nothing_else_as_markup():
+    assert render.plain_math("n.md › The slope of $\\sigma$ › *a* <b>") == (
+        "n.md › The slope of \\(\\sigma\\) › *a* &lt;b&gt;")
+    assert render.plain_math("n.md › Bishop's notes") == render.plain("n.md › Bishop's notes")
+
+
 def test_prices_and_code_are_not_math():
     assert render.markdown("It cost $5 and $10.") == "<p>It cost $5 and $10.</p>"
     # Pandoc's rule: no space inside the dollars, no digit right after the closing one.
@@ -219,6 +225,8 @@ def test_the_fixture_deck_renders_in_anki_with_its_math_tables_and_callouts(anki
     every = "\n".join(html.unescape(q + a) for q, a in cards)
     assert len(anki_cards) == 6
     # Math: exact delimiters and LaTeX, on a cloze's text, a front, "what you wrote", a back.
+    assert any('<span class="where">recall-math-markup.md › The slope of \\(\\sigma\\)</span>'
+               in a for _, a in cards)  # the Source field too
     for latex in (r"\(\{0, 1\}\)", r"\(\sigma(x) = \frac{1}{1 + e^{-x}}\)",
                   r"\(L = -\big(y \log p + (1 - y) \log(1 - p)\big)\)",
                   "\\[\\int_{-\\infty}^{\\infty} p(x)\\,dx = 1 \\\\\n\\mathbf{w}^*, b^* = "

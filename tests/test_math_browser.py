@@ -52,7 +52,7 @@ EXPECTED = {
     r"L = -\big(y \log p + (1 - y) \log(1 - p)\big)", r"y \in \{0, 1\}",
     "\\int_{-\\infty}^{\\infty} p(x)\\,dx = 1 \\\\\n\\mathbf{w}^*, b^* = \\arg\\min_{w, b} L",
     "(0, 1)", r"[0, \infty)", "x > 0", r"\sigma'(x) = \sigma(x)(1 - \sigma(x))",
-    "1 / (1 + e^{-x})", "x = 0", "1/4",
+    "1 / (1 + e^{-x})", "x = 0", "1/4", r"\sigma",
 }
 
 
