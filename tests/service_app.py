@@ -50,8 +50,9 @@ class Service:
 
 
 def service(tmp_path: Path, base_url: str = "", **overrides: Any) -> Service:
+    overrides.setdefault("run_code", False)  # a test that runs recalled code says so
     settings = Settings(data_dir=tmp_path / "store", immediate=True, base_url=base_url,
-                        model="scripted" if base_url else "", run_code=False, timeout_s=5,
-                        budget_s=20, **overrides)
+                        model="scripted" if base_url else "", timeout_s=5, budget_s=20,
+                        **overrides)
     migrate(settings.database_url)
     return Service(settings, TestClient(create_app(settings)))

@@ -226,3 +226,20 @@ def test_the_openapi_schema_and_one_error_shape(tmp_path):
     assert r.json()["detail"].startswith("source_ids: ")
     assert json.loads(svc.client.get("/api/sessions/1", headers=alice).text) == {
         "detail": "no session 1", "code": "not_found"}
+
+
+@pytest.mark.slow
+def test_recalled_code_runs_in_the_sandboxed_runner(tmp_path):
+    pytest.importorskip("torch")
+    svc = service(tmp_path, run_code=True, device="cpu")
+    alice = svc.user("alice")
+    made = svc.submit(alice, [svc.source(alice)])
+    got = svc.client.get(f"/api/sessions/{made['id']}", headers=alice).json()
+    report = got["report"]
+    if report["code_isolation"].startswith("code not run"):  # no bubblewrap, or not root
+        pytest.skip(report["code_isolation"])
+    assert report["code_isolation"].startswith("isolation: ")
+    run = report["parts"][2]["code"][0]
+    assert (run["status"], run["device"]) == ("error", "cpu")
+    assert "backwards" in run["detail"]
+    assert got["marks"][2] == "red"  # offline, but code that fails is a 🔴 all the same
