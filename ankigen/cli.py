@@ -62,7 +62,13 @@ def say(text: str) -> None:
     characters or escape sequences (`text.clean`)."""
     from .text import clean
 
-    _console("out").print(clean(text))
+    text = clean(text)
+    if "\t" not in text and not _may_be_terminal("out"):
+        # What rich would print here, byte for byte (it only expands tabs), without
+        # importing it: a one-file build's summary must not cost more than the build.
+        click.echo(text)
+        return
+    _console("out").print(text)
 
 
 def warn(prog: str, text: str) -> None:
@@ -113,16 +119,17 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
-def _may_be_terminal() -> bool:
-    """False only where rich's `err.is_terminal` is sure to be False: `err` not made or
-    replaced yet, neither TTY_COMPATIBLE=1 nor FORCE_COLOR set, stderr not a tty."""
+def _may_be_terminal(name: str = "err") -> bool:
+    """False only where rich's `is_terminal` of console `name` ("err" or "out") is sure to
+    be False: that console not made or replaced yet, neither TTY_COMPATIBLE=1 nor
+    FORCE_COLOR set, its stream (stderr or stdout) not a tty."""
     import os
 
-    if "err" in globals() or os.environ.get("TTY_COMPATIBLE") == "1" \
+    if name in globals() or os.environ.get("TTY_COMPATIBLE") == "1" \
             or os.environ.get("FORCE_COLOR") is not None:
         return True
     try:
-        return bool(sys.stderr.isatty())
+        return bool((sys.stderr if name == "err" else sys.stdout).isatty())
     except (AttributeError, ValueError):
         return False
 
