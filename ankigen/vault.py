@@ -50,6 +50,9 @@ def inside(path: str, root: str) -> bool:
 
 
 def relative(full: str, root: str) -> str:
+    under = root.rstrip(os.sep) + os.sep
+    if full.startswith(under):  # the usual case, without relpath's normalising per file
+        return full[len(under):].replace(os.sep, "/")
     return os.path.relpath(full, root).replace(os.sep, "/")
 
 
@@ -112,7 +115,8 @@ def walk(folder: Path, root: Path, keep: Callable[[str], bool],
             elif is_dir:
                 pending.append((entry.path, below))
             elif keep(entry.name) and entry.is_file(follow_symlinks=False):
-                files.setdefault(os.path.realpath(entry.path), entry.path)
+                # not a link, in a folder whose real path is known: no realpath() per file
+                files.setdefault(os.path.join(real, entry.name), entry.path)
     for link in sorted(linked_files):
         target = os.path.realpath(link)
         shown = relative(link, str(root))
