@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import Claim, KeyPoint, Passage
 from .retrieve import Index, content_tokens, overlap, same_word
 from .sources import SEP, SourceSet
 
 TOP_K = 3  # passages per query; a claim gets up to TOP_K + 2 from two queries
+# What a model judging from retrieved passages is offered per claim: wider, because a wrong
+# claim shares fewer words with the passage that contradicts it than a right one does
+# (bench/grader_retrieval.py measures how often the passage settling a tutor-🔴 claim is
+# among them).
+OFFER_K, OFFER_MAX = 8, 10
+NEIGHBOURS_OF = 3  # and the passages beside the best three (offer_for)
 COVERED = 0.5  # share of a claim's content words a passage must use to "cover" it
 _VOTE_FLOOR = 0.34
 _MAX_OMISSIONS = 3
@@ -31,6 +37,8 @@ class PartEvidence:
     top: dict[str, list[tuple[Passage, float]]]  # this part's claim ids → best passages
     regions: tuple[str, ...]  # matched source regions, best first
     candidates: tuple[KeyPoint, ...]  # key points of those regions the recall never mentions
+    # what a model judging from retrieved passages is offered per claim (OFFER_K)
+    offered: dict[str, list[tuple[Passage, float]]] = field(default_factory=dict)
 
 
 def region_of(passage: Passage, titled: frozenset[str]) -> str:
@@ -68,19 +76,38 @@ def mentioned(term: str, recall_tokens: Sequence[str]) -> bool:
     return False
 
 
-def passages_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, float]]:
+def passages_for(claim: Claim, topic: str, index: Index, k: int = TOP_K,
+                 most: int = TOP_K + 2) -> list[tuple[Passage, float]]:
     """The claim's best passages, read on its own and in its part's context ("the cost goes
     down at every step" means little until you know the part is about SGD)."""
     found: dict[int, tuple[Passage, float]] = {}
     alone: list[int] = []  # the claim's own best passage stays first
     for query in (claim.text, f"{claim.text} {topic}"):
-        hits = index.top(query, TOP_K + 1)
+        hits = index.top(query, k + 1)
         alone = alone or [p.id for p, _ in hits[:1]]
         for passage, score in hits:
             if passage.id not in found or found[passage.id][1] < score:
                 found[passage.id] = (passage, score)
     ranked = sorted(found.values(), key=lambda ps: (ps[0].id not in alone, -ps[1]))
-    return ranked[:TOP_K + 2]
+    return ranked[:most]
+
+
+def offer_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, float]]:
+    """What a model judging from retrieved passages is shown for a claim: its OFFER_K best,
+    and the passages beside its three best in the same section (the list item after "Mark a
+    tensor with `requires_grad=True`" is "Only floating point tensors can require
+    gradients", which shares no word with "that works on ints too")."""
+    found = passages_for(claim, topic, index, OFFER_K, OFFER_MAX)
+    have = {p.id for p, _ in found}
+    near: list[tuple[Passage, float]] = []
+    for passage, _ in found[:NEIGHBOURS_OF]:
+        for i in (passage.id - 1, passage.id + 1):
+            if 0 <= i < len(index.passages) and i not in have:
+                other = index.passages[i]
+                if (other.file, other.section) == (passage.file, passage.section):
+                    have.add(i)
+                    near.append((other, 0.0))
+    return found + near
 
 
 def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
@@ -90,9 +117,12 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     recall_tokens = content_tokens(recall_text)
     votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
     top: dict[str, list[tuple[Passage, float]]] = {}
+    wide: dict[str, list[tuple[Passage, float]]] = {}
     for claim in claims:
-        found = passages_for(claim, (topics or {}).get(claim.part, ""), index)
+        topic = (topics or {}).get(claim.part, "")
+        found = passages_for(claim, topic, index)
         top[claim.id] = found
+        wide[claim.id] = offer_for(claim, topic, index)
         if found:
             best = found[0][0]
             share = overlap(claim.text, best.text)
@@ -115,7 +145,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         taken.update(k.term.lower() for k in candidates)
         mine = tuple(c for c in claims if c.part == part)
         out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, regions,
-                                tuple(candidates)))
+                                tuple(candidates), {c.id: wide[c.id] for c in mine}))
     return out
 
 

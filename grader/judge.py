@@ -205,7 +205,8 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
     the model when the request fits `context_tokens`; else each claim's retrieved passages
     and each part's candidate key points."""
     by_claim = {c.id: c for e in evidence for c in e.claims}
-    scores = {c.id: {p.id: s for p, s in e.top.get(c.id, [])} for e in evidence for c in e.claims}
+    scores = {c.id: {p.id: s for p, s in e.offered.get(c.id, [])}
+              for e in evidence for c in e.claims}
     parts = recall_parts(recall, runs)
     claims_in = [{"id": c.id, "part": c.part + 1, "text": c.text} for c in by_claim.values()]
     whole = {"sources": sources_shown(sources), "parts": parts, "claims": claims_in}
@@ -265,7 +266,7 @@ def _retrieved_request(evidence: Sequence[PartEvidence], sources: SourceSet,
     offered: dict[str, set[str]] = {}
     for e in evidence:
         for c in e.claims:
-            offered[c.id] = {pid(p) for p, _ in e.top.get(c.id, [])}
+            offered[c.id] = {pid(p) for p, _ in e.offered.get(c.id, [])}
     for claim in claims_in:
         claim["passages"] = sorted(offered[claim["id"]], key=lambda x: int(x[1:]))
     for part, e in zip(parts, evidence, strict=True):

@@ -33,6 +33,9 @@ _META_RE = re.compile(
     re.I,
 )
 _MIN_CLAIM_TOKENS = 3
+# "Here is the step from memory:" introduces; "A Conv2d keeps the 28x28 size by default, so
+# after flattening there are 8 * 28 * 28 features:" says something, then shows it.
+_LEAD_IN_TOKENS = 6
 # Text that speaks to the grader rather than about the subject: never supported, and a
 # part holding it never gets 🟢.
 _INSTRUCTION_RE = re.compile(
@@ -228,7 +231,8 @@ def _is_claim(sentence: str) -> bool:
     """A statement about the subject, not a question, a plan or a topic announcement."""
     if sentence.endswith("?") or _META_RE.search(sentence) or is_instruction(sentence):
         return False
-    if sentence.endswith(":") or (len(sentence.split()) <= 10 and any(
+    lead_in = sentence.endswith(":") and len(content_tokens(sentence)) < _LEAD_IN_TOKENS
+    if lead_in or (len(sentence.split()) <= 10 and any(
             pat.search(sentence) for pat in ph.TOPIC_PATTERNS[:2])):
         return False  # "So, batch gradient descent.": the part's topic, not a claim
     if ph.FORGOT_RE.search(sentence) or ph.LOOKED_UP_RE.search(sentence):
