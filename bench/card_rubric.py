@@ -15,6 +15,7 @@ import difflib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ankigen.cards import wanted  # noqa: E402
-from ankigen.model import Gap, GapKind  # noqa: E402
+from ankigen.model import Document, Gap, GapKind  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
 
@@ -185,7 +186,13 @@ def _line_of(lines: list[str], at: str, where: str) -> int:
     return found[0]
 
 
-def score_split(folder: Path) -> list[Result]:
+# (notes file, its document, its cards' gaps) → the gaps the cards are made from (a model's)
+Rewrite = Callable[[Path, Document, list[Gap]], list[Gap]]
+
+
+def score_split(folder: Path, rewrite: Rewrite | None = None) -> list[Result]:
+    """Every labelled card of one split, scored; `rewrite` swaps in other cards' gaps (the
+    ones a model wrote: bench/card_llm.py), matched to the same labels."""
     labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
     split = labels.get("split", folder.name)
     results: list[Result] = []
@@ -197,6 +204,8 @@ def score_split(folder: Path) -> list[Result]:
         lines = notes.split("\n")
         doc = parse_file(path, path.name)
         gaps = [g for g in doc.gaps if wanted(g, False)]
+        if rewrite is not None:
+            gaps = rewrite(path, doc, gaps)
         pending = {id(label): (_line_of(lines, label["at"], f"{path.name}"), label)
                    for label in by_file.pop(path.name, [])}
         fronts: set[str] = set()

@@ -44,6 +44,19 @@ def careful(gap: dict[str, Any]) -> Card | None:
     return None
 
 
+def mimic(gap: dict[str, Any]) -> Card | None:
+    """The plain card reworded as a model might: its question without the topic in front,
+    its answer cited by the lines that share most words with it."""
+    if not gap["answer"]:
+        return None
+    words = set(re.findall(r"[a-z]{4,}", gap["answer"].lower()))
+    rows = [*(r[::2] for r in gap["lines"]), *((s[0], s[2]) for s in gap["passages"])]
+    best = max(rows, key=lambda r: len(words & set(re.findall(r"[a-z]{4,}", r[1].lower()))))
+    front = gap["asks"].split(" — ", 1)[-1]
+    return {"gap": gap["id"], "front": front[:1].upper() + front[1:], "back": gap["answer"],
+            "cites": ["A", best[0]]}
+
+
 @dataclass
 class CardModel:
     """Answers every request with `careful` cards, except where a test steers it:
@@ -52,6 +65,7 @@ class CardModel:
     (raw Replies: malformed JSON, 500s, timeouts)."""
 
     edit: Callable[[dict[str, Any], Card], Card | None] | None = None
+    write: Callable[[dict[str, Any]], Card | None] = careful
     replies: list[Reply] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)  # each request's data, in order
 
@@ -65,7 +79,7 @@ class CardModel:
             return self.replies.pop(0)
         cards = []
         for gap in data["gaps"]:
-            card = careful(gap)
+            card = self.write(gap)
             if card is not None and self.edit is not None:
                 card = self.edit(gap, card)
             if card is not None:
