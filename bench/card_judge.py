@@ -1,6 +1,8 @@
 """A model judges each card of the labelled set blind against the card rubric (docs/cards.md).
 
     .venv/bin/python bench/card_judge.py --base-url http://127.0.0.1:PORT/v1 --model NAME
+    # the cards a model wrote (ankigen build --llm), from the endpoint bench/card_llm.py used:
+    .venv/bin/python bench/card_judge.py --base-url URL --model NAME --llm-cards URL
 
 The scripted scorer (bench/card_rubric.py) checks the rubric's terms; this asks a model
 whether a learner would keep each card. The model sees the rubric, the learner's notes
@@ -28,7 +30,7 @@ from ankigen.errors import EndpointError, ModelOutputError  # noqa: E402
 from ankigen.llm import LLM, ResponseCache, endpoint_from  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
-from bench.card_rubric import DEFAULT_SET, back_of, front_of, splits  # noqa: E402
+from bench.card_rubric import DEFAULT_SET, Rewrite, back_of, front_of, splits  # noqa: E402
 
 PROMPT_VERSION = "card-judge-1"
 SYSTEM = """You review Anki flashcards made from a learner's marked study notes.
@@ -57,13 +59,15 @@ class Verdict(BaseModel):
     why: str
 
 
-def cards(folder: Path) -> list[dict[str, Any]]:
-    """Every card the set's notes give, with the part of the notes it comes from."""
+def cards(folder: Path, rewrite: Rewrite | None = None) -> list[dict[str, Any]]:
+    """Every card the set's notes give, with the part of the notes it comes from; `rewrite`
+    swaps in the gaps a model worded (bench/card_llm.py)."""
     out = []
     for path in sorted(folder.glob("*.md")):
         lines = read_notes(path, path.name).text.split("\n")
         doc = parse_file(path, path.name)
-        for gap in (g for g in doc.gaps if wanted(g, False)):
+        gaps = [g for g in doc.gaps if wanted(g, False)]
+        for gap in rewrite(path, doc, gaps) if rewrite is not None else gaps:
             part = doc.parts[gap.part] if gap.part < len(doc.parts) else None
             start, end = (part.span.start, part.span.end) if part else (gap.span.start, gap.span.end)
             out.append({"file": path.name, "line": gap.line, "front": front_of(gap),
@@ -87,16 +91,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/ankigen-card-judge.sqlite"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--llm-cards", metavar="URL",
+                    help="judge the cards a model wrote through this endpoint (the one "
+                         "bench/card_llm.py used, all its requests answered) instead of offline")
+    ap.add_argument("--llm-cards-model", default="replay", help="its model name [replay]")
     args = ap.parse_args(argv)
     endpoint = endpoint_from(args.base_url, args.model, budget_s=3600)
     if endpoint is None:
         raise SystemExit("card_judge: give --base-url (or OPENAI_BASE_URL) and --model")
     summary: dict[str, Any] = {}
+    writer = None
+    if args.llm_cards:
+        import functools
+
+        from bench.card_llm import _rewrite
+
+        where = endpoint_from(args.llm_cards, args.llm_cards_model, budget_s=3600)
+        assert where is not None
+        writer = LLM(where, reasks=1000)
     with ResponseCache(args.cache) as cache, LLM(endpoint, cache) as llm:
         for folder in splits(args.root):
             judged: list[dict[str, Any]] = []
             pending = 0
-            for card in cards(folder):
+            rewrite = None if writer is None else functools.partial(_rewrite, writer, {})
+            for card in cards(folder, rewrite):
                 try:
                     v = llm.ask(system=SYSTEM, user=user_message(card), schema=Verdict,
                                 prompt_version=PROMPT_VERSION)
