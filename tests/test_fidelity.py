@@ -223,7 +223,7 @@ def test_the_fixture_deck_renders_in_anki_with_its_math_tables_and_callouts(anki
     cards = [(_no_style(q), _no_style(a)) for q, a in anki_cards]
     backs = [html.unescape(a.split('<hr id="answer">')[-1]) for _, a in cards]
     every = "\n".join(html.unescape(q + a) for q, a in cards)
-    assert len(anki_cards) == 6
+    assert len(anki_cards) == 7
     # Math: exact delimiters and LaTeX, on a cloze's text, a front, "what you wrote", a back.
     assert any('<span class="where">recall-math-markup.md › The slope of \\(\\sigma\\)</span>'
                in a for _, a in cards)  # the Source field too

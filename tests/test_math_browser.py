@@ -123,6 +123,7 @@ def test_tables_scroll_inside_themselves_and_the_page_never_does(pages):
         assert r["width"] <= 360, (r["card"], r["side"], r["mode"], r["width"])
     for t in tables:
         assert t["right"] <= 360 and t["client"] <= 348 + 1
+    assert any(t["scroll"] > t["client"] + 100 for t in tables)  # the wide one scrolls
 
 
 @pytest.mark.browser
