@@ -79,15 +79,20 @@ SESSION_HEADINGS = {"goal": "goal", "goals": "goal", "debrief": "debrief", "note
 
 
 def recall_shaped(blocks: Sequence[Block]) -> bool:
-    """NOTES-FORMAT.md's session, marked or not: two of its headings `Goal`, `Debrief` and
-    `Notes` (or `Recall`), in that order where both are there; or a top-level `# Notes`
-    whose recall is split into parts by `---`."""
+    """NOTES-FORMAT.md's session, marked or not: `Goal` or `Debrief` then `Notes` (or
+    `Recall`), at any level; a file whose first heading is a top-level `# Notes` (the
+    session's notes standing alone); or a top-level `# Notes` further down whose recall is
+    split into parts by `---`. A lecture's `## Notes` section is none of these."""
     seen: list[str] = []
     notes_at = -1
+    first = True
     for i, b in enumerate(blocks):
         if b.kind != "heading":
             continue
         name = SESSION_HEADINGS.get(b.text.strip().strip("*_").strip().lower())
+        if first and name == "notes" and b.level == 1:
+            return True
+        first = False
         if name and name not in seen:
             seen.append(name)
             if name == "notes":

@@ -103,9 +103,7 @@ def test_part_break_under_text_and_indented_prose() -> None:
 
 
 def test_unanswered_gap_says_so() -> None:
-    # A session's Goal and Notes headings make it recall-shaped (a lone `# Notes` does not)
-    doc = parse_text("# Goal\n\nRecall RNNs.\n\n# Notes\n\n"
-                     "So, RNNs. The hidden state I don't remember at all.\n")
+    doc = parse_text("# Notes\n\nSo, RNNs. The hidden state I don't remember at all.\n")
     (gap,) = doc.gaps
     assert gap.kind is GapKind.FORGOT and gap.unanswered and gap.answer_source is None
 

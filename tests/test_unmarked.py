@@ -140,9 +140,12 @@ def test_emoji_in_tables_and_headings_make_no_session() -> None:
     ("# Goal\nRecall X.\n\n# Notes\nSo, X. I forgot what Y is.\n", True),
     ("# Debrief\n\n# Notes\nSo, X. I forgot what Y is.\n", True),
     ("# Notes\nSo, X. I forgot what Y is.\n\n---\n\nSo, Z.\n", True),
-    ("# Notes\nSo, X. I forgot what Y is.\n", False),  # a title, not a session
+    ("# Notes\nSo, X. I forgot what Y is.\n", True),  # the session's notes on their own
     ("# Lecture 3\n\n## Notes\nWhat do we need? A loss.\n\n---\n\nMore.\n", False),
-    ("# Notes\nX.\n\n# Goal\nY, what else?\n", False),  # Goal after Notes: no session
+    ("# Lecture 3\n\n# Notes\nSo, X. I forgot what Y is.\n", False),
+    ("# Lecture 3\n\n# Notes\nSo, X. I forgot what Y is.\n\n---\n\nSo, Z.\n", True),
+    ("# Transformers\nX.\n\n# Goal\nY, what else?\n\n## Notes\nZ.\n", True),
+    ("# Transformers\nX.\n\n## Notes\nI forgot what Y is.\n\n# Goal\nY.\n", False),
 ])
 def test_recall_shaped(text: str, shaped: bool) -> None:
     assert (parse_text(text).kind == "recall") is shaped
@@ -229,3 +232,44 @@ def test_claims_are_read_only_in_python_fences() -> None:
     doc = parse_text("# Ref\n\n```\n# Output layer\nfoo -> bar  # -> 3\n```\n\n"
                      "```python\nprint(2)  # prints: 2\n```\n")
     assert [len(b.claims) for b in doc.code_blocks] == [0, 1]
+
+
+SKLEARN_SESSION = """# Goal
+Recall the scikit-learn chapter.
+
+# Notes
+So, scikit-learn. We fit a model like this:
+
+```python
+from sklearn.linear_model import LinearRegression
+model = LinearRegression()
+model.fitt([[0.0], [1.0]], [0.0, 1.0])
+```
+
+🔴 => the method is `fit`, not `fitt`; as written this raises an AttributeError.
+"""
+
+
+def test_recalled_code_that_cannot_run_here_keeps_its_card_and_says_why(tmp_path: Path) -> None:
+    """The mark asked for the card; the check says "not runnable here", never the missing
+    package as the learner's error, and the build's summary counts it."""
+    pytest.importorskip("torch")
+    from ankigen.build import build
+    from ankigen.checks import build_hook
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "recall-sklearn.md").write_text(SKLEARN_SESSION)
+    out = tmp_path / "deck.apkg"
+    result = build([vault], out, checks=build_hook("cpu"), now=1_000)
+    assert "1 on cards (1 run, 0 cached, 1 not runnable here)" in result.checks, result.checks
+    col = Collection(str(tmp_path / "c.anki2"))
+    try:
+        import_apkg(col, out)
+        (card,) = [col.get_card(c) for c in col.find_cards("")]
+        back, tags = _text(card.answer()), card.note().tags
+    finally:
+        col.close()
+    assert "fitt" in back and "not runnable here" in back
+    assert "needs sklearn, which is not installed here" in back
+    assert "ankigen::check::not-run" in tags

@@ -377,9 +377,11 @@ def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
             output += f"\n\nWith the tutor's correction, {fix[0].strip()}, the block {outcome}."
         outputs[anchor] = CheckOutput(code=code, output=output, status=r["status"],
                                       device=r["device"], torch_version=r["torch"], title=title)
-    failed = sum(o.status != "ok" for o in outputs.values())
+    here = sum(o.status == "not runnable here" for o in outputs.values())
+    failed = sum(o.status not in ("ok", "not runnable here") for o in outputs.values())
     note = f"{len(outputs)} on cards ({ran} run, {len(set(codes)) - ran} cached" + \
-        (f", {failed} not ok" if failed else "") + ")"
+        (f", {failed} not ok" if failed else "") + \
+        (f", {here} not runnable here" if here else "") + ")"
     return outputs, ran, note
 
 
