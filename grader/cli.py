@@ -143,9 +143,10 @@ def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
 
 def _service_commands() -> None:
     """`grader serve` and `grader user`: the service's commands (the `service` extra)."""
-    from .service.cli import serve_cmd, user_group
+    from .service.cli import serve_cmd, user_group, worker_cmd
 
     main.add_command(serve_cmd)
+    main.add_command(worker_cmd)
     main.add_command(user_group)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from scripted_model import Tutor
+from service_pg import store_url
 
 from grader.service import crud
 from grader.service.app import create_app
@@ -50,6 +51,7 @@ class Service:
 
 
 def service(tmp_path: Path, base_url: str = "", **overrides: Any) -> Service:
+    overrides.setdefault("db_url", store_url())  # SQLite, or PostgreSQL on that pass
     overrides.setdefault("run_code", False)  # a test that runs recalled code says so
     settings = Settings(data_dir=tmp_path / "store", immediate=True, base_url=base_url,
                         model="scripted" if base_url else "", timeout_s=5, budget_s=20,

@@ -56,6 +56,9 @@ def db_options(fn: Any) -> Any:
               help="Run recalled code in the sandboxed check runner [default: on].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where recalled code runs [default: auto: the GPU when there is one].")
+@click.option("--worker/--no-worker", "worker", default=None,
+              help="Start a grading worker beside the web process [default: on]; with "
+              "--no-worker, `grader worker` processes (on any machine) grade.")
 @friendly
 def serve_cmd(**flags: Any) -> None:
     from .server import serve
@@ -65,6 +68,34 @@ def serve_cmd(**flags: Any) -> None:
                f"(store: {settings.database_url.split('://', 1)[0]}; add users with "
                "`grader user add NAME`)", err=True)
     serve(settings)
+
+
+@click.command("worker", help="Grade queued sessions until stopped. Run any number, on "
+               "any machine that reaches the database (--db postgresql+psycopg://…): each "
+               "job is graded once, and a worker that dies leaves its job to another.")
+@db_options
+@click.option("--base-url", help="OpenAI-compatible endpoint for grading "
+              "[env: OPENAI_BASE_URL]; without one, grading is offline.")
+@click.option("--model", help="Model name at that endpoint [env: ANKIGEN_MODEL].")
+@click.option("--offline", is_flag=True, default=None, help="Grade offline even if an "
+              "endpoint is set.")
+@click.option("--code/--no-code", "run_code", default=None,
+              help="Run recalled code in the sandboxed check runner [default: on].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where recalled code runs [default: auto: the GPU when there is one].")
+@friendly
+def worker_cmd(**flags: Any) -> None:
+    import logging
+    import sys
+
+    from .db import migrate
+    from .worker import run
+
+    settings = _settings(**flags)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    migrate(settings.database_url)  # the first process to start creates the store
+    run(settings)
 
 
 @click.group("user", help="Add users, issue and revoke their tokens.")

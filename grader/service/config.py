@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     # "" means SQLite (WAL) in data_dir; any SQLAlchemy URL moves it (issue 17: PostgreSQL)
     db_url: str = ""
+    # "" puts the job queue beside the database: a SQLite file in data_dir, or huey's
+    # PostgreSQL storage in the same database (issue 17: workers on many machines)
+    queue_url: str = ""
+    worker: bool = True  # `grader serve` starts a grading worker beside the web process
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     base_url: str = Field(default="", validation_alias=AliasChoices("OPENAI_BASE_URL",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,8 +51,29 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+SCHEMA_LOCK = 0x616E6B69  # any fixed key: the processes of one service agree on it
+
+
+@contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, one process at a time changes the schema: API processes and workers
+    that start together would otherwise race `CREATE TABLE` (issue 17). SQLite: a no-op
+    (one machine; its writes are serialised already)."""
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    with engine_for(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK})
+            conn.commit()
+
+
 def migrate(url: str) -> None:
     """Bring the database to the newest schema (creating it on first start)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    with schema_lock(url):
+        command.upgrade(alembic_config(url), "head")

@@ -1,6 +1,6 @@
 """Grading off the request: the huey task, and the job-row lease that makes it safe.
 
-huey (SqliteHuey, beside the database) only carries job ids. The truth is the job row: a
+huey (its queue beside the database: transport.py) only carries job ids. The truth is the job row: a
 worker takes a job by setting a lease on it (crud.take_job), renews it while grading, and
 stores the result only while it still holds it. A worker that dies leaves a lease that runs
 out; `requeue()` (the worker's reaper) puts that job back on the queue, so it completes once.
@@ -39,21 +39,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Queue:
-    huey: Any  # huey.SqliteHuey
+    huey: Any  # huey.SqliteHuey or huey.PostgresHuey (transport.py)
     grade: Any  # the task: grade(job_id) enqueues
 
     def enqueue(self, job_id: int) -> None:
-        self.grade(job_id)
+        """Hand the job to the queue. The job row is already committed: if the queue is
+        away, the reaper hands it over later (a queued job not enqueued for a lease's
+        length), so the learner's submission stands either way."""
+        if self.huey.immediate:
+            self.grade(job_id)
+            return
+        try:
+            self.grade(job_id)
+        except Exception as exc:  # the broker (the database's queue table) is away
+            log.warning("job %d: not handed to the queue (%s); the reaper will", job_id,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def make_queue(settings: Settings, runner_factory: Callable[[], Any] | None = None) -> Queue:
     """The queue and its one task. The web process only enqueues; the worker process runs
     the consumer. With `immediate` (tests), huey runs the task inline at enqueue."""
-    from huey import SqliteHuey
+    from .transport import make_huey
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    huey = SqliteHuey("ankigen-grader", filename=str(settings.queue_path),
-                      immediate=settings.immediate, results=False)
+    huey = make_huey(settings)
     owner = worker_id()
 
     def grade(job_id: int) -> None:

@@ -28,15 +28,21 @@ def serve(settings: Settings) -> None:
                         format="%(asctime)s serve %(levelname)s %(name)s: %(message)s")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
-    worker = start_worker(settings)
+    # --no-worker: an API process only; `grader worker` processes elsewhere grade (issue 17)
+    worker = start_worker(settings) if settings.worker else None
     try:
         app = create_app(settings)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
                     proxy_headers=True)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        if worker is not None:
+            stop_worker(worker)
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()

@@ -55,7 +55,15 @@ def main() -> None:
     parent = int(os.environ.get("ANKIGEN_PARENT_PID", "0") or 0)
     if parent:
         die_with_parent(parent)
-    settings = Settings()
+    run(Settings())
+
+
+def run(settings: Settings) -> None:
+    """Grade jobs until stopped: the worker `grader serve` starts, and `grader worker` on
+    any machine that reaches the database (issue 17). Any number may run at once: the
+    lease on the job row decides which one grades a job."""
+    from .transport import queue_backend
+
     runner: Any = None
     if settings.run_code:
         from grader.code import SharedRunner
@@ -67,7 +75,8 @@ def main() -> None:
                      daemon=True).start()
     consumer = queue.huey.create_consumer(workers=1, worker_type="thread", periodic=False,
                                           initial_delay=0.05, backoff=1.5, max_delay=0.5)
-    log.info("grading worker %d: queue %s", os.getpid(), settings.queue_path)
+    log.info("grading worker %d: queue in %s", os.getpid(),
+             settings.queue_path if queue_backend(settings) == "sqlite" else "PostgreSQL")
     try:
         consumer.run()
     finally:
