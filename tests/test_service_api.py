@@ -10,7 +10,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply
 from scripted_model import is_decompose
 from service_app import FIXTURES, TUTOR, service
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select, text, update
 
 from grader.service import models
 from grader.service.db import alembic_config, engine_for, migrate
@@ -243,3 +243,32 @@ def test_recalled_code_runs_in_the_sandboxed_runner(tmp_path):
     assert (run["status"], run["device"]) == ("error", "cpu")
     assert "backwards" in run["detail"]
     assert got["marks"][2] == "red"  # offline, but code that fails is a 🔴 all the same
+
+
+def test_an_expired_lease_requeues_and_a_job_that_keeps_killing_workers_fails(tmp_path):
+    from grader.service import crud
+
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    made = svc.submit(alice, [svc.source(alice)])
+    with svc.db() as db:
+        job = db.scalars(select(models.Job)).one()
+        job.state, job.error, job.attempts = "queued", "", 0  # as if never taken
+        db.commit()
+        assert crud.take_job(db, job.id, "w1", lease_s=60)
+        assert not crud.take_job(db, job.id, "w2", lease_s=60)  # held: nobody else takes it
+        assert crud.jobs_to_enqueue(db, stale_after_s=60) == []  # a live lease stays
+        for attempt in (1, 2):
+            db.execute(update(models.Job).values(lease_until=0.0))  # its worker died
+            db.commit()
+            assert crud.jobs_to_enqueue(db, stale_after_s=60) == [job.id]
+            assert crud.take_job(db, job.id, f"w{attempt + 2}", lease_s=60)
+        assert not crud.finish_job(db, job.id, "w1", models.Result(), [], [])  # lost lease
+        db.execute(update(models.Job).values(lease_until=0.0))
+        db.commit()
+        assert crud.jobs_to_enqueue(db, stale_after_s=60) == []
+        db.refresh(job)
+        assert (job.state, job.attempts) == ("failed", 3)
+        assert job.error == ("grading stopped 3 times without finishing (the worker died); "
+                             "retry, or tell your tutor if it happens again")
+    assert svc.client.post(f"/api/sessions/{made['id']}/retry", headers=alice).status_code == 202

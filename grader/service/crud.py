@@ -37,6 +37,7 @@ from .security import matches, new_token, split_token
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SOURCE_SUFFIXES = (".md", ".markdown", ".txt")
 QUEUED, RUNNING, GRADED, FAILED = "queued", "running", "graded", "failed"
+MAX_ATTEMPTS = 3  # takes of one job whose worker died before it finished
 
 
 # --- users and tokens ------------------------------------------------------------------
@@ -374,6 +375,13 @@ def jobs_to_enqueue(db: Session, stale_after_s: float) -> list[int]:
     """Jobs whose worker died (lease expired) go back to queued; those, and queued jobs not
     handed to the queue for `stale_after_s` (a lost queue entry), are returned to enqueue."""
     now = time.time()
+    # A job whose worker died MAX_ATTEMPTS times is failed, not retried for ever: something
+    # in it (or the machine) kills workers. The learner may still retry it by hand.
+    db.execute(update(Job).where(Job.state == RUNNING, Job.lease_until < now,
+                                 Job.attempts >= MAX_ATTEMPTS)
+               .values(state=FAILED, lease_owner=None, lease_until=None, updated_at=now,
+                       error=f"grading stopped {MAX_ATTEMPTS} times without finishing (the "
+                       "worker died); retry, or tell your tutor if it happens again"))
     db.execute(update(Job).where(Job.state == RUNNING, Job.lease_until < now)
                .values(state=QUEUED, lease_owner=None, lease_until=None, enqueued_at=0.0,
                        updated_at=now))
