@@ -264,3 +264,44 @@ def test_source_files_are_offered_as_passages(vault: Path, tmp_path: Path) -> No
     assert model.seen[0]["gaps"][3]["passages"] == [
         ["S1", str(book), "A 1x1 convolution is used to cut the number of channels cheaply."]]
     assert result["model_wrote"] == 4
+
+
+def test_a_refused_request_keeps_that_file_offline_and_the_next_file_is_still_asked(
+        vault: Path, tmp_path: Path) -> None:
+    # As the replay tool answers a request it has no answer for yet: 400, then the next file.
+    # (A second file with other words: the same gaps would share their cached answers.)
+    text = (vault / RECALL).read_text(encoding="utf-8")
+    for a, b in (("kernel", "filter"), ("1x1 convolution", "pointwise convolution"),
+                 ("output size", "output shape"), ("feature map", "activation map")):
+        text = text.replace(a, b)
+    (vault / "recall-second.md").write_text(text, encoding="utf-8")
+    model = CardModel(replies=[Reply("no recorded answer for 1234", status=400)])
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 2
+        assert result["warnings"] == [
+            f"--llm: {RECALL}: {srv.base_url} rejected the request (400 Bad Request): no "
+            "recorded answer for 1234; those gaps keep their offline cards"]
+        # The second file: 3 written, its unanswered gap (no passage matches) left out.
+        assert (result["model_wrote"], result["model_fell_back"]) == (3, 5)
+        again = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)  # asks the first again
+        assert len(srv.requests) == 3
+        assert (again["model_wrote"], again["model_cache_hits"]) == (7, 4)
+
+
+def test_an_unreachable_endpoint_is_not_tried_again_for_the_next_file(
+        vault: Path, tmp_path: Path) -> None:
+    shutil.copy(vault / RECALL, vault / "recall-second.md")
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = build(vault, tmp_path / "d.apkg", base_url=url)
+    assert result["warnings"] == [f"--llm: {RECALL}: cannot reach {url}: connection refused; "
+                                  "those gaps keep their offline cards"]
+    assert result["model_kept"][-1] == (f"recall-second.md:22: not asked: cannot reach {url}: "
+                                        "connection refused")
+
+
+def test_no_cache_asks_the_model_again(vault: Path, tmp_path: Path) -> None:
+    with FakeOpenAI(CardModel()) as srv:
+        build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        again = build(vault, tmp_path / "d.apkg", "--no-cache", base_url=srv.base_url)
+        assert len(srv.requests) == 2 and again["model_calls"] == 1
