@@ -173,6 +173,8 @@ def test_limits_answer_413_and_429(tmp_path):
     r = svc.client.post("/api/sources", headers=alice,
                         files={"file": ("huge.md", b"a" * 1_100_000)})
     assert r.status_code == 413 and r.json()["code"] == "too_large"  # refused before reading
+    empty = svc.client.post("/api/sources", headers=alice, files={"file": ("empty.md", b"")})
+    assert empty.json() == {"detail": "empty.md: the file is empty", "code": "invalid"}
     src = svc.client.post("/api/sources", headers=alice,
                           files={"file": ("n.md", b"# N\n\nConvolution slides kernels.\n")})
     sid = src.json()["id"]
