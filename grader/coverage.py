@@ -2,16 +2,19 @@
 
 Each claim's best passages vote for a *region* of the sources (a top-level section, or
 the sections under a file's single title). The regions a part matches are the part's
-subject; their key points that the whole recall never mentions are omission candidates.
-The same candidates go to the LLM (which judges which matter) and, offline, straight into
-the graded notes as 🟡 omissions.
+subject; their key points that the learner never mentions are omission candidates, minus
+those in a passage a claim restates in other words. A region is wider than a part, so each
+candidate then goes to the part whose own text is closest to the candidate's section. The
+same candidates go to a model judging from retrieved passages (which picks what matters)
+and, offline, the best few straight into the graded notes as 🟡 omissions.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .model import Claim, KeyPoint, Passage
 from .retrieve import Index, content_tokens, overlap, same_word
@@ -26,6 +29,7 @@ OFFER_K, OFFER_MAX = 8, 10
 NEIGHBOURS_OF = 3  # and the passages beside the best three (offer_for)
 COVERED = 0.5  # share of a claim's content words a passage must use to "cover" it
 _VOTE_FLOOR = 0.34
+_RESTATED = 0.5
 _MAX_OMISSIONS = 3
 _ORIGIN_RANK = {"bold": 0, "heading": 1, "code": 2}  # concepts before API names
 
@@ -118,6 +122,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
     top: dict[str, list[tuple[Passage, float]]] = {}
     wide: dict[str, list[tuple[Passage, float]]] = {}
+    restated: set[int] = set()
     for claim in claims:
         topic = (topics or {}).get(claim.part, "")
         found = passages_for(claim, topic, index)
@@ -126,6 +131,8 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         if found:
             best = found[0][0]
             share = overlap(claim.text, best.text)
+            if share >= _RESTATED:
+                restated.add(best.id)
             if share >= _VOTE_FLOOR:
                 votes[claim.part][region_of(best, titled)] += share
     for part in parts:
@@ -133,20 +140,57 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         if found:
             votes[part][region_of(found[0][0], titled)] += 1.0
     owner = _region_owners(votes)
-    out = []
-    taken: set[str] = set()  # a term is a candidate once per session, in its first part
+    matched: dict[int, tuple[str, ...]] = {}
+    pool: list[KeyPoint] = []
+    taken: set[str] = set()  # a term is a candidate once per session
     for part in parts:
         ranked = sorted(votes[part].items(), key=lambda kv: -kv[1])
         total = sum(votes[part].values())
-        regions = tuple(r for r, v in ranked[:2] if v >= max(1.0, 0.25 * total))
-        own = [r for r in regions if owner.get(r) == part]
-        candidates = [k for k in _candidates(own, sources, titled, recall_tokens)
-                      if k.term.lower() not in taken]
-        taken.update(k.term.lower() for k in candidates)
+        matched[part] = tuple(r for r, v in ranked[:2] if v >= max(1.0, 0.25 * total))
+        own = [r for r in matched[part] if owner.get(r) == part]
+        found = [k for k in _candidates(own, sources, titled, recall_tokens)
+                 if k.term.lower() not in taken]
+        taken.update(k.term.lower() for k in found)
+        pool += found
+    # A region is wider than a part: each of its key points goes to the part whose own text
+    # is closest to the point's section ("cross-attention" to the part about the decoder,
+    # not to the part about attention scores that happened to vote for the region first).
+    closest = closest_parts(parts, part_texts, sources)
+    # A passage a claim restates (its best match, sharing most of the claim's words) was
+    # recalled, if in other words: "the Normal Equation solves it in one step" says the
+    # passage that calls it a **closed-form solution**.
+    mine_by_part: dict[int, list[KeyPoint]] = defaultdict(list)
+    for k in pool:
+        if k.passage in restated:
+            continue
+        mine_by_part[closest.get(k.section, parts[0])].append(k)
+    out = []
+    for part in parts:
+        candidates = sorted(mine_by_part[part], key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
         mine = tuple(c for c in claims if c.part == part)
-        out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, regions,
+        out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, matched[part],
                                 tuple(candidates), {c.id: wide[c.id] for c in mine}))
     return out
+
+
+def closest_parts(parts: Sequence[int], part_texts: dict[int, str],
+                  sources: SourceSet) -> dict[str, int]:
+    """Each source section → the part whose text is closest to it: BM25 of the section (its
+    heading path and passages) for each part's text, as a share of that part's best section,
+    so a long part does not win every section by length alone."""
+    sections = list(dict.fromkeys(p.section for p in sources.passages))
+    if not parts or not sections:
+        return {}
+    docs = [Passage(i, "", sources.passages[0].span, s, "prose",
+                    " ".join(p.text for p in sources.passages if p.section == s))
+            for i, s in enumerate(sections)]
+    index = Index(docs)
+    rows = []
+    for part in parts:
+        row = index.scores(part_texts.get(part, ""))
+        rows.append(row / row.max() if row.max() > 0 else row)
+    return {s: parts[max(range(len(parts)), key=lambda i: rows[i][j])]
+            for j, s in enumerate(sections)}
 
 
 def _region_owners(votes: dict[int, dict[str, float]]) -> dict[str, int]:
@@ -180,15 +224,37 @@ def _candidates(regions: Sequence[str], sources: SourceSet, titled: frozenset[st
     return list(unique.values())
 
 
-def offline_omissions(evidence: PartEvidence) -> list[KeyPoint]:
-    """The best few candidates, and at most one API name: a recall is about ideas."""
+def offline_omissions(evidence: PartEvidence, most: int | None = None) -> list[KeyPoint]:
+    """The best few candidates, and at most one API name, said with its idea: a recall is
+    about ideas (`torch.inference_mode()` → "inference mode (`torch.inference_mode()`)"; a
+    name with no idea in its words, like `torch.long`, is never an omission on its own)."""
     picked: list[KeyPoint] = []
     said: set[str] = set()
     for k in evidence.candidates:
-        if k.origin == "code" and any(p.origin == "code" for p in picked):
-            continue
+        if k.origin == "code":
+            idea = concept_of(k.term)
+            if idea is None or any(p.origin == "code" for p in picked):
+                continue
+            k = replace(k, term=idea)
         if set(content_tokens(k.term)) <= said or any(p.passage == k.passage for p in picked):
             continue  # "Padding and stride" after "zero padding" and "stride"; one per passage
         picked.append(k)
         said.update(content_tokens(k.term))
-    return picked[:_MAX_OMISSIONS]
+    return picked[:_MAX_OMISSIONS if most is None else most]
+
+
+_IDENT_RE = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*")
+
+
+def concept_of(name: str) -> str | None:
+    """An API name said with the idea its words carry, or None when they carry none:
+    `torch.inference_mode()` → "inference mode (`torch.inference_mode()`)"; `torch.long`,
+    `BatchNorm1d` → None."""
+    m = _IDENT_RE.search(name)
+    if not m:
+        return None
+    last = m.group(0).split(".")[-1]
+    words = [w for w in last.lower().split("_") if w]
+    if len(words) < 2:  # `torch.long`, and class names: `AdamW` is the bold term's twin
+        return None
+    return f"{' '.join(words)} (`{name.strip('`')}`)"
