@@ -236,6 +236,7 @@ class _Ask:
     payload: dict[str, Any]
     texts: dict[str, str]  # "L1" / "S2" → text
     learner: str  # the learner's own words (lines that are not the tutor's)
+    files: dict[str, str] = field(default_factory=dict)  # "S1" → the passage's file
     cache_key: str = ""
 
 
@@ -264,7 +265,8 @@ def _ask_for(gap: Gap, path: str, lines: list[str], passages: Sequence[Passage])
     # What a front may repeat: the learner's own words and the plain question, which names
     # the point without its answer (a graded omission's point: "what is multi-head attention?").
     learner = " ".join([*(t for _, who, t in rows if who == "learner"), gap.prompt])
-    return _Ask(check_key(path, gap), gap, payload, texts, learner)
+    files = {f"S{i}": p.file for i, p in enumerate(offered, start=1)}
+    return _Ask(check_key(path, gap), gap, payload, texts, learner, files)
 
 
 def as_data(payload: Any) -> str:
@@ -306,7 +308,7 @@ def _names(text: str) -> set[str]:
     """Code names as written: `ticked` spans and dotted/called/underscored identifiers."""
     found = {m.group(1).strip() for m in _TICKED.finditer(text)}
     found |= {m.group(0) for m in _CODE_NAME.finditer(text)}
-    return {n for n in found if n}
+    return {n for n in found if n and n.lower() not in ("e.g", "i.e")}
 
 
 def _holds(text: str, term: str) -> bool:
@@ -398,6 +400,13 @@ def verify(ask: _Ask, front: str, back: str | None, cites: Sequence[str], notes:
             return (f"the lines it cites hold {found} of the back's {len(said)} content words "
                     f"(less than {BACK_SUPPORT:.0%}): unverifiable")
     return ""
+
+
+def _from(ask: _Ask, cites: Sequence[str]) -> str:
+    """Where a back that cites reference notes or sources comes from, said on the back (the
+    card's Source line names the notes file the gap is in)."""
+    files = list(dict.fromkeys(ask.files[c] for c in cites if c in ask.files))
+    return f"\n\n*From {', '.join(files)}.*" if files else ""
 
 
 def _written(gap: Gap, front: str, back: str | None) -> Gap:
@@ -556,8 +565,9 @@ def _ask_file(llm: LLM, path: str, todo: list[_Ask], notes: str, cache: Response
                 outcome = Outcome(a.key, path, a.gap.line, None, f"rejected: {why}")
                 saved = {"rejected": outcome.reason}
             else:
-                outcome = Outcome(a.key, path, a.gap.line, _written(a.gap, c.front, c.back))
-                saved = {"front": c.front, "back": c.back}
+                back = c.back if c.back is None else c.back.strip() + _from(a, c.cites)
+                outcome = Outcome(a.key, path, a.gap.line, _written(a.gap, c.front, back))
+                saved = {"front": c.front, "back": back}
         if cache is not None:
             cache.put(a.cache_key, json.dumps(saved, ensure_ascii=False))
         out.append(outcome)
