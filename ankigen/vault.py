@@ -73,6 +73,7 @@ def walk(folder: Path, root: Path, keep: Callable[[str], bool],
     walked = 0
     while pending or links:
         if not pending:
+            links.sort(key=lambda lc: lc[0])  # which link to a folder is walked: the first by name
             link, chain = links.pop(0)
             target = os.path.realpath(link)
             shown = relative(link, str(root))
@@ -94,12 +95,12 @@ def walk(folder: Path, root: Path, keep: Callable[[str], bool],
                             "the rest of the vault was not read")
             break
         try:
-            entries = sorted(os.scandir(here), key=lambda e: e.name)
+            entries = list(os.scandir(here))  # order: the result is sorted once, at the end
         except OSError as exc:
             warnings.append(f"{relative(here, str(root))}: cannot read folder: {exc.strerror}")
             continue
         below = (*chain, real)
-        for entry in reversed(entries):  # a stack: the first name is walked first
+        for entry in entries:
             if entry.name.startswith("."):
                 continue
             try:
