@@ -115,6 +115,32 @@ def main() -> None:
     pass
 
 
+_EXIT_AT_ONCE: list[bool] = []  # a command leaves nothing for the interpreter's own exit
+
+
+def run() -> None:
+    """The `ankigen` command: `main`, and after a build, `os._exit` once the output is out.
+
+    A build leaves its cards and every module it imported for the interpreter to free one
+    by one at exit (25 ms of a one-note build's 160 ms of CPU, measured), which the OS does
+    at once. Whatever the build must finish (deck, manifest, cache, threads) is done
+    before it returns; the rest of a normal exit is atexit handlers it registers none of.
+    """
+    import os
+
+    try:
+        main()
+    except SystemExit as exc:
+        if not _EXIT_AT_ONCE or not isinstance(exc.code, int | None):
+            raise
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe: the normal exit says so
+            raise exc from None
+        os._exit(exc.code or 0)
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
@@ -199,6 +225,7 @@ def _build_with(paths: tuple[Path, ...], out: Path, include_green: bool, run_che
                 writer: Any) -> BuildResult:
     from .build import build
 
+    _EXIT_AT_ONCE.append(True)
     if unsandboxed and run_checks:
         warn("ankigen", OPT_OUT_WARNING)
     if as_json or not _may_be_terminal():  # no bar to show: rich need not even load
@@ -490,4 +517,4 @@ def check_server_stop() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run()
