@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 
 from . import phrases as ph
 from .model import Document, Section, Span
+from .text import EMOJI_MARK
 
 # Headings that name a session's sections rather than a subject (NOTES-FORMAT.md).
 STRUCTURAL = frozenset({"goal", "goals", "debrief", "notes", "recall", "questions", "answers",
@@ -76,7 +77,10 @@ def part_topic(opening_heading: str | None, opening: str, chapter: str | None) -
         return announced
     if chapter:
         return f"Chapter {chapter}"
-    first = next((s for line in text.split("\n") for s in ph.sentences(line)), "")
+    own = (line for line in text.split("\n")  # the learner's words, not a mark or its `=>`
+           if line.strip() and not line.lstrip().startswith(ph.ARROW)
+           and not any(m in line for m in EMOJI_MARK))
+    first = next((s for line in own for s in ph.sentences(line)), "")
     words = first.split()
     if not words:
         return "Code"

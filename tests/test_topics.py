@@ -49,6 +49,12 @@ def test_parts_of_a_goal_debrief_notes_session_never_take_the_goal_heading():
     assert by_line[33].prompt.startswith("Teacher forcing — you wrote: “The encoder reads")
 
 
+def test_a_part_opening_with_its_mark_is_named_by_the_learner_s_words():
+    assert topics.part_topic(None, "🟢 => good.\n=> move on\nAttention weighs every token.",
+                             None) == "Attention weighs every token"
+    assert topics.part_topic("Notes", "", None) == "Code"  # a part of code alone
+
+
 def test_the_grader_sends_each_part_under_its_own_topic():
     recall = load_recall(SESSION)
     assert [p.topic for p in recall.doc.parts] == [
