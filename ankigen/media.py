@@ -277,6 +277,9 @@ class Resolver:
             return self._refuse(note, raw, f"over the {MAX_BYTES // 2**20} MB limit per image",
                                 "too large")
         kind = image_type(data[:4096])
+        if kind is None and data.startswith(b"version https://git-lfs"):
+            return self._refuse(note, raw, "a Git LFS pointer, not the image (git lfs pull "
+                                "fetches it)", "not fetched")
         if kind is None:
             return self._refuse(note, raw, "not an image (its bytes are no PNG, JPEG, GIF, "
                                 "WebP, SVG, BMP, AVIF, ICO or TIFF)", "not an image")

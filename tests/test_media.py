@@ -164,6 +164,15 @@ def test_an_image_added_later_resolves_a_missing_reference(vault, tmp_path):
     assert not any("stride.png" in w for w in again.warnings)
 
 
+def test_a_git_lfs_pointer_is_named_as_such(vault):
+    (vault / "attachments" / "lfs.png").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:50ed\nsize 51234\n", "utf-8")
+    got = media.Resolver(vault, {"n.md": b"![[lfs.png]]\n"}).attach([_card("<p>![[lfs.png]]</p>")])
+    assert got.warnings == ["n.md:1: image 'lfs.png': a Git LFS pointer, not the image "
+                            "(git lfs pull fetches it)"]
+    assert not got.media
+
+
 def test_image_type_is_read_from_the_bytes():
     assert media.image_type(PNG_HEAD + b"rest") == "png"
     assert media.image_type(b"\xff\xd8\xff\xe0") == "jpg"
