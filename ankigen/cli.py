@@ -262,7 +262,8 @@ def _card_writer(base_url: str | None, model: str | None, sources: tuple[Path, .
     """The --llm step, or a one-line error before anything is read or written."""
     try:
         from .llm import ResponseCache, endpoint_from
-        from .llmcards import CardWriter, read_sources
+        from .llmcards import CardWriter
+        from .passages import read_sources
     except ImportError as e:
         raise AnkigenError(f"--llm needs the llm extra ({e.name} is not installed): "
                            "pip install 'ankigen[llm]'") from None
