@@ -207,12 +207,12 @@ class Resolver:
         elif scheme and not (len(scheme.group(1)) == 1 and os.name == "nt"):
             return self._refuse(note, raw, "not an image address ankigen packs", "left out")
         path = unquote(ref.split("#")[0].split("?")[0]) if not embed else ref.split("#")[0]
-        found, why = self._find(path, note, embed)
+        found, why = self._find(path, note)
         if found is None:
             return self._refuse(note, raw, why, why)
         return self._pack(found, raw, note)
 
-    def _find(self, path: str, note: str, embed: bool) -> tuple[str | None, str]:
+    def _find(self, path: str, note: str) -> tuple[str | None, str]:
         """A candidate file inside the vault (as written, links not yet resolved)."""
         note_dir = os.path.dirname(os.path.join(self.root, note))
         if os.path.isabs(path):
