@@ -28,6 +28,8 @@ _WIKI_RE = re.compile(r"\[\[([^\]|#]*)(?:#[^\]|]*)?(?:\|([^\]]*))?\]\]")
 _FOOTNOTE_RE = re.compile(r"\[\^[^\]]*\]")
 _SPACE_RE = re.compile(r"\s+")
 _OPENING_WORDS = 8
+_PHRASE_WORDS = 5
+_LEAD_RE = re.compile(r"^(?:(?:so|ok|okay|now|next|right|well|alright|and)\b[,\s]*)+", re.I)
 
 
 @functools.cache
@@ -80,11 +82,17 @@ def part_topic(opening_heading: str | None, opening: str, chapter: str | None) -
     own = (line for line in text.split("\n")  # the learner's words, not a mark or its `=>`
            if line.strip() and not line.lstrip().startswith(ph.ARROW)
            and not any(m in line for m in EMOJI_MARK))
-    first = next((s for line in own for s in ph.sentences(line)), "")
+    first = _LEAD_RE.sub("", next((s for line in own for s in ph.sentences(line)), ""))
+    # "So, recurrent networks, for sequences." announces "Recurrent networks": a short
+    # phrase before the first comma is the subject; else the sentence's first words.
+    head = first.split(",", 1)[0].strip(" .;:!?")
+    if "," in first and 0 < len(head.split()) <= _PHRASE_WORDS:
+        return head[:1].upper() + head[1:]
     words = first.split()
     if not words:
         return "Code"
     cut = " ".join(words[:_OPENING_WORDS]).rstrip(" ,;:.")
+    cut = cut[:1].upper() + cut[1:]
     return cut + (" …" if len(words) > _OPENING_WORDS else "")
 
 

@@ -53,6 +53,11 @@ def test_a_part_opening_with_its_mark_is_named_by_the_learner_s_words():
     assert topics.part_topic(None, "🟢 => good.\n=> move on\nAttention weighs every token.",
                              None) == "Attention weighs every token"
     assert topics.part_topic("Notes", "", None) == "Code"  # a part of code alone
+    # openings no announcement pattern reads: a short phrase before the first comma
+    assert topics.part_topic(None, "Ok, kernels, the small weight grids. They slide.",
+                             None) == "Kernels"
+    assert topics.part_topic(None, "So, parameter groups, which is how you give different "
+                             "parts different learning rates.", None) == "Parameter groups"
 
 
 def test_the_grader_sends_each_part_under_its_own_topic():
