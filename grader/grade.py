@@ -19,7 +19,18 @@ from . import marks as mk
 from .code import SharedRunner, run_code
 from .context import DEFAULT_CONTEXT_TOKENS
 from .coverage import COVERED, PartEvidence, gather, offline_omissions
-from .model import Assessment, Claim, CodeRun, Judgement, Omission, PartGrade, Report, Verdict
+from .model import (
+    Assessment,
+    Claim,
+    CodeRun,
+    Judgement,
+    NameCheck,
+    Omission,
+    PartGrade,
+    Report,
+    Verdict,
+)
+from .names import check_names
 from .recall import Recall, is_instruction, load_recall, part_text, sentence_claims
 from .retrieve import Index, coverage, overlap
 from .sources import SourceSet, load_sources
@@ -55,12 +66,15 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     index = Index(sources.passages)
     if not options.run_code:
         code_runs = run_code(recall.doc, None)
+        bad_names = check_names(recall, None)
     elif runner_factory is not None:
         code_runs = run_code(recall.doc, runner_factory)
+        bad_names = check_names(recall, runner_factory, code_runs)
     else:
         with SharedRunner(options.device, options.code_timeout_s,
                           options.unsandboxed) as runner:
             code_runs = run_code(recall.doc, runner)
+            bad_names = check_names(recall, runner, code_runs)
             runner_factory = runner
     # the isolation the recalled code ran under, or why it did not run
     isolation = str(getattr(runner_factory, "isolation", "") or "")
@@ -76,7 +90,8 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         judgements = offline_judgements(evidence)
         omissions = [Omission(e.part, k.term, sources.passages[k.passage])
                      for e in evidence for k in offline_omissions(e)]
-        parts = assemble(recall, sources, judgements, omissions, code_runs, green=False)
+        parts = assemble(recall, sources, judgements, omissions, code_runs, green=False,
+                         names=bad_names)
         return Report(recall.path, sources.files, "offline", None, tuple(parts),
                       graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings),
                       code_isolation=isolation, set_aside=recall.set_aside)
@@ -95,7 +110,8 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
     finally:
         if cache is not None:
             cache.close()
-    parts = assemble(recall, sources, judgements, omissions, code_runs, green=True)
+    parts = assemble(recall, sources, judgements, omissions, code_runs, green=True,
+                     names=bad_names)
     return Report(recall.path, sources.files, "llm", options.endpoint.model, tuple(parts),
                   graded_markdown(recall.text, parts), llm_calls=calls, llm_cache_hits=hits,
                   warnings=tuple(warnings), code_isolation=isolation,
@@ -132,7 +148,7 @@ def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:
 
 def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement],
              omissions: Sequence[Omission], code_runs: Sequence[CodeRun], *,
-             green: bool) -> list[PartGrade]:
+             green: bool, names: Sequence[NameCheck] = ()) -> list[PartGrade]:
     lines = recall.lines
     out = []
     for part in recall.doc.parts:
@@ -141,6 +157,8 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
         runs = [r for r in code_runs if r.part == part.index]
         assessments = mk.contradiction_assessments(recall.text, part.index, mine)
         assessments += mk.code_assessments(lines, part.index, runs, sources)
+        wrong_names = [n for n in names if n.part == part.index]
+        assessments += mk.name_assessments(recall.text, part.index, wrong_names, sources)
         left_out = mk.omission_assessment(lines, part.index, part.span.start, part.span.end,
                                           missed)
         assessments += [left_out] if left_out else []
@@ -165,7 +183,8 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
         unverified += [f"this part speaks to the grader (“{o[:80]}”); that was ignored, and "
                        "the part cannot be marked 🟢." for o in orders]
         out.append(PartGrade(part.index, part.span, part.topic, mark, tuple(mine),
-                             tuple(missed), tuple(runs), tuple(assessments), tuple(unverified)))
+                             tuple(missed), tuple(runs), tuple(assessments), tuple(unverified),
+                             tuple(wrong_names)))
     return out
 
 

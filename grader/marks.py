@@ -21,7 +21,7 @@ from ankigen import phrases as ph
 from ankigen.blocks import Block, to_blocks
 from ankigen.model import Mark
 
-from .model import Assessment, CodeRun, Judgement, Omission, Passage, Verdict
+from .model import Assessment, CodeRun, Judgement, NameCheck, Omission, Passage, Verdict
 from .retrieve import content_tokens
 from .sources import SEP, SourceSet
 from .write import content_end
@@ -109,6 +109,27 @@ def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],
         fix = source_line_like(culprit, sources) if culprit else None
         quote = f"`{fix[0]}`\n— {where(fix[1])}" if fix else ""
         out.append(Assessment(part, after, Mark.RED, f"{what}: {run.detail}", (), quote))
+    return out
+
+
+def name_assessments(text: str, part: int, found: Sequence[NameCheck],
+                     sources: SourceSet) -> list[Assessment]:
+    """🔴 after the paragraph that writes a PyTorch name that does not exist: running it
+    decides, whatever the sources say."""
+    if not found:
+        return []
+    blocks = to_blocks(text)
+    out = []
+    for n in found:
+        on = "nn.Module" if n.type == "Model" else n.type  # the check's own small model
+        feedback = (f"`{n.call}` does not exist: looked up on a real {on} (torch as "
+                    f"installed), it raises {n.error}")
+        near = tuple(f"names that do exist close to it: {', '.join(n.near)}"
+                     for _ in [0] if n.near)
+        fix = source_line_like(n.call, sources)
+        quote = f"`{fix[0]}`\n— {where(fix[1])}" if fix else ""
+        out.append(Assessment(part, paragraph_end(blocks, n.line), Mark.RED, feedback,
+                              near, quote))
     return out
 
 

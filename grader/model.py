@@ -93,6 +93,18 @@ class CodeRun:
 
 
 @dataclass(frozen=True)
+class NameCheck:
+    """A PyTorch name the learner wrote that does not exist, as looking it up showed."""
+
+    part: int
+    line: int  # file line of the recall where it is written
+    call: str  # `model.drop()`
+    error: str  # AttributeError: 'Linear' object has no attribute 'drop'
+    type: str  # the object it was looked up on: Linear, Tensor, SGD
+    near: tuple[str, ...] = ()  # names that exist and are spelled close to it
+
+
+@dataclass(frozen=True)
 class Assessment:
     """One mark the grader writes into graded.md, after `after_line` of the recall."""
 
@@ -118,6 +130,7 @@ class PartGrade:
     code: tuple[CodeRun, ...] = ()
     assessments: tuple[Assessment, ...] = ()
     unverified: tuple[str, ...] = ()  # "=> unverified: …" lines under the part
+    names: tuple[NameCheck, ...] = ()  # API names written here that do not exist
 
 
 @dataclass(frozen=True)
@@ -149,7 +162,8 @@ class Report:
             part["index"] += 1
             for j in part["judgements"]:
                 j["claim"]["part"] += 1
-            for item in (*part["omissions"], *part["code"], *part["assessments"]):
+            for item in (*part["omissions"], *part["code"], *part["assessments"],
+                         *part["names"]):
                 item["part"] += 1
         return data
 

@@ -56,6 +56,9 @@ def _part(part: PartGrade, console: Console) -> None:
             where = f" ({j.passage.cite()})" if j.passage else ""
             console.print(Text(f"  ✗ line {j.claim.line}: {j.claim.text}", style="red"))
             console.print(Text(f"    source{where}: {j.correction}", style="dim"))
+    for n in part.names:
+        console.print(Text(f"  ✗ line {n.line}: `{n.call}` does not exist ({n.error})",
+                           style="red"))
     for o in part.omissions:
         console.print(Text(f"  ∅ left out: {o.point} ({o.passage.cite()})",
                            style="red" if o.severity == "major" else "yellow"))
