@@ -16,6 +16,7 @@ import click
 from ankigen.cli import OPT_OUT, OPT_OUT_HELP, OPT_OUT_WARNING, friendly_for, json_text, warn
 
 from . import __version__
+from .context import DEFAULT_CONTEXT_TOKENS
 
 if TYPE_CHECKING:
     from .grade import GradeOptions
@@ -44,6 +45,10 @@ def endpoint_options(fn: F) -> F:
                      "included [default: 300]."),
         click.option("--no-cache", is_flag=True, help="Ask the model again even for an "
                      "unchanged session."),
+        click.option("--context-tokens", type=click.IntRange(min=1000),
+                     default=DEFAULT_CONTEXT_TOKENS,
+                     show_default=True, help="The judge's whole request, estimated in tokens: "
+                     "sources that fit are shown whole, longer ones by retrieved passages."),
         click.option("--code/--no-code", "run_code", default=True, show_default=True,
                      help="Run recalled code in the sandboxed check runner."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -54,7 +59,8 @@ def endpoint_options(fn: F) -> F:
 
 
 def options_from(base_url: str | None, model: str | None, offline: bool, timeout: float | None,
-                 budget: float | None, no_cache: bool, run_code: bool, device: str) -> GradeOptions:
+                 budget: float | None, no_cache: bool, context_tokens: int, run_code: bool,
+                 device: str) -> GradeOptions:
     from ankigen.llm import endpoint_from
 
     from .grade import GradeOptions
@@ -62,7 +68,7 @@ def options_from(base_url: str | None, model: str | None, offline: bool, timeout
     endpoint = None if offline else endpoint_from(base_url, model, timeout_s=timeout,
                                                   budget_s=budget)
     return GradeOptions(endpoint=endpoint, run_code=run_code, device=device,
-                        use_cache=not no_cache)
+                        use_cache=not no_cache, context_tokens=context_tokens)
 
 
 @main.command("grade", help="Grade a recall session against its sources; write graded notes "

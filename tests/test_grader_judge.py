@@ -202,3 +202,23 @@ def test_the_prompts_are_valid_json_examples():
     for system in (JUDGE_SYSTEM, JUDGE_WHOLE_SYSTEM):
         example = system.split("Reply as: ", 1)[1]
         assert json.loads(example)["omissions"][0]["passage"] == "P7"
+
+
+def test_the_budget_is_a_setting_of_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    session = LABELLED / "cnn"
+    with FakeOpenAI(Tutor()) as srv:
+        env = {"OPENAI_BASE_URL": srv.base_url, "ANKIGEN_MODEL": "scripted",
+               "ANKIGEN_CACHE_DIR": str(tmp_path)}
+        args = ["grade", str(session / "recall.md"), "-s", str(session / "sources"), "--no-code"]
+        whole = CliRunner().invoke(main, args, env=env)
+        small = CliRunner().invoke(main, [*args, "--no-cache", "--context-tokens", "4000"],
+                                   env=env)
+        systems = [b["messages"][0]["content"] for b in srv.requests if not is_decompose(b)]
+    assert whole.exit_code == small.exit_code == 0, whole.output + small.output
+    assert systems == [JUDGE_WHOLE_SYSTEM, JUDGE_SYSTEM]
+    bad = CliRunner().invoke(main, [*args, "--context-tokens", "10"])
+    assert bad.exit_code == 2 and "10 is not in the range x>=1000" in bad.output

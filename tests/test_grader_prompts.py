@@ -11,7 +11,7 @@ from scripted_model import Tutor, data_of, is_decompose
 
 from ankigen.llm import Endpoint
 from grader.grade import GradeOptions, grade_recall
-from grader.recall import recall_from_text
+from grader.recall import load_recall, recall_from_text
 from grader.sources import load_sources
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,3 +71,21 @@ def test_code_travels_as_code_with_its_run_result_and_tutor_lines_stay_out(tmp_p
     assert run["run"].startswith("failed when run at line 22: RuntimeError: Only Tensors of "
                                  "floating point and complex dtype can require gradients")
     assert report.set_aside == 2
+
+
+def test_each_part_goes_to_the_model_under_its_own_topic(tmp_path):
+    """Topics come from ankigen.topics (one definition for cards and grader): no part is
+    sent under another part's heading or the session's `# Goal`."""
+    session = LABELLED / "cnn"
+    sources = load_sources([session / "sources"])
+    with FakeOpenAI(Tutor()) as srv:
+        endpoint = Endpoint(srv.base_url, "scripted", "k", timeout_s=5, budget_s=30)
+        grade_recall(load_recall(session / "recall.md"), sources,
+                     GradeOptions(endpoint=endpoint, run_code=False,
+                                  cache_path=tmp_path / "c.db"))
+        bodies = list(srv.requests)
+    want = ["Convolutional neural networks", "Convolutional layer itself",
+            "A tiny CNN for 28x28 grayscale digits", "Pooling",
+            "How a typical CNN is put together", "Famous architectures"]
+    for body in bodies:
+        assert [p["topic"] for p in data_of(body)["parts"]] == want
