@@ -344,12 +344,12 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
 
     workers = min(os.cpu_count() or 1, 8)
     if len(todo) >= PARALLEL_FROM and workers > 1:
-        import multiprocessing
+        from .forked import ForkMap
 
-        # fork: workers inherit the imported parser, nothing is re-imported per file.
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            # Small chunks: the last worker to finish idles its partner for less time.
-            results = pool.imap(_parse_one, jobs, chunksize=max(1, len(jobs) // (workers * 32)))
+        # Forks: workers inherit the imported parser and every file's bytes; nothing is
+        # re-imported or sent to them. Small chunks: the last worker to finish idles its
+        # partner for less time.
+        with ForkMap(_parse_one, jobs, workers, max(1, len(jobs) // (workers * 32))) as results:
             if started:
                 started([data for _, _, data in todo])
             take(results)

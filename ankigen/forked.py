@@ -1,0 +1,160 @@
+"""Map a function over jobs in forked worker processes; results come back in job order.
+
+What a build's parse needs of multiprocessing.Pool, without what it costs: the pool's
+three handler threads (which take the GIL from the main process while it unpacks results),
+its task queue, and pickling every job to send it, file bytes included, when a forked
+worker already holds all of them. Here the workers are plain forks; they take chunk
+numbers from one pipe (4-byte reads, written at once before any is taken: atomic) and
+send back each chunk's results, pickled and length-prefixed, on a pipe of their own.
+
+An exception raised by `fn` is raised again in the caller, when that chunk's turn comes
+(as Pool.imap does); a worker that dies is reported, never waited on forever.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import signal
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+J = TypeVar("J")
+
+_INDEX = struct.Struct("<I")
+_FRAME = struct.Struct("<Q")
+_MAX_CHUNKS = 4096 // _INDEX.size  # all chunk numbers fit in one atomic pipe write
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class ForkMap:
+    """`map(fn, jobs)` over `workers` forks of this process, forked at once; iterate for the
+    results, in job order. Use as a context manager: leaving it ends the workers.
+
+    It forks: make it with no other thread running (a lock another thread holds at the
+    fork stays held in the worker for good)."""
+
+    def __init__(self, fn: Callable[[J], Any], jobs: Sequence[J], workers: int, chunksize: int):
+        chunksize = max(1, chunksize, -(-len(jobs) // _MAX_CHUNKS))
+        self.chunks = [range(i, min(i + chunksize, len(jobs)))
+                       for i in range(0, len(jobs), chunksize)]
+        self.pids: list[int] = []
+        self.readers: dict[int, int] = {}  # result pipe → worker pid
+        task_r, task_w = os.pipe()
+        try:
+            for _ in range(min(workers, len(self.chunks))):
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    os.close(r)
+                    os.close(task_w)
+                    _work(fn, jobs, self.chunks, task_r, w)
+                os.close(w)
+                self.pids.append(pid)
+                self.readers[r] = pid
+            os.write(task_w, b"".join(_INDEX.pack(i) for i in range(len(self.chunks))))
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(task_r)
+            os.close(task_w)
+
+    def __enter__(self) -> ForkMap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return _collect(self.chunks, self.readers)
+
+    def close(self) -> None:
+        """End the workers (done, or the caller stopped early) and leave no zombie."""
+        for fd in self.readers:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.readers = {}
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+        self.pids = []
+
+
+def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], chunks: list[range], tasks: int,
+          out: int) -> None:
+    code = 0
+    try:
+        while True:
+            got = os.read(tasks, _INDEX.size)
+            if not got:
+                break
+            (i,) = _INDEX.unpack(got)
+            try:
+                payload = pickle.dumps((i, True, [fn(jobs[j]) for j in chunks[i]]),
+                                       protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # raised again in the caller
+                payload = _pickled_error(i, exc)
+            _write_all(out, _FRAME.pack(len(payload)) + payload)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)  # no atexit handlers, no flushing the parent's buffers twice
+
+
+def _pickled_error(i: int, exc: Exception) -> bytes:
+    try:
+        return pickle.dumps((i, False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an exception that does not pickle still says what it was
+        return pickle.dumps((i, False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _collect(chunks: list[range], readers: dict[int, int]) -> Iterator[Any]:
+    done: dict[int, tuple[bool, Any]] = {}
+    buffers = {fd: bytearray() for fd in readers}
+    nxt = 0
+    with selectors.DefaultSelector() as sel:
+        for fd in readers:
+            sel.register(fd, selectors.EVENT_READ)
+        while nxt < len(chunks):
+            while nxt in done:
+                ok, value = done.pop(nxt)
+                if not ok:
+                    raise value
+                yield from value
+                nxt += 1
+            if nxt == len(chunks):
+                break
+            if not sel.get_map():
+                raise WorkerDied("a parse worker ended before sending its results")
+            for key, _ in sel.select():
+                fd = int(key.fd)
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    sel.unregister(fd)
+                    continue
+                buf = buffers[fd]
+                buf += data
+                while len(buf) >= _FRAME.size:
+                    (size,) = _FRAME.unpack_from(buf)
+                    if len(buf) < _FRAME.size + size:
+                        break
+                    i, ok, value = pickle.loads(buf[_FRAME.size:_FRAME.size + size])
+                    del buf[:_FRAME.size + size]
+                    done[i] = (ok, value)
