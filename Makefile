@@ -42,7 +42,7 @@ test-deps:
 # Types and lint first: main stays clean, not only green.
 # Then the service's store tests again on PostgreSQL (issue 17); in CI a missing PostgreSQL
 # fails that pass rather than skipping it (tests/service_pg.py).
-SERVICE_PG_TESTS = tests/test_service_api.py tests/test_service_decks.py \
+SERVICE_PG_TESTS = tests/test_service_api.py tests/test_service_decks.py tests/test_service_attack.py \
   tests/test_service_scale.py::test_the_service_tests_use_the_store_this_pass_asks_for
 test: install test-deps lint
 	@$(BIN)/python -m pytest -q; rc=$$?; \

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
 
@@ -56,6 +60,22 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
     async def ankigen_error(request: Request, exc: AnkigenError) -> Response:
         return _error(request, exc)
 
+    app.openapi = functools.partial(_openapi, app, app.openapi)  # type: ignore[method-assign]
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # an id past 64 bits, or a value longer than its column (PostgreSQL enforces
+        # lengths): the request's fault, not a 500 (found by schemathesis, issue 17)
+        return _respond(request, 422, "invalid", "a value is out of range")
+
+    @app.exception_handler(OperationalError)
+    async def store_away(request: Request, exc: Exception) -> Response:
+        # the database is restarting or unreachable: say so, and when to try again
+        log.warning("the store is unavailable: %s", str(exc).splitlines()[0])
+        return _respond(request, 503, "unavailable", "the store is unavailable; try again "
+                        "in a few seconds", {"Retry-After": "5"})
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -69,6 +89,23 @@ def create_app(settings: Settings | None = None, queue: Queue | None = None) -> 
                         else str(first["msg"]))
 
     return app
+
+
+def _openapi(app: FastAPI, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI documents every 422 as its own list of validation errors, but `invalid` below
+    answers with the one error shape: say so in the schema (schemathesis, issue 17)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = build()
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            if "422" in op.get("responses", {}):
+                op["responses"]["422"]["content"] = body
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    app.openapi_schema = schema
+    return schema
 
 
 def _error(request: Request, exc: AnkigenError) -> Response:

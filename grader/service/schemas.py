@@ -54,7 +54,8 @@ class SourcePublic(BaseModel):
 
 class SessionCreate(BaseModel):
     title: str = Field("", max_length=200)
-    text: str = Field(description="the recall session, markdown (at most 1 MB)")
+    # pattern: not blank, so the schema says what the server accepts (schemathesis, issue 17)
+    text: str = Field(pattern=r"\S", description="the recall session, markdown (at most 1 MB)")
     source_ids: list[int] = Field(min_length=1, max_length=100)
 
 

@@ -43,8 +43,14 @@ def weak_spots(db: Session, user: User) -> Response:
     return apkg(decks.package(decks.WEAK_SPOTS, graded), "weak-spots")
 
 
-@router.get("/sessions/{session_id}/graded.md", response_class=PlainTextResponse,
-            responses=ERRORS)
+# Errors are JSON like everywhere: with response_class=PlainTextResponse the schema said
+# text/plain for them too (schemathesis, issue 17), so the 200 is declared here instead.
+MARKDOWN: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/markdown": {"schema": {"type": "string"}}},
+          "description": "the graded session, markdown"}, **ERRORS}
+
+
+@router.get("/sessions/{session_id}/graded.md", responses=MARKDOWN)
 def graded_markdown(session_id: int, db: SessionDep, user: CurrentUser) -> PlainTextResponse:
     g = _graded(crud.readable_session(db, user, session_id))
     return PlainTextResponse(g.markdown, media_type="text/markdown; charset=utf-8")
