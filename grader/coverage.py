@@ -148,10 +148,10 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         total = sum(votes[part].values())
         matched[part] = tuple(r for r, v in ranked[:2] if v >= max(1.0, 0.25 * total))
         own = [r for r in matched[part] if owner.get(r) == part]
-        found = [k for k in _candidates(own, sources, titled, recall_tokens)
-                 if k.term.lower() not in taken]
-        taken.update(k.term.lower() for k in found)
-        pool += found
+        points = [k for k in _candidates(own, sources, titled, recall_tokens)
+                  if k.term.lower() not in taken]
+        taken.update(k.term.lower() for k in points)
+        pool += points
     # A region is wider than a part: each of its key points goes to the part whose own text
     # is closest to the point's section ("cross-attention" to the part about the decoder,
     # not to the part about attention scores that happened to vote for the region first).
