@@ -224,7 +224,7 @@ def _candidates(regions: Sequence[str], sources: SourceSet, titled: frozenset[st
     return list(unique.values())
 
 
-def offline_omissions(evidence: PartEvidence, most: int | None = None) -> list[KeyPoint]:
+def offline_omissions(evidence: PartEvidence) -> list[KeyPoint]:
     """The best few candidates, and at most one API name, said with its idea: a recall is
     about ideas (`torch.inference_mode()` → "inference mode (`torch.inference_mode()`)"; a
     name with no idea in its words, like `torch.long`, is never an omission on its own)."""
@@ -240,7 +240,7 @@ def offline_omissions(evidence: PartEvidence, most: int | None = None) -> list[K
             continue  # "Padding and stride" after "zero padding" and "stride"; one per passage
         picked.append(k)
         said.update(content_tokens(k.term))
-    return picked[:_MAX_OMISSIONS if most is None else most]
+    return picked[:_MAX_OMISSIONS]
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*")
