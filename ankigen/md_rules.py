@@ -32,8 +32,6 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.dollarmath.index import math_inline_dollar
 from mdit_py_plugins.footnote import footnote_plugin
 
-from .sanitize import KNOWN_TAGS
-
 RAW_HTML = "ankigen_raw_html"  # env key: the field holds raw HTML that must be sanitized
 
 
@@ -284,7 +282,11 @@ def _known(raw: str) -> bool:
     if s.startswith(("<!", "<?")):
         return True  # comments, doctype, CDATA: the sanitizer drops them
     m = _TAG_NAME_RE.match(s)
-    return m is not None and m.group(1).lower() in KNOWN_TAGS
+    if m is None:
+        return False
+    from .sanitize import KNOWN_TAGS  # here: nh3 loads only for notes that hold HTML
+
+    return m.group(1).lower() in KNOWN_TAGS
 
 
 def _html_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,

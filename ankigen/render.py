@@ -20,7 +20,7 @@ from markdown_it import MarkdownIt
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 
-from . import md_rules, sanitize
+from . import md_rules
 from .text import clean
 
 LIGHT_STYLE = "friendly"
@@ -63,7 +63,14 @@ def markdown(text: str, footnotes: Mapping[str, str] | None = None) -> str:
         text = _with_definitions(text, footnotes)
     env: dict[str, Any] = {}
     out = _md().render(text, env).strip()
-    return sanitize.clean(out) if env.get(md_rules.RAW_HTML) else out
+    return _sanitized(out) if env.get(md_rules.RAW_HTML) else out
+
+
+def _sanitized(fragment: str) -> str:
+    # Imported here: only a field that holds raw HTML needs nh3 (a few ms of every start-up).
+    from . import sanitize
+
+    return sanitize.clean(fragment)
 
 
 def _with_definitions(text: str, footnotes: Mapping[str, str]) -> str:
@@ -123,7 +130,7 @@ def inline(text: str) -> str:
         return plain(text)
     env: dict[str, Any] = {}
     out = _md_inline().renderInline(text, env).replace("<br />\n", "<br>").strip()
-    out = sanitize.clean(out) if env.get(md_rules.RAW_HTML) else out
+    out = _sanitized(out) if env.get(md_rules.RAW_HTML) else out
     # A cloze's text is rendered in pieces around its term: the spaces at their ends are
     # the learner's, as on the plain path.
     return (" " if text[:1] == " " else "") + out + (" " if text[-1:] == " " else "")
