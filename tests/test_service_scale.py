@@ -66,6 +66,10 @@ def test_the_queue_sits_beside_the_database():
     assert libpq_dsn("postgresql+psycopg://u:p%40ss@db.example:5433/g") \
         == "postgresql://u:p%40ss@db.example:5433/g"
     assert queue_backend(Settings()) == "sqlite"
+    # processes with data folders of their own share a SQLite store's queue: it is beside it
+    shared = Settings(db_url="sqlite:////srv/grading/grader.sqlite", data_dir=Path("/w1"))
+    assert shared.queue_path == Path("/srv/grading/queue.sqlite")
+    assert Settings(data_dir=Path("/d")).queue_path == Path("/d/queue.sqlite")
     from grader.service.errors import Invalid
 
     with pytest.raises(Invalid) as err:

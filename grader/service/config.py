@@ -76,6 +76,13 @@ class Settings(BaseSettings):
 
     @property
     def queue_path(self) -> Path:
+        """huey's SQLite queue sits beside the SQLite store, so every process that opens the
+        store (`--db`, whatever its data folder) shares the one queue (issue 17)."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(str(url.database)).resolve().parent / "queue.sqlite"
         return self.data_dir / "queue.sqlite"
 
     @property
