@@ -351,6 +351,8 @@ def add_all(md: MarkdownIt, *, inline_only: bool = False) -> MarkdownIt:
     md.inline.ruler.at("math_inline", _notes_syntax(inline_only))
     if not inline_only:
         add_footnotes(md)
+        # A reference the file defines nowhere is dropped rather than shown as `[^x]`.
+        md.inline.ruler.after("footnote_ref", "footnote_drop", _drop_footnote_ref)
         md.core.ruler.before("inline", "callout", _callouts)
         md.core.ruler.push("align_classes", _align_classes)
     md.add_render_rule("html_inline", _html_inline)

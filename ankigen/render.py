@@ -100,7 +100,10 @@ def _md_math_only() -> MarkdownIt:
 
 
 def plain_math(text: str) -> str:
-    """`plain`, but the math a heading or topic holds is math (the Source field)."""
+    """`plain`, but the math a heading or topic holds is math and its wiki-links read as
+    text (the Source field)."""
+    if "[[" in text:
+        text = md_rules.reduce_wikilinks(text)
     if "$" not in text and "\\" not in text:
         return plain(text)
     return _md_math_only().renderInline(clean(text)).replace("\n", "<br>")

@@ -67,6 +67,7 @@ def test_the_source_line_shows_a_headings_math_and_nothing_else_as_markup():
     assert render.plain_math("n.md › The slope of $\\sigma$ › *a* <b>") == (
         "n.md › The slope of \\(\\sigma\\) › *a* &lt;b&gt;")
     assert render.plain_math("n.md › Bishop's notes") == render.plain("n.md › Bishop's notes")
+    assert render.plain_math("n.md › [[Optimizers|Adam]] & co") == "n.md › Adam &amp; co"
 
 
 def test_prices_and_code_are_not_math():
@@ -123,6 +124,8 @@ def test_footnotes_number_the_reference_and_follow_the_field():
         '<p>Adam adds momentum.<sup class="fnref">1</sup> See also<sup class="fnref">2</sup></p>\n'
         '<ol class="footnotes">\n<li><p>Kingma and Ba, 2014.</p>\n</li>\n'
         "<li><p>A note defined at the end of the file.</p>\n</li>\n</ol>")
+    # A reference the file defines nowhere is dropped, not shown as `[^x]`.
+    assert render.markdown("Adam adds momentum.[^nowhere] Yes.") == "<p>Adam adds momentum. Yes.</p>"
     # A one-line field (front, what you wrote) drops the reference and any definition.
     assert render.inline("Adam adds momentum.[^1]\n[^1]: Kingma.") == "Adam adds momentum.<br>"
 
