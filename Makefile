@@ -58,6 +58,8 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_build.py
+	$(BIN)/python bench/bench_startup.py
+	$(BIN)/python bench/bench_whole.py --scale --checks
 	$(BIN)/python bench/bench_checks.py
 
 clean:
