@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
@@ -31,6 +31,9 @@ from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.dollarmath.index import math_inline_dollar
 from mdit_py_plugins.footnote import footnote_plugin
+
+RenderRule = Callable[[RendererHTML, Sequence[Token], int, OptionsDict, EnvType], str]
+InlineRule = Callable[[StateInline, bool], bool]
 
 RAW_HTML = "ankigen_raw_html"  # env key: the field holds raw HTML that must be sanitized
 
@@ -62,7 +65,7 @@ def _bracket_math(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def _render_math(display: bool, block: bool = False):  # type: ignore[no-untyped-def]
+def _render_math(display: bool, block: bool = False) -> RenderRule:
     def render(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
                env: EnvType) -> str:
         text = math_text(tokens[idx].content, display)
@@ -241,7 +244,7 @@ def _footnote_ref(self: RendererHTML, tokens: Sequence[Token], idx: int, options
     return f'<sup class="fnref">{int(meta["id"]) + 1}</sup>'
 
 
-def _fixed(text: str):  # type: ignore[no-untyped-def]
+def _fixed(text: str) -> RenderRule:
     def render(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
                env: EnvType) -> str:
         return text
@@ -327,7 +330,7 @@ def math_rule(state: StateInline, silent: bool) -> bool:
     return ch == "\\" and _bracket_math(state, silent)
 
 
-def _notes_syntax(drop_footnotes: bool):  # type: ignore[no-untyped-def]
+def _notes_syntax(drop_footnotes: bool) -> InlineRule:
     """The inline rules above as one, by the character they start with: markdown-it tries
     every rule at every `-`, `:`, `=` … of a line, so one call there instead of four keeps
     the fidelity rules' cost down (bench/bench_render.py)."""
