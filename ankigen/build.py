@@ -43,8 +43,8 @@ def parser_version() -> str:
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
     for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
-                 "cards.py", "render.py", "layout.py", "identity.py", "topics.py",
-                 "media.py"):
+                 "cards.py", "render.py", "layout.py", "identity.py", "fronts.py", "md_rules.py",
+                 "sanitize.py", "topics.py", "media.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
