@@ -40,7 +40,7 @@ from .text import decode
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
 
-PROMPT_VERSION = "cards-llm-1"
+PROMPT_VERSION = "cards-llm-2"
 BACK_CHARS = 1200
 MAX_LINES = 24  # of the learner's and tutor's lines per gap
 
@@ -52,8 +52,11 @@ made without you: "asks" (its question) and "answer" (the answer found in the no
 Your card is about the same point as that plain card, only better worded.
 For each gap write, as a good tutor would:
 - "front": ONE short question (at most 40 words, one question mark) about exactly the point
-  the tutor flagged, readable without the notes. It must not contain the answer or its key
-  terms. Keep code names (like nn.Embedding or optimizer.zero_grad()) exactly as written.
+  the tutor flagged, readable without the notes: name the subject, and start with a question
+  word (What, Which, How, Why, When, Where, Who, Is, Does ...). It must not contain the answer
+  or its key terms, and it does not copy the learner's sentences (the card shows them below
+  the question). Keep code names (like nn.Embedding or optimizer.zero_grad()) exactly as
+  written.
 - "back": the answer in one to three whole sentences, stating ONLY what the given lines and
   passages state, nothing from your own knowledge; null when they hold no answer.
 - "cites": the ids of the lines ("L3"), passages ("S2") and plain answer ("A") the back
