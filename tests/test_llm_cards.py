@@ -348,3 +348,12 @@ def test_without_the_llm_extra_a_build_works_and_llm_says_what_to_install(
         1, "ankigen: error: --llm needs the llm extra (openai is not installed): "
            "pip install 'ankigen[llm]'\n")
     assert not (tmp_path / "e.apkg").exists()
+
+
+def test_a_missing_source_is_one_line_naming_it(vault: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "book.txt"
+    r = CliRunner().invoke(main, ["build", str(vault), "-o", str(tmp_path / "d.apkg"), "--llm",
+                                  "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                                  "--source", str(missing)])
+    assert (r.exit_code, r.stderr) == (1, f"ankigen: error: {missing}: no such file or directory\n")
+    assert not (tmp_path / "d.apkg").exists()
