@@ -146,7 +146,7 @@ def deployment(tmp_path: Path, script: Any, workers: int) -> Iterator[dict[str, 
                 "file": ("cnn-notes.md", (FIXTURES / "cnn-notes.md").read_bytes())})
             assert src.status_code == 201, src.text
             yield {"base": base, "auth": auth, "url": url, "procs": procs,
-                   "source": src.json()["id"], "model": srv}
+                   "source": src.json()["id"], "model": srv, "env": env}
         except BaseException:
             stop(procs)
             for log in sorted(tmp_path.glob("*.log")):  # what the processes said, to see why
@@ -241,9 +241,19 @@ def test_a_stopped_database_makes_workers_wait_and_retry_and_the_job_completes(t
         wait_for("grading to start", lambda: held["n"] == 1 and job_row(d).state == "running")
         engine_for(d["url"]).dispose()
         pg.stop("fast")  # the database (and so the queue) is away mid-grade...
+        stopped = time.monotonic()
         try:
-            time.sleep(6)  # ...longer than the lease, while the answer comes and goes
-            assert [p.poll() for p in d["procs"][1:]] == [None, None]  # waiting, alive
+            away = httpx.get(f"{d['base']}/api/sessions", headers=d["auth"], timeout=30)
+            assert away.status_code == 503 and away.headers["Retry-After"] == "5"
+            assert away.json() == {"detail": "the store is unavailable; try again in a few "
+                                   "seconds", "code": "unavailable"}
+            late = grader("worker", env={**d["env"], "ANKIGEN_DATA_DIR": str(tmp_path / "w9")},
+                          log=tmp_path / "w9.log")  # started while the database is away
+            d["procs"].append(late)
+            wait_for("the late worker to wait", lambda: "the database is not reachable (" in
+                     (tmp_path / "w9.log").read_text(), timeout_s=60, step_s=0.2)
+            time.sleep(max(0.0, 6 - (time.monotonic() - stopped)))  # longer than the lease
+            assert [p.poll() for p in d["procs"][1:]] == [None, None, None]  # waiting, alive
         finally:
             pg.start()
         assert graded(d, sid) == {"state": "graded", "attempts": 2, "error": ""}
@@ -254,4 +264,7 @@ def test_a_stopped_database_makes_workers_wait_and_retry_and_the_job_completes(t
             "source_ids": [d["source"]]})
         assert again.status_code == 202, again.text
         assert graded(d, int(again.json()["id"]))["state"] == "graded"
-        assert [p.poll() for p in d["procs"]] == [None, None, None]
+        assert [p.poll() for p in d["procs"]] == [None, None, None, None]
+    assert "grading worker" in (tmp_path / "w9.log").read_text()  # on, once it was back
+    api_log = (tmp_path / "api.log").read_text()
+    assert "not handed to the queue" not in api_log  # a stale connection is retried at once

@@ -94,8 +94,29 @@ def worker_cmd(**flags: Any) -> None:
     settings = _settings(**flags)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
-    migrate(settings.database_url)  # the first process to start creates the store
+    wait_for_store(lambda: migrate(settings.database_url))  # the first start creates it
     run(settings)
+
+
+def wait_for_store(step: Any, max_wait_s: float = 30.0) -> None:
+    """A worker started while the database is away (a reboot of both, a failover) waits for
+    it, logging each try, instead of exiting: supervisors need not know the order."""
+    import logging
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    wait = 1.0
+    while True:
+        try:
+            step()
+            return
+        except OperationalError as exc:
+            logging.getLogger(__name__).warning(
+                "the database is not reachable (%s); trying again in %.0f s",
+                str(exc.orig).strip().splitlines()[0] if exc.orig else exc, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, max_wait_s)
 
 
 @click.group("user", help="Add users, issue and revoke their tokens.")

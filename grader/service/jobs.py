@@ -49,11 +49,15 @@ class Queue:
         if self.huey.immediate:
             self.grade(job_id)
             return
-        try:
-            self.grade(job_id)
-        except Exception as exc:  # the broker (the database's queue table) is away
-            log.warning("job %d: not handed to the queue (%s); the reaper will", job_id,
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        for attempt in (1, 2):  # the second on a fresh connection: the first may be stale
+            try:
+                self.grade(job_id)
+                return
+            except Exception as exc:  # the broker (the database's queue table) is away
+                if attempt == 2:
+                    log.warning("job %d: not handed to the queue (%s); the reaper will",
+                                job_id, str(exc).splitlines()[0] if str(exc)
+                                else type(exc).__name__)
 
 
 def make_queue(settings: Settings, runner_factory: Callable[[], Any] | None = None) -> Queue:
