@@ -189,10 +189,13 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
 
 
 def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
-    """🟢 needs evidence: most statements supported by a cited passage, and every piece of
-    recalled Python run cleanly (pseudo-code, which cannot run, does not count against it)."""
+    """🟢 needs evidence: most statements supported by a cited passage, every piece of
+    recalled Python run cleanly (pseudo-code, which cannot run, does not count against it),
+    and no statement the model doubts."""
     if any(r.status not in ("ok", "not_python") for r in runs):
         return False
+    if any(j.doubt for j in judgements):
+        return False  # the model doubts a statement the sources leave open: not a clean part
     supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
     return supported >= 1 and supported >= mk.GREEN_SHARE * len(judgements)
 

@@ -222,3 +222,17 @@ def test_the_budget_is_a_setting_of_the_cli(tmp_path):
     assert systems == [JUDGE_WHOLE_SYSTEM, JUDGE_SYSTEM]
     bad = CliRunner().invoke(main, [*args, "--context-tokens", "10"])
     assert bad.exit_code == 2 and "10 is not in the range x>=1000" in bad.output
+
+
+def test_a_doubt_keeps_a_part_from_green_without_marking_it(tmp_path, cnn):
+    """Two statements supported, one the sources leave open and the model doubts: 2 of 3
+    would be 🟢; the doubt takes the 🟢 away and adds no mark of its own."""
+    text = ("# Notes\n\nSo, pooling. Max pooling takes the largest value in each window. "
+            "Pooling layers have no weights at all, they just aggregate. Yann LeCun invented "
+            "max pooling in 1975.\n")
+    plain, _ = run(tmp_path, Tutor(unknown=("Yann LeCun",)), recall_from_text(text, "a.md"), cnn)
+    assert plain.marks == (Mark.GREEN,)
+    doubted, _ = run(tmp_path / "b", Tutor(unknown=("Yann LeCun",), doubt={
+        "Yann LeCun": "max pooling came later than 1975."}), recall_from_text(text, "b.md"), cnn)
+    assert doubted.marks == (None,) and doubted.parts[0].assessments == ()
+    assert doubted.parts[0].unverified[0].startswith("doubtful (not in your sources): “Yann")
