@@ -99,3 +99,42 @@ def test_timings_of_a_build_and_of_an_unchanged_rebuild(tmp_path):
     _imported(tmp_path, deck, first.notes)
     again = build([vault], deck, now=2_000)
     assert not again.written and again.timings == {}  # nothing ran: no stage to time
+
+
+class _Runner:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_an_early_start_hands_over_its_runner_or_its_error():
+    import threading
+
+    from ankigen.checks.early import EarlyStart
+    from ankigen.errors import CheckError
+
+    runner = _Runner()
+    early = EarlyStart(lambda: runner)
+    assert early.take() is runner and runner.closed == 0
+    assert early.ended_at is not None and early.ended_at >= early.started_at
+
+    def refuse() -> _Runner:
+        raise CheckError("the check server did not start inside bubblewrap")
+
+    with pytest.raises(CheckError, match="did not start inside bubblewrap"):
+        EarlyStart(refuse).take()
+
+    gate = threading.Event()  # dropped while still opening: closed once it is open
+    slow = _Runner()
+    late = EarlyStart(lambda: (gate.wait(10), slow)[1])
+    late.drop()
+    assert slow.closed == 0
+    gate.set()
+    late._thread.join(10)
+    assert slow.closed == 1
+    done = EarlyStart(lambda: runner)  # dropped once open: closed at once
+    done._thread.join(10)
+    done.drop()
+    assert runner.closed == 1
