@@ -117,3 +117,38 @@ def test_the_chart_draws_one_line_per_chapter_over_sessions():
     assert 'points="46.0,68.0 312.0,10.0"' in out
     assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
     assert svg([ChartPoint(1, 1.0, "chapter 9", None)]) == ""
+
+
+def test_pages_upload_a_recall_and_a_source_and_a_tutor_shares_it(tmp_path):
+    svc = service(tmp_path)
+    tina, alice = svc.user("tina", tutor=True), svc.user("alice")
+    tutor = TestClient(create_app(svc.settings))
+    log_in(tutor, tina)
+    csrf = csrf_of(tutor.get("/").text)
+    made = tutor.post("/classes", data={"name": "CNN course", "csrf": csrf},
+                      follow_redirects=False)
+    assert made.status_code == 303
+    class_url = made.headers["location"]
+    assert tutor.post(f"{class_url}/members", data={"name": "alice", "csrf": csrf},
+                      follow_redirects=False).status_code == 303
+    up = tutor.post("/sources", data={"csrf": csrf}, follow_redirects=False, files={
+        "file": ("cnn-notes.md", (FIXTURES / "cnn-notes.md").read_bytes())})
+    assert up.status_code == 303
+    page = tutor.get(class_url).text
+    share = re.search(r'formaction="(/sources/\d+/share)"', page)
+    assert share, "an unshared source offers a share button"
+    class_id = class_url.rsplit("/", 1)[1]
+    assert tutor.post(share.group(1), data={"csrf": csrf, "class_id": class_id},
+                      follow_redirects=False).status_code == 303
+    assert "(shared)" in tutor.get(class_url).text
+    log_in(svc.client, alice)
+    home = svc.client.get("/").text
+    assert "cnn-notes.md" in home and "(shared by tina)" in home
+    src = re.search(r'name="source_ids" value="(\d+)"', home).group(1)
+    r = svc.client.post("/sessions", data={"csrf": csrf_of(home), "source_ids": [src]},
+                        files={"file": ("Chapter 14.md",
+                                        (FIXTURES / "recall-ch14.md").read_bytes())},
+                        follow_redirects=False)
+    assert r.status_code == 303
+    page = svc.client.get(r.headers["location"]).text
+    assert "<h1>Chapter 14</h1>" in page and 'id="state">graded<' in page
