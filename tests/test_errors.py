@@ -114,13 +114,13 @@ def test_failed_write_leaves_previous_deck_whole(workdir, monkeypatch):
     out = workdir / "out" / "deck.apkg"
     assert run("build", "recall-cnn.md", "-o", str(out)).exit_code == 0
     good = out.read_bytes()
-    import genanki
+    from ankigen.deck import VaultPackage  # the writer every build uses (media packed in memory)
 
     def boom(self, file, timestamp=None):
         Path(file).write_bytes(b"half a zip")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(genanki.Package, "write_to_file", boom)
+    monkeypatch.setattr(VaultPackage, "write_to_file", boom)
     (workdir / "recall-cnn.md").write_text((workdir / "recall-cnn.md").read_text() + "\nI forgot the rest.\n")
     r = run("build", "recall-cnn.md", "-o", str(out))
     assert r.exit_code == 1
