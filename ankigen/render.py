@@ -267,6 +267,10 @@ code {{ font-family: "JetBrains Mono", Menlo, Consolas, monospace; }}
 .nightMode .cloze {{ color: #8ab4f8; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 img {{ max-width: 100%; height: auto; }}
+/* media.py: a remote image (loads only online) is outlined; one left out is a short note */
+img.remote-image {{ outline: 1px dashed #595959; outline-offset: 2px; }}
+.missing-image {{ font-style: italic; color: #8a4200; }}
+.nightMode .missing-image {{ color: #ffb870; }}
 /* A table wider than the phone scrolls sideways on its own; the page never does. Words in
    cells are not broken anywhere (the card's rule), or a wide table would squeeze to letters. */
 table {{ display: block; max-width: 100%; overflow-x: auto; margin: 0.4em 0;
