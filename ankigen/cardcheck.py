@@ -13,9 +13,14 @@ from .passages import STOPWORDS, WORD_RE, content_words, stem
 
 FRONT_WORDS = 60  # the card rubric's bound on a front (docs/cards.md)
 BACK_SUPPORT = 0.6  # share of the back's content words found in the lines it cites
+ANSWER_KEPT = 0.5  # share of the notes' answer's content words a back must keep
 _CODE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|[A-Za-z_]\w*\(\)|[A-Za-z]+_\w+")
 _TICKED = re.compile(r"`([^`\n]+)`")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+# A formula: operands joined by operators ("(n + 2p - k) / s + 1", "1/(1-p)"); its 1-2
+# character parts are no key terms alone, the whole is.
+_FORMULA = re.compile(r"\(?[\w.]+\)?(?:\s*[-+*/^=]\s*\(?[\w.]+\)?)+")
+_SOURCE_LINE = re.compile(r"^\s*— .*$", re.M)  # a quote's "— cnn-notes.md § Pooling"
 _NUMBER_WORDS = frozenset("""two three four five six seven eight nine ten eleven twelve twenty
 hundred thousand half twice""".split())
 
@@ -42,20 +47,29 @@ def key_terms(gap: Gap, back: str, learner: str) -> set[str]:
         candidates = _names(answer) | {n.rstrip("()") for n in _names(answer)}
         candidates |= {m.group(0) for m in re.finditer(r"[A-Za-z]+(?:-[A-Za-z]+)+", prose)}
         candidates |= {m.group(0) for m in _NUMBER.finditer(prose)}
+        candidates |= {m.group(0) for m in _FORMULA.finditer(prose) if not m.group(0).isalpha()}
         candidates |= {w for w in re.findall(r"[A-Za-z]+", prose) if w.lower() in _NUMBER_WORDS}
-        terms |= {c for c in candidates if len(c) >= 1 and not _holds(learner, c)}
-    return {t for t in terms if t and not (t.isdigit() and len(t) == 1 and t in learner)}
+        # 1-2 characters ("2", "x") say too little to give an answer away, and a front
+        # may need them to ask at all ("how does a stride of 2 change the output?").
+        terms |= {c for c in candidates if len(c) > 2 and not _holds(learner, c)}
+    return {t for t in terms if t}
 
 
 def _pairs(text: str) -> dict[tuple[str, str], str]:
-    """Adjacent content words (stemmed) → the words as written."""
-    seen: list[tuple[str, str]] = []
+    """Content words (stemmed) truly side by side, only a space between them → the words
+    as written. A stop word or punctuation between two words ends the pair: "layer has no
+    trainable" and "call is loss" are not phrases, "trainable parameters" is."""
+    out: dict[tuple[str, str], str] = {}
+    last: tuple[str, str, int] | None = None  # (stem, word, end) of the previous word
     for m in WORD_RE.finditer(text):
         w = m.group(0)
         if w.lower() in STOPWORDS or (len(w) < 3 and not w.isdigit()):
+            last = None
             continue
-        seen.append((stem(w), w))
-    return {(a[0], b[0]): f"{a[1]} {b[1]}" for a, b in zip(seen, seen[1:])}
+        if last is not None and not text[last[2]:m.start()].strip():
+            out[(last[0], stem(w))] = f"{last[1]} {w}"
+        last = (stem(w), w, m.end())
+    return out
 
 
 def leaked_phrase(front: str, answers: Sequence[str], allowed: str) -> str:
@@ -66,6 +80,22 @@ def leaked_phrase(front: str, answers: Sequence[str], allowed: str) -> str:
     for pair, shown in _pairs(front).items():
         if pair in said and not (pair[0] in known and pair[1] in known):
             return shown
+    return ""
+
+
+def left_out(answer: str, back: str) -> str:
+    """Why a back drops the notes' answer, or "": it must keep at least ANSWER_KEPT of the
+    content words of the answer's first paragraph (the point; later paragraphs and the
+    quote's "— file § heading" line are often another gap's, or where it came from)."""
+    first = answer.strip().split("\n\n")[0]
+    point = sorted(set(content_words(_SOURCE_LINE.sub("", first))))
+    if not point:
+        return ""
+    have = set(content_words(back))
+    kept = sum(w in have for w in point)
+    if kept / len(point) < ANSWER_KEPT:
+        return (f"the back keeps {kept} of the {len(point)} content words of the notes' answer "
+                f"(less than {ANSWER_KEPT:.0%}): it leaves the answer out")
     return ""
 
 
@@ -110,6 +140,9 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
     for number in sorted({m.group(0) for m in _NUMBER.finditer(_TICKED.sub(" ", back))}):
         if not _holds(cited, number):
             return f"the back says {number}, which the lines it cites do not"
+    missing = left_out(gap.answer or "", back)
+    if missing:
+        return missing
     said = content_words(back)
     if said:
         have = set(content_words(cited))

@@ -560,6 +560,9 @@ def _trim_context(text: str) -> str:
     return "…" + cut[space + 1 if 0 <= space < 40 else 0 :]
 
 
+trim_context = _trim_context  # llmcards.py: a model card's "what you wrote", trimmed the same way
+
+
 # --- unmarked gaps inside one line ------------------------------------------------------------
 
 

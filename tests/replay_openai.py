@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fake_openai import FakeOpenAI, Reply
+from scripted_cards import data_of
 
 
 def recorded_answers(run: Path) -> list[str]:
@@ -46,11 +47,34 @@ def run_manifest(run: Path) -> dict[str, Any]:
     return data
 
 
-class InOrder:
-    """A FakeOpenAI script: the recorded answers one after another, then a 400."""
+def renumbered(answer: str, body: dict[str, Any]) -> str:
+    """A recorded answer written when each gap's lines and passages were numbered L1…, S1…
+    within the gap (prompts before cards-llm-3), with its cites put in today's ids: the i-th
+    line or passage that request showed the same gap. Only the ids change; what the model
+    wrote, and any id the gap did not have (which stays unknown), are kept as they were."""
+    try:
+        cards = json.loads(answer)["cards"]
+        gaps = {g["id"]: g for g in data_of(body)["gaps"]}
+    except (ValueError, KeyError, TypeError):
+        return answer  # not a card answer a renumbering applies to: served as recorded
+    for card in cards if isinstance(cards, list) else []:
+        gap = gaps.get(card.get("gap")) if isinstance(card, dict) else None
+        if gap is None or not isinstance(card.get("cites"), list):
+            continue
+        ids = {f"L{i}": row[0] for i, row in enumerate(gap["lines"], start=1)}
+        ids |= {f"S{i}": row[0] for i, row in enumerate(gap["passages"], start=1)}
+        card["cites"] = [ids.get(c, f"{c} (no such id then)") if c != "A" else c
+                         for c in card["cites"]]
+    return json.dumps({"cards": cards}, ensure_ascii=False)
 
-    def __init__(self, answers: list[str]):
+
+class InOrder:
+    """A FakeOpenAI script: the recorded answers one after another, then a 400.
+    `per_gap_ids`: the run was recorded with per-gap ids (run.json `"ids": "per-gap"`)."""
+
+    def __init__(self, answers: list[str], per_gap_ids: bool = False):
         self.answers = answers
+        self.per_gap_ids = per_gap_ids
         self.served = 0
         self._lock = threading.Lock()
 
@@ -61,11 +85,13 @@ class InOrder:
         if n >= len(self.answers):
             return Reply(f"no recorded answer for request {n + 1}: the run recorded "
                          f"{len(self.answers)}", status=400)
+        if self.per_gap_ids:
+            return Reply(renumbered(self.answers[n], body))
         return Reply(self.answers[n])
 
 
 def replay(run: Path, lifetime_s: float = 600.0) -> tuple[FakeOpenAI, InOrder]:
-    script = InOrder(recorded_answers(run))
+    script = InOrder(recorded_answers(run), run_manifest(run).get("ids") == "per-gap")
     call: Callable[[dict[str, Any]], Reply] = script
     return FakeOpenAI(call, lifetime_s=lifetime_s), script
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, closed_port
 from scripted_cards import CardModel
 
+from ankigen.cardcheck import leaked_phrase
 from ankigen.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llm-cards" / "vault"
@@ -65,7 +66,12 @@ def test_a_model_words_the_cards_same_guids_and_an_unchanged_rebuild_asks_nothin
         # The reference note's matching item is offered to the gap it answers, and only there.
         forgot = asked["gaps"][3]
         assert forgot["kind"] == "forgot" and forgot["answer"] is None
-        assert forgot["passages"] == [["S1", "cnn-notes.md", "A 1x1 convolution mixes the "
+        # Ids are the notes file's own line numbers and the passage's file and first line:
+        # a line two gaps both show has one id, so no gap's id names another line.
+        lines = (vault / RECALL).read_text(encoding="utf-8").split("\n")
+        shown = [row for g in asked["gaps"] for row in g["lines"]]
+        assert shown and all(lines[int(lid[1:]) - 1].strip() == text for lid, _, text in shown)
+        assert forgot["passages"] == [["cnn-notes.md:5", "cnn-notes.md", "A 1x1 convolution mixes the "
                                        "channels at each position without looking at "
                                        "neighbours; it is used to cut the number of channels "
                                        "cheaply."]]
@@ -125,7 +131,7 @@ def _edit(line_of_back: str, **change: Any):
     ({"cites": []}, "rejected: the back cites no line"),
     ({"cites": ["L99"]}, "rejected: the back cites 'L99', which is not one of this gap's lines "
                          "or passages"),
-    ({"cites": ["L1"]}, "rejected: the lines it cites hold 2 of the back's 4 content words "
+    ({"cites": ["L12"]}, "rejected: the lines it cites hold 2 of the back's 4 content words "
                         "(less than 60%): unverifiable"),
     ({"back": "Pooling layers have no trainable parameters, unlike nn.MaxPool3d."},
      "rejected: the back names 'nn.MaxPool3d', which the lines it cites do not hold exactly"),
@@ -158,7 +164,8 @@ def test_key_terms_of_the_answer_cannot_leak_into_the_front_even_as_code(vault: 
     model = CardModel(edit=_edit("(n + 2p - k) / s + 1", front="Is the output size (n + 2p - k) / s + 1?"))
     with FakeOpenAI(model) as srv:
         result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
-    assert result["model_kept"] == [f"{RECALL}:19: rejected: the front gives away the answer ('1')"]
+    assert result["model_kept"] == [
+        f"{RECALL}:19: rejected: the front gives away the answer ('(n + 2p - k) / s + 1')"]
 
 
 def test_malformed_json_is_asked_again_once_then_the_file_keeps_its_offline_cards(
@@ -264,7 +271,7 @@ def test_source_files_are_offered_as_passages(vault: Path, tmp_path: Path) -> No
     with FakeOpenAI(model) as srv:
         result = build(vault, tmp_path / "d.apkg", "--source", str(book), base_url=srv.base_url)
     assert model.seen[0]["gaps"][3]["passages"] == [
-        ["S1", str(book), "A 1x1 convolution is used to cut the number of channels cheaply."]]
+        [f"{book}:3", str(book), "A 1x1 convolution is used to cut the number of channels cheaply."]]
     assert result["model_wrote"] == 4
 
 
@@ -357,3 +364,71 @@ def test_a_missing_source_is_one_line_naming_it(vault: Path, tmp_path: Path) -> 
                                   "--source", str(missing)])
     assert (r.exit_code, r.stderr) == (1, f"ankigen: error: {missing}: no such file or directory\n")
     assert not (tmp_path / "d.apkg").exists()
+
+
+QUOTED = Path(__file__).parent / "fixtures" / "llm-cards" / "quoted"
+ADAM = ("Adam combines momentum with RMSProp-style scaling, and corrects both running averages "
+        "for their bias at the start.")
+STRIDE_BACK = ("The stride is the distance between two consecutive positions of the kernel; a "
+               "stride of 2 roughly halves the output size.")
+
+
+def _tutor(front: str, back: str):
+    """A model that words both gaps of recall-optim.md: `front`/`back` for the stride gap."""
+    def write(gap: dict[str, Any]) -> dict[str, Any]:
+        lid = gap["lines"][-1][0]
+        if "Adam" in gap["asks"]:
+            return {"gap": gap["id"], "front": "What are the default hyperparameter values of "
+                    "the Adam optimizer?", "back": "Adam's defaults are lr 0.001 and betas 0.9 "
+                    "and 0.999.", "cites": [lid, "A"]}
+        return {"gap": gap["id"], "front": front, "back": back, "cites": [lid]}
+    return write
+
+
+def test_a_model_card_keeps_the_learners_words_the_plain_front_quoted(
+        tmp_path: Path, col: Collection) -> None:
+    """The plain front of "… (can't recall the rest)" quotes the learner's sentence, so its
+    "what you wrote" leaves that sentence out; the model's front does not quote it, so the
+    model's card shows it there, after the words before it. Every other field stays."""
+    vault = Path(shutil.copytree(QUOTED, tmp_path / "v"))
+    offline = build(vault, tmp_path / "offline.apkg")
+    assert offline["notes"] == 2
+    model = CardModel(write=_tutor("What does the stride of a convolution measure, and what "
+                                   "does a stride of 2 do?", STRIDE_BACK))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    # '2' (one character) is no key term: the stride card is the model's too.
+    assert (result["model_wrote"], result["model_kept"]) == (2, [])
+    import_apkg(col, tmp_path / "d.apkg")
+    note = next(col.get_note(n) for n in col.find_notes("Adam"))
+    fields = dict(note.items())
+    assert fields["Front"] == ('<div class="front">What are the default hyperparameter values '
+                               'of the Adam optimizer?</div>')
+    assert fields["Back"] == "<p>Adam's defaults are lr 0.001 and betas 0.9 and 0.999.</p>"
+    assert fields["WhatYouWrote"] == ("Plain gradient descent takes a step of the learning rate times "
+                                 "the gradient. " + ADAM)
+    assert fields["Source"].startswith('<span class="where">recall-optim.md › Notes')
+    back = next(a for _, q, a in rendered(col) if "Adam optimizer" in q)
+    assert ADAM in back
+
+
+def test_a_back_that_leaves_out_the_notes_answer_keeps_the_offline_card(tmp_path: Path) -> None:
+    vault = Path(shutil.copytree(QUOTED, tmp_path / "v"))
+    model = CardModel(write=_tutor("What does the stride of a convolution measure?",
+                                   "The stride is a distance of the kernel."))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert result["model_kept"] == [
+        "recall-optim.md:13: rejected: the back keeps 3 of the 11 content words of the notes' "
+        "answer (less than 50%): it leaves the answer out"]
+
+
+def test_a_phrase_leaks_only_when_its_words_stand_side_by_side() -> None:
+    answer = ["A max pooling layer has no trainable parameters: it outputs the largest value."]
+    # "layer … trainable" and "call … loss" have words between them: no phrase of the answer.
+    learner = "A pooling layer shrinks the map. I think max pooling learns a kernel of its own."
+    assert leaked_phrase("Does a max pooling layer have trainable weights?", answer, learner) == ""
+    assert leaked_phrase("Which method call on the loss computes gradients?",
+                         ["The correct call is loss.backward()."], "") == ""
+    assert leaked_phrase("What has no trainable parameters at all?", answer, "") == (
+        "trainable parameters")
