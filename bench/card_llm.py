@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ankigen.llm import LLM, endpoint_from  # noqa: E402
-from ankigen.llmcards import Written, write  # noqa: E402
+from ankigen.llmcards import PROMPT_VERSION, Written, write  # noqa: E402
 from ankigen.model import Document, Gap, check_key  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
 from bench.card_rubric import DEFAULT_SET, Result, score_split, splits  # noqa: E402
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             old.unlink()
         for n, content in enumerate(rec.answers, start=1):
             (answers / f"{n:04d}.json").write_text(content, encoding="utf-8")
-        manifest = {"model": args.model, "splits": list(out), "requests": len(rec.answers),
+        manifest = {"model": args.model, "prompt_version": PROMPT_VERSION, "splits": list(out),
+                    "requests": len(rec.answers),
                     "result": {k: {"requests": asked[k], "offline": v["offline"]["met"],
                                    "model": v["model"]["met"], "cards": v["model"]["cards"],
                                    "wrote": v["wrote"]}
