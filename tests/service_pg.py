@@ -41,6 +41,11 @@ def backend() -> str:
 
 
 def _bin_dir() -> Path | None:
+    """Where initdb and pg_ctl are; ANKIGEN_TEST_PG_BIN names the folder (the test of the
+    CI rule points it at one without them)."""
+    if "ANKIGEN_TEST_PG_BIN" in os.environ:
+        named = Path(os.environ["ANKIGEN_TEST_PG_BIN"])
+        return named if (named / "initdb").exists() else None
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).resolve().parent

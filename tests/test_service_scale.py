@@ -43,6 +43,24 @@ def test_the_service_tests_use_the_store_this_pass_asks_for(tmp_path):
     assert name == backend()
 
 
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_without_postgresql_ci_fails_the_pass_and_elsewhere_it_is_skipped(tmp_path, ci):
+    env = {**os.environ, "CI": ci, "ANKIGEN_TEST_PG_BIN": str(tmp_path),
+           "ANKIGEN_TEST_DB": "postgresql"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-rs", f"{__file__}::test_the_service_tests_use_the_store_this_pass_"
+                          "asks_for"], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parent.parent)
+    why = "PostgreSQL is not installed (apt-get install postgresql)"
+    if ci:
+        assert run.returncode == 1, run.stdout
+        assert f"{why}; CI must run the PostgreSQL pass" in run.stdout
+        assert "1 failed" in run.stdout
+    else:
+        assert run.returncode == 0, run.stdout
+        assert why in run.stdout and "1 skipped" in run.stdout
+
+
 def test_migrating_an_empty_postgresql_database_reaches_the_models():
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
