@@ -176,3 +176,56 @@ def test_submissions_past_the_hourly_limit_are_429_with_retry_after(tmp_path):
     bob_src = svc.source(bob)
     assert svc.client.post("/api/sessions", headers=bob, json={
         "title": "b", "text": "# a\n\nb\n", "source_ids": [bob_src]}).status_code == 202
+
+
+def test_parallel_submissions_cannot_slip_past_the_hourly_limit(tmp_path):
+    """20 submissions of one learner at the same moment to a real server process: exactly
+    the limit get through (before the fix 11 did on SQLite and 15 on PostgreSQL of 20 with a
+    limit of 5: each request counted before any other had committed)."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from fake_openai import closed_port
+    from sqlalchemy import func, select
+
+    from grader.service import models
+
+    svc = service(tmp_path, submissions_per_hour=5)
+    alice = svc.user("alice")
+    src = svc.source(alice)
+    port = closed_port()
+    env = {**os.environ, "ANKIGEN_DB_URL": svc.settings.database_url,
+           "ANKIGEN_DATA_DIR": str(tmp_path / "api"), "ANKIGEN_SUBMISSIONS_PER_HOUR": "5",
+           "ANKIGEN_OFFLINE": "true"}
+    server = subprocess.Popen([sys.executable, "-m", "grader.cli", "serve", "--no-worker",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                answers = await asyncio.gather(*(client.post(
+                    "/api/sessions", headers=alice,
+                    json={"title": f"s{i}", "text": "# a\n\nb\n", "source_ids": [src]})
+                    for i in range(20)))
+            return sorted(r.status_code for r in answers)
+
+        assert asyncio.run(burst()) == [202] * 5 + [429] * 15
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    with svc.db() as db:
+        assert db.scalar(select(func.count()).select_from(models.RecallSession)) == 5
