@@ -31,7 +31,14 @@ from .model import (
     Verdict,
 )
 from .names import check_names
-from .recall import Recall, is_instruction, load_recall, part_text, sentence_claims
+from .recall import (
+    Recall,
+    is_instruction,
+    load_recall,
+    part_text,
+    sentence_claims,
+    supplied_names,
+)
 from .retrieve import Index, coverage, overlap
 from .sources import SourceSet, load_sources
 from .write import content_end, graded_markdown
@@ -151,9 +158,10 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
              green: bool, names: Sequence[NameCheck] = ()) -> list[PartGrade]:
     lines = recall.lines
     out = []
+    marked, listed = mk.sort_omissions(omissions, judgements, supplied_names(recall))
     for part in recall.doc.parts:
         mine = [j for j in judgements if j.claim.part == part.index]
-        missed = [o for o in omissions if o.part == part.index]
+        missed = [o for o in marked if o.part == part.index]
         runs = [r for r in code_runs if r.part == part.index]
         assessments = mk.contradiction_assessments(recall.text, part.index, mine)
         assessments += mk.code_assessments(lines, part.index, runs, sources)
@@ -179,6 +187,8 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
         unverified = [f"doubtful (not in your sources): “{j.claim.text}” {j.doubt}"
                       for j in absent if j.doubt]
         unverified += [f"“{j.claim.text}” is not in the sources." for j in absent if not j.doubt]
+        unverified += [f"{mk.ALSO} {o.point}" + (f": {o.why}" if o.why else "") +
+                       f" ({mk.where(o.passage)})" for o in listed if o.part == part.index]
         unverified += [note for r in runs if (note := _code_note(lines, r))]
         unverified += [f"this part speaks to the grader (“{o[:80]}”); that was ignored, and "
                        "the part cannot be marked 🟢." for o in orders]

@@ -2,7 +2,8 @@
 
 The rules, offline and with a model alike:
 - a contradicted statement: 🔴 (🟡 when the model calls it minor), after its paragraph;
-- key points the recall leaves out: 🟡 (🔴 when the model calls one major), at the part's end;
+- key points the recall leaves out: 🟡, at the part's end, never 🔴 (leaving an idea out is
+  a gap, not an error); which ones are marked is `sort_omissions`' rules;
 - recalled code that fails when run: 🔴, after the code;
 - 🟢 only with a model, when no problem was found and at least two thirds of the part's
   statements are supported by a cited passage. Offline never gives 🟢.
@@ -14,13 +15,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ankigen import phrases as ph
 from ankigen.blocks import Block, to_blocks
 from ankigen.model import Mark
 
+from .coverage import mentioned
 from .model import Assessment, CodeRun, Judgement, NameCheck, Omission, Passage, Verdict
 from .retrieve import content_tokens
 from .sources import SEP, SourceSet
@@ -30,6 +33,9 @@ _ORDER = {Mark.GREEN: 0, Mark.YELLOW: 1, Mark.RED: 2}
 _QUOTE_LIMIT = 420
 GREEN_SHARE = 2 / 3
 _FIX_SIMILARITY = 0.75
+# how an unmarked omission is introduced in the graded file (not an "unverified" note)
+ALSO = "also in the source (not marked):"
+OMISSIONS_MARKED = 2  # a tutor names the one or two gaps that matter, not every detail
 
 
 def worst(marks: Sequence[Mark]) -> Mark | None:
@@ -88,12 +94,64 @@ def omission_assessment(lines: Sequence[str], part: int, span_start: int, span_e
         return None
     names = [o.point for o in omissions]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    mark = Mark.RED if any(o.severity == "major" for o in omissions) else Mark.YELLOW
+    mark = Mark.YELLOW  # a gap, however major, is not an error
     # One `=>` line and one `>` quote per point, so each omission becomes a card of its own.
     points = tuple((f"{o.point}: {o.why}" if o.why else f"{o.point}.",
                     source_quote(o.passage, o.point)) for o in omissions)
     return Assessment(part, content_end(lines, span_start, span_end), mark,
                       f"you left out {listed}.", points=points)
+
+
+def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement],
+                   supplied: Mapping[int, Sequence[str]]) -> tuple[list[Omission], list[Omission]]:
+    """Which proposed omissions a part is marked for ("you left out …", 🟡), and which are
+    only listed as "also in the source" (no mark, not counted as left out). Per part:
+    - two points about one idea (half the words of the shorter in common) are one point;
+    - a point naming what the tutor supplied after "I forgot the name" is not left out: the
+      learner described the idea and forgot only its name;
+    - beside a contradicted statement, the correction is the lesson: the model tends to list
+      the contradicted idea again as left out, so the part's omissions are listed, unmarked;
+    - a major gap is the lesson too: minor points beside one are listed, unmarked;
+    - at most `OMISSIONS_MARKED` points, the major ones first.
+    """
+    wrong = {j.claim.part for j in judgements
+             if j.verdict is Verdict.CONTRADICTED and j.passage is not None}
+    by_part: dict[int, list[Omission]] = defaultdict(list)
+    for o in omissions:
+        by_part[o.part].append(o)
+    marked: list[Omission] = []
+    also: list[Omission] = []
+    for part, found in sorted(by_part.items()):
+        found = _one_per_idea(sorted(found, key=lambda o: o.severity != "major"))
+        names = supplied.get(part, ())
+        forgot = [o for o in found if any(mentioned(n, content_tokens(o.point)) for n in names)]
+        left = [o for o in found if o not in forgot]
+        if part in wrong:
+            also += found
+            continue
+        if any(o.severity == "major" for o in left):
+            also += [o for o in left if o.severity != "major"]
+            left = [o for o in left if o.severity == "major"]
+        marked += left[:OMISSIONS_MARKED]
+        also += forgot + left[OMISSIONS_MARKED:]
+    return marked, also
+
+
+def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:
+    """"L2 differs from weight decay with Adam" and "AdamW decoupled weight decay" are one
+    gap: the first (most severe) keeps its place and names the other in brackets."""
+    out: list[Omission] = []
+    for o in found:
+        mine = set(content_tokens(o.point))
+        same = next((i for i, k in enumerate(out)
+                     if len(mine & (kt := set(content_tokens(k.point)))) * 2
+                     >= min(len(mine), len(kt)) > 0), None)
+        if same is None:
+            out.append(o)
+        else:
+            k = out[same]
+            out[same] = replace(k, point=f"{k.point} ({o.point})")
+    return out
 
 
 def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],

@@ -92,6 +92,21 @@ _SUPPLIED_NAME_RE = re.compile(
     re.I)
 
 
+def supplied_names(recall: Recall) -> dict[int, list[str]]:
+    """Per part, the names the tutor supplied after a forgot-the-name cue ("bottleneck
+    layer"): the learner described the idea, so it is not left out."""
+    out: dict[int, list[str]] = {}
+    for part in recall.doc.parts:
+        for line in recall.lines[part.span.start - 1 : part.span.end]:
+            cue = ph.FORGOT_NAME_RE.search(line)
+            m = _SUPPLIED_NAME_RE.search(line, cue.end()) if cue else None
+            if m:
+                name = re.sub(r"^.*?\b(?:is|called)\s+", "", m.group(0))
+                name = re.split(r"[.;!?](?:\s|$)", name)[0].strip(" ,")
+                out.setdefault(part.index, []).append(name)
+    return out
+
+
 def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
     """`text`'s lines with the tutor's words blanked: `=>` lines and tails, `>` quotes, and
     a name supplied after a forgot-the-name cue. Code lines are kept (code is run, not read

@@ -61,14 +61,14 @@ def _part(part: PartGrade, console: Console) -> None:
                            style="red"))
     for o in part.omissions:
         console.print(Text(f"  ∅ left out: {o.point} ({o.passage.cite()})",
-                           style="red" if o.severity == "major" else "yellow"))
+                           style="yellow"))
     for run in part.code:
         style = {"ok": "green", "error": "red"}.get(run.status, "dim")
         console.print(Text(f"  ⚙ code lines {run.span.start}-{run.span.end}: {run.status}"
                            + (f": {run.detail}" if run.detail and run.status != "ok" else ""),
                            style=style))
     for note in part.unverified:
-        label = "" if note.startswith("doubtful (") else "unverified: "
+        label = "" if note.startswith(("doubtful (", "also in the source")) else "unverified: "
         console.print(Text(f"  ? {label}{note}", style="dim"))
 
 

@@ -40,7 +40,7 @@ def graded_markdown(recall_text: str, parts: Sequence[PartGrade]) -> str:
             inserts[a.after_line].append(assessment_lines(a))
         if part.unverified:
             end = content_end(lines, part.span.start, part.span.end)
-            notes = [f"=> {_one_line(u)}" if u.startswith("doubtful (") else
+            notes = [f"=> {_one_line(u)}" if u.startswith(("doubtful (", "also in the source")) else
                      f"=> unverified: {_one_line(u)}" for u in part.unverified]
             group = inserts[end]
             if group and any(a.after_line == end for a in part.assessments):
