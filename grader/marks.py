@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,12 +103,12 @@ def omission_assessment(lines: Sequence[str], part: int, span_start: int, span_e
 
 
 def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement],
-                   supplied: Mapping[int, Sequence[str]]) -> tuple[list[Omission], list[Omission]]:
+                   supplied: Sequence[str]) -> tuple[list[Omission], list[Omission]]:
     """Which proposed omissions a part is marked for ("you left out …", 🟡), and which are
     only listed as "also in the source" (no mark, not counted as left out). Per part:
     - two points about one idea (half the words of the shorter in common) are one point;
-    - a point naming what the tutor supplied after "I forgot the name" is not left out: the
-      learner described the idea and forgot only its name;
+    - a point naming what the tutor supplied after "I forgot the name" (anywhere in the
+      session) is not left out: the learner described the idea and forgot only its name;
     - beside a contradicted statement, the correction is the lesson: the model tends to list
       the contradicted idea again as left out, so the part's omissions are listed, unmarked;
     - a major gap is the lesson too: minor points beside one are listed, unmarked;
@@ -123,8 +123,8 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
     also: list[Omission] = []
     for part, found in sorted(by_part.items()):
         found = _one_per_idea(sorted(found, key=lambda o: o.severity != "major"))
-        names = supplied.get(part, ())
-        forgot = [o for o in found if any(mentioned(n, content_tokens(o.point)) for n in names)]
+        forgot = [o for o in found
+                  if any(mentioned(n, content_tokens(o.point)) for n in supplied)]
         left = [o for o in found if o not in forgot]
         if part in wrong:
             also += found

@@ -92,19 +92,19 @@ _SUPPLIED_NAME_RE = re.compile(
     re.I)
 
 
-def supplied_names(recall: Recall) -> dict[int, list[str]]:
-    """Per part, the names the tutor supplied after a forgot-the-name cue ("bottleneck
-    layer"): the learner described the idea, so it is not left out."""
-    out: dict[int, list[str]] = {}
+def supplied_names(recall: Recall) -> list[str]:
+    """The names the tutor supplied after a forgot-the-name cue ("bottleneck layer"), hard
+    wraps joined (the cue and the name may sit on two lines): the learner described each
+    idea and forgot only its name."""
+    out: list[str] = []
     for part in recall.doc.parts:
-        for line in recall.lines[part.span.start - 1 : part.span.end]:
-            cue = ph.FORGOT_NAME_RE.search(line)
-            m = _SUPPLIED_NAME_RE.search(line, cue.end()) if cue else None
+        text = " ".join(recall.lines[part.span.start - 1 : part.span.end])
+        for cue in ph.FORGOT_NAME_RE.finditer(text):
+            m = _SUPPLIED_NAME_RE.search(text, cue.end())
             if m:
                 name = re.sub(r"^.*?\b(?:is|called)\s+", "", m.group(0))
-                name = re.split(r"[.;!?](?:\s|$)", name)[0].strip(" ,")
-                out.setdefault(part.index, []).append(name)
-    return out
+                out.append(re.split(r"[.;!?](?:\s|$)", name)[0].strip(" ,"))
+    return list(dict.fromkeys(out))
 
 
 def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:

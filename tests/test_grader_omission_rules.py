@@ -18,7 +18,7 @@ from ankigen.llm import Endpoint
 from ankigen.model import Mark
 from ankigen.parse import parse_text
 from grader.grade import GradeOptions, grade_recall
-from grader.recall import load_recall, supplied_names
+from grader.recall import load_recall, recall_from_text, supplied_names
 from grader.sources import load_sources
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,8 +44,13 @@ def report(tmp_path_factory):
                             options)
 
 
-def test_the_name_the_tutor_supplied_is_read_per_part():
-    assert supplied_names(load_recall(RECALL)) == {0: ["feature map"]}
+def test_the_names_the_tutor_supplied_are_read_across_hard_wraps():
+    assert supplied_names(load_recall(RECALL)) == ["feature map"]
+    wrapped = recall_from_text(
+        "# Notes\n\nSo, incremental PCA. You feed it mini-batches, I forgot the name of the\n"
+        "method you call per batch => the name is partial_fit().\n\n"
+        "Incremental PCA never needs the whole training set in memory at once.\n")
+    assert supplied_names(wrapped) == ["partial_fit()"]
 
 
 def test_a_major_gap_is_yellow_and_the_details_beside_it_are_listed_unmarked(report):
