@@ -74,8 +74,11 @@ QUESTION_VOICE_RE = re.compile(
     r"question\s+I\s+have|how\s+(?:does|do|is|come)|why\s+(?:does|do|is)|what\s+(?:is|does))\b",
     re.I,
 )
-# A grader's note under a part ("=> unverified: …"): neither an answer nor a gap.
-ANNOTATION_RE = re.compile(r"^\s*=>\s*(?:unverified\b|doubtful \(not in your sources\))", re.I)
+# A grader's note under a part ("=> unverified: …", "=> also in the source (not marked): …"):
+# neither an answer nor a gap.
+ANNOTATION_RE = re.compile(
+    r"^\s*=>\s*(?:unverified\b|doubtful \(not in your sources\)|also in the source \(not marked\))",
+    re.I)
 # Words the forgetting cues above cannot match without: checking for them first (plain
 # substring tests on the lowercased line) spares most lines the slower regexes.
 FORGET_WORDS = ("forg", "recall", "remember", "idea", "sure")

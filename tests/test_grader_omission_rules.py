@@ -94,6 +94,9 @@ def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(repor
     doc = parse_text(graded, "graded.md", kind="recall")
     assert [a.mark for p in doc.parts for a in p.assessments] == [
         Mark.YELLOW, Mark.RED, Mark.YELLOW]
+    # notes, not answers: no assessment takes an "also in the source" line as its follow-up
+    said = [f for p in doc.parts for a in p.assessments for f in (*a.followups, a.quote)]
+    assert said and not any("also in the source" in f for f in said)
     path = tmp_path / "graded.md"
     path.write_text(graded)
     out = tmp_path / "deck.apkg"
@@ -104,8 +107,9 @@ def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(repor
         cards = rendered(col)
     finally:
         col.close()
-    # a card per marked point and the contradiction; none for a point only listed
+    # a card per marked point (3) and the contradiction, and ankigen's own card for the
+    # learner's "I forgot the name" cue; none for a point only listed
     text = " ".join(q + a for _, q, a in cards)
-    assert result.notes == len(cards) == 4
+    assert result.notes == len(cards) == 5
     assert "zero padding" in text and "optimizer" in text and "computes the loss" in text
     assert "also in the source" not in text and "stride is central" not in text
