@@ -73,7 +73,7 @@ class Omission:
     part: int
     point: str  # the key point the recall never covers
     passage: Passage
-    severity: str = "minor"  # "major" makes a 🔴
+    severity: str = "minor"  # "major" puts it first; minor ones beside it go unmarked (marks.py)
     why: str = ""
 
 
