@@ -42,20 +42,30 @@ def db_options(fn: Any) -> Any:
                         "[env: ANKIGEN_DB_URL; default: SQLite in the data folder].")(fn)
 
 
+def grading_options(fn: Any) -> Any:
+    """How a process grades: the same options for `serve` (its own worker) and `worker`."""
+    options = [
+        click.option("--base-url", help="OpenAI-compatible endpoint for grading "
+                     "[env: OPENAI_BASE_URL]; without one, grading is offline."),
+        click.option("--model", help="Model name at that endpoint [env: ANKIGEN_MODEL]."),
+        click.option("--offline", is_flag=True, default=None, help="Grade offline even if an "
+                     "endpoint is set."),
+        click.option("--code/--no-code", "run_code", default=None,
+                     help="Run recalled code in the sandboxed check runner [default: on]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                     help="Where recalled code runs [default: auto: the GPU when there is one]."),
+    ]
+    for option in reversed(options):  # decorators apply bottom-up: keep the help's order
+        fn = option(fn)
+    return fn
+
+
 @click.command("serve", help="Serve the grading service (web pages and JSON API) with its "
                "grading worker. The first start creates the store.")
 @click.option("--host", help="Address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=int, help="Port [default: 8765].")
 @db_options
-@click.option("--base-url", help="OpenAI-compatible endpoint for grading "
-              "[env: OPENAI_BASE_URL]; without one, grading is offline.")
-@click.option("--model", help="Model name at that endpoint [env: ANKIGEN_MODEL].")
-@click.option("--offline", is_flag=True, default=None, help="Grade offline even if an "
-              "endpoint is set.")
-@click.option("--code/--no-code", "run_code", default=None,
-              help="Run recalled code in the sandboxed check runner [default: on].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where recalled code runs [default: auto: the GPU when there is one].")
+@grading_options
 @click.option("--worker/--no-worker", "worker", default=None,
               help="Start a grading worker beside the web process [default: on]; with "
               "--no-worker, `grader worker` processes (on any machine) grade.")
@@ -74,15 +84,7 @@ def serve_cmd(**flags: Any) -> None:
                "any machine that reaches the database (--db postgresql+psycopg://…): each "
                "job is graded once, and a worker that dies leaves its job to another.")
 @db_options
-@click.option("--base-url", help="OpenAI-compatible endpoint for grading "
-              "[env: OPENAI_BASE_URL]; without one, grading is offline.")
-@click.option("--model", help="Model name at that endpoint [env: ANKIGEN_MODEL].")
-@click.option("--offline", is_flag=True, default=None, help="Grade offline even if an "
-              "endpoint is set.")
-@click.option("--code/--no-code", "run_code", default=None,
-              help="Run recalled code in the sandboxed check runner [default: on].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              help="Where recalled code runs [default: auto: the GPU when there is one].")
+@grading_options
 @friendly
 def worker_cmd(**flags: Any) -> None:
     import logging
