@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 Procs = dict[int, tuple[int, int, int, bytes]]
 
@@ -47,3 +49,14 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def wait_for(what: str, check: Any, timeout_s: float = 60.0, step_s: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy (returned), for at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(step_s)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_openai import FakeOpenAI, Reply, closed_port
+from process_tree import wait_for
 from scripted_model import is_decompose
 from service_app import FIXTURES, TUTOR, service
 from service_pg import backend, cluster
@@ -97,16 +98,6 @@ def test_the_queue_sits_beside_the_database():
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-def wait_for(what: str, check: Any, timeout_s: float = 60.0, step_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(step_s)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def grader(*argv: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

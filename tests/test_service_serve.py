@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fake_openai import FakeOpenAI, Reply, closed_port
-from process_tree import alive, descendants
+from process_tree import alive, descendants, wait_for
 from scripted_model import is_decompose
 from service_app import FIXTURES, TUTOR
 from sqlalchemy import func, select
@@ -24,16 +23,6 @@ from grader.service import models
 from grader.service.db import session_factory
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
-
-
-def wait_for(what, check, timeout_s: float = 60.0, step_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(step_s)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
