@@ -124,3 +124,21 @@ def test_headed_reference_notes_take_the_nearest_heading(tmp_path):
     doc = parse_file(vault / "reference-headed.md", "reference-headed.md")
     assert topics.topic_at(doc, 16) == "Shapes and views"
     assert topics.topic_at(doc, 8) == "Creating tensors"
+
+
+def test_plain_skips_the_inline_parse_only_where_it_would_change_nothing():
+    # `plain` returns text without inline syntax as it is (spaces folded); this holds it to
+    # what markdown-it's parse gives, over every other ASCII character, Unicode spaces,
+    # marks, arrows, and headings and entities' neighbours (`#`, `:`, `>`, `=`, `;`).
+    import random
+    import string
+
+    rng = random.Random(13)
+    alphabet = [c for c in string.printable + "\u00a0\u2003\u3000🟡🔴—é"
+                if c not in topics._INLINE_SYNTAX] + ["=>", "  ", "a:", "# ", "1. "]
+    samples = ["", " ", "::", "Pooling:", "  So, chapter 3 is about RNNs.  ", "a\tb\x0bc",
+               *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+                 for _ in range(3000))]
+    for s in samples:
+        assert topics._INLINE_SYNTAX.isdisjoint(s)
+        assert topics.plain(s) == topics.parsed_plain(s), repr(s)
