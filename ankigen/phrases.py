@@ -6,6 +6,7 @@ Every pattern here is applied to a single line or paragraph, never to a whole fi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 ARROW = "=>"
 
@@ -183,12 +184,20 @@ _MISS_LEAD_RE = re.compile(r"^(?:about|the)\s+", re.I)
 
 
 def topic_from(text: str) -> str | None:
-    cut = [sentences(_BEFORE_MARK_RE.split(line, maxsplit=1)[0]) for line in text.split("\n")]
+    lines = text.split("\n")
+    cut: list[list[str]] = []  # each line's sentences before any mark, split when first read
+
+    def opening() -> Iterator[str]:
+        for k, line in enumerate(lines):
+            if k == len(cut):  # the announcing sentence is mostly the first: split no further
+                cut.append(sentences(_BEFORE_MARK_RE.split(line, maxsplit=1)[0]))
+            yield from cut[k]
+
     low = text.lower()
     for pat, hints in zip(TOPIC_PATTERNS, TOPIC_WORDS, strict=True):
         if not has_any(low, hints):
             continue
-        for sent in (s for group in cut for s in group):
+        for sent in opening():
             m = pat.search(sent)
             if m:
                 topic = m.group("t").strip(" ,;:-")
@@ -199,7 +208,7 @@ def topic_from(text: str) -> str | None:
                 if words and not set(w.lower() for w in words) <= _VAGUE:
                     return topic[:1].upper() + topic[1:]
     # A part that opens with its topic alone: "Regularization. Dropout switches off …"
-    first = next((s for group in cut for s in group), "")
+    first = next(opening(), "")
     m = _BARE_TOPIC_RE.match(first)
     if m and len(text.split()) > 4 and m.group("t").lower() not in _NOT_TOPIC:
         return m.group("t")
