@@ -10,18 +10,17 @@ scroll, and a table wider than the phone scrolls inside itself.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import launch, require_chromium
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 FIXTURE = ROOT / "tests" / "fixtures" / "fidelity" / "recall-math-markup.md"
 
 # Anki's reviewer configuration (aqt/data/web/js/mathjax.js), the fonts path aside.
@@ -65,10 +64,7 @@ def _mathjax() -> Path:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> list[dict[str, Any]]:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install chromium (apt-get install chromium)")
-        pytest.skip("Debian chromium is not installed")
+    require_chromium()
     from playwright.sync_api import sync_playwright
     from screenshots import MEASURE, PAGE, rendered_cards
 
@@ -80,8 +76,7 @@ def pages(tmp_path_factory) -> list[dict[str, Any]]:
     cards = rendered_cards(vault, tmp)
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 360, "height": 740})
         for i, (question, answer) in enumerate(cards):
             for side, card_html in (("question", question), ("answer", answer)):

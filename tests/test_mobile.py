@@ -9,7 +9,6 @@ holds text, code tokens included, against the background it is painted on; text-
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -17,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import launch, require_chromium
 
 from ankigen import layout, render
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT / "docs"))
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 MODES = (("light", "card"), ("night", "card nightMode night_mode"))
 SCREEN = 640  # px of answer side a 360 px phone shows at once
 AA = 4.5
@@ -32,10 +31,7 @@ AA = 4.5
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory) -> list[dict[str, Any]]:
     """One row per card, side and mode: what MEASURE found in the page."""
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install chromium (apt-get install chromium)")
-        pytest.skip("Debian chromium is not installed")
+    require_chromium()
     pytest.importorskip("torch")
     from playwright.sync_api import sync_playwright
     from screenshots import MEASURE, PAGE, rendered_cards
@@ -48,8 +44,7 @@ def measured(tmp_path_factory) -> list[dict[str, Any]]:
     cards = rendered_cards(vault, tmp)
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 360, "height": 740})
         for i, (question, answer) in enumerate(cards):
             for side, html in (("question", question), ("answer", answer)):
