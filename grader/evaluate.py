@@ -97,8 +97,8 @@ class EvalResult:
 
     @property
     def omission_recall(self) -> float | None:
-        found = [f for s in self.sessions for _, _, f in s.omissions]
-        return sum(found) / len(found) if found else None
+        found, named = self.omissions_found
+        return found / named if named else None
 
     @property
     def omissions_found(self) -> tuple[int, int]:
