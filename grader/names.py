@@ -9,7 +9,6 @@ looked up, says nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,23 +16,21 @@ from .model import CodeRun, NameCheck
 from .recall import Recall
 
 
-class _Memo:
-    """The lookup's cache, for one grading: nothing is kept between runs."""
+class _NoCache:
+    """`names.lookup`'s cache and run setting, for one grading: a recall is one program,
+    looked up once, so nothing is kept or keyed."""
 
-    def __init__(self) -> None:
-        self._data: dict[str, dict[str, Any]] = {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._data.get(key)
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self._data[key] = value
-
-
-class _Setting:
     @staticmethod
     def key(kind: str, *code: str) -> str:
-        return hashlib.sha256("\x1f".join((kind, *code)).encode()).hexdigest()
+        return ""
+
+    @staticmethod
+    def get(key: str) -> None:
+        return None
+
+    @staticmethod
+    def put(key: str, value: dict[str, Any]) -> None:
+        pass
 
 
 def check_names(recall: Recall, runner_factory: Callable[[], Any] | None,
@@ -51,7 +48,7 @@ def check_names(recall: Recall, runner_factory: Callable[[], Any] | None,
         return []
     specs = {recall.doc.path: [s.spec() for s in found.programs[recall.doc.path]]}
     try:
-        results, _ = names.lookup(specs, runner_factory, _Memo(), _Setting())
+        results, _ = names.lookup(specs, runner_factory, _NoCache(), _NoCache())
     except Exception:  # noqa: BLE001 - no sandbox, no torch: no verdict, never a mark
         return []
     scopes = results.get(recall.doc.path)
