@@ -44,7 +44,8 @@ def key_terms(gap: Gap, back: str, learner: str) -> set[str]:
     terms = {gap.term.strip()} if gap.term and gap.term.strip() else set()
     for answer in (gap.answer or "", back):
         prose = _TICKED.sub(" ", answer)
-        candidates = _names(answer) | {n.rstrip("()") for n in _names(answer)}
+        names = _names(answer)
+        candidates = names | {n.rstrip("()") for n in names}
         candidates |= {m.group(0) for m in re.finditer(r"[A-Za-z]+(?:-[A-Za-z]+)+", prose)}
         candidates |= {m.group(0) for m in _NUMBER.finditer(prose)}
         candidates |= {m.group(0) for m in _FORMULA.finditer(prose) if not m.group(0).isalpha()}
@@ -110,7 +111,7 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
         return f"the front is {words} words long (more than {FRONT_WORDS})"
     if front.count("?") > 1:
         return "the front asks more than one question"
-    if len(re.findall(r"[\w'-]+", front)) < 3:
+    if words < 3:
         return "the front asks nothing"
     for name in sorted(_names(front)):
         if name not in notes and name.rstrip("()") not in notes:
