@@ -49,8 +49,9 @@ def passages_of(path: str, text: str) -> list[Passage]:
 
     def flush() -> None:
         body = " ".join(s.strip() for s in buf).strip()
-        if body and content_words(body):
-            out.append(Passage(path, start, body[:PASSAGE_CHARS], frozenset(content_words(body))))
+        words = content_words(body)
+        if words:
+            out.append(Passage(path, start, body[:PASSAGE_CHARS], frozenset(words)))
         buf.clear()
 
     fence = False
