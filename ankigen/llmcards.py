@@ -286,7 +286,6 @@ def write(llm: LLM, docs: Sequence[Document], texts: Mapping[str, str],
           passages: Sequence[Passage], wanted: Mapping[str, Sequence[Gap]],
           cache: ResponseCache | None, *, read_cache: bool = True) -> Written:
     """Ask for each file's uncached gaps in one call, file by file, in order."""
-    gaps: dict[str, Gap] = {}
     outcomes: list[Outcome] = []
     problems: list[str] = []
     hits = 0
@@ -309,8 +308,6 @@ def write(llm: LLM, docs: Sequence[Document], texts: Mapping[str, str],
                 if outcome is not None:
                     hits += 1
                     outcomes.append(outcome)
-                    if outcome.gap is not None:
-                        gaps[ask.key] = outcome.gap
                     continue
             todo.append(ask)
         if not todo:
@@ -325,10 +322,8 @@ def write(llm: LLM, docs: Sequence[Document], texts: Mapping[str, str],
             retry = True
             if gone:
                 stop = f"not asked: {problem}"
-        for o in done:
-            outcomes.append(o)
-            if o.gap is not None:
-                gaps[o.key] = o.gap
+        outcomes += done
+    gaps = {o.key: o.gap for o in outcomes if o.gap is not None}
     wrote = sum(o.gap is not None for o in outcomes)
     return Written(gaps, wrote, len(outcomes) - wrote, llm.calls, llm.requests, hits,
                    tuple(outcomes), tuple(problems), retry)
