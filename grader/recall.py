@@ -107,12 +107,17 @@ def supplied_names(recall: Recall) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _code_lines(doc: Document) -> set[int]:
+    """The lines of the recall's code blocks, fences included."""
+    return {n for c in doc.code_blocks
+            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
+
+
 def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
     """`text`'s lines with the tutor's words blanked: `=>` lines and tails, `>` quotes, and
     a name supplied after a forgot-the-name cue. Code lines are kept (code is run, not read
     as claims). Returns the lines and how many were set aside."""
-    code = {n for c in doc.code_blocks
-            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
+    code = _code_lines(doc)
     out: list[str] = []
     set_aside = 0
     for n, line in enumerate(text.split("\n"), start=1):
@@ -203,8 +208,7 @@ def _units(lines: Sequence[str], doc: Document) -> list[tuple[int, list[tuple[in
     text, code and headings left out: the stretches a sentence may run across. A hard-wrapped
     line ends mid-sentence and the next goes on with it, even one that starts like `1)`; a
     bullet or a table row never continues the line before."""
-    code = {n for c in doc.code_blocks
-            for n in range(c.span.start - c.fenced, c.span.end + 1 + c.fenced)}
+    code = _code_lines(doc)
     out: list[tuple[int, list[tuple[int, str]]]] = []
     for part in doc.parts:
         units: list[list[tuple[int, str]]] = [[]]
