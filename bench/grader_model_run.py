@@ -125,21 +125,22 @@ def doubts(result: EvalResult) -> tuple[int, int]:
     """(doubts the model raised, those on a line inside a paragraph the tutor marked 🔴)."""
     raised = on_red = 0
     for s in result.sessions:
-        marked = parse_text(Path(s.report.recall).read_text(encoding="utf-8"), kind="recall")
+        original = Path(s.report.recall).read_text(encoding="utf-8")
+        marked = parse_text(original, kind="recall")
         red_lines: set[int] = set()
         for marked_part in marked.parts:
             for a in marked_part.assessments:
                 if a.mark is Mark.RED:
                     red_lines.update(range(marked_part.span.start, a.line))
         # the marks were taken out before grading: map the graded lines back by their text
-        original = Path(s.report.recall).read_text(encoding="utf-8")
         graded = recall_from_text(original, s.report.recall).lines
+        original_lines = original.split("\n")
         for part in s.report.parts:
             for j in part.judgements:
                 if j.verdict is Verdict.NOT_IN_SOURCE and j.doubt:
                     raised += 1
                     text = graded[j.claim.line - 1]
-                    at = [n for n, ln in enumerate(original.split("\n"), 1) if ln == text]
+                    at = [n for n, ln in enumerate(original_lines, 1) if ln == text]
                     on_red += any(n in red_lines for n in at)
     return raised, on_red
 
