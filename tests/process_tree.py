@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,17 @@ def wait_for(what: str, check: Any, timeout_s: float = 60.0, step_s: float = 0.1
             return got
         time.sleep(step_s)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(procs: list[subprocess.Popen[bytes]], timeout_s: float = 15.0) -> None:
+    """SIGTERM each process's group (each started with start_new_session), SIGKILL a group
+    still there after `timeout_s`, and reap them all."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -5,7 +5,6 @@ and docs/service_screenshots.py. Stops by itself when the `with` ends."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 from fake_openai import FakeOpenAI, closed_port
+from process_tree import stop
 from service_app import FIXTURES, TUTOR
 
 from grader.service import crud
@@ -30,7 +30,7 @@ class Live:
     source_id: int
 
 
-def _healthy(base: str) -> bool:
+def healthy(base: str) -> bool:
     try:
         return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
     except httpx.HTTPError:
@@ -57,7 +57,7 @@ def live_service(tmp: Path, lifetime_s: float = 170.0) -> Iterator[Live]:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
-            while not _healthy(base):
+            while not healthy(base):
                 assert proc.poll() is None and time.monotonic() < deadline, (
                     (tmp / "serve.log").read_text())
                 time.sleep(0.1)
@@ -71,11 +71,5 @@ def live_service(tmp: Path, lifetime_s: float = 170.0) -> Iterator[Live]:
                        json={"class_id": kid})
             yield Live(base, tokens, kid, src["id"])
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop([proc])
             log.close()

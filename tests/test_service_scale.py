@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from fake_openai import FakeOpenAI, Reply, closed_port
-from process_tree import wait_for
+from process_tree import stop, wait_for
 from scripted_model import is_decompose
 from service_app import FIXTURES, TUTOR, service
+from service_live import healthy
 from service_pg import backend, cluster
 from sqlalchemy import func, select, text
 
@@ -104,25 +105,6 @@ def grader(*argv: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
     return subprocess.Popen([sys.executable, "-m", "grader.cli", *argv], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @contextmanager

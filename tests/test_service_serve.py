@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_openai import FakeOpenAI, Reply, closed_port
-from process_tree import alive, descendants, wait_for
+from process_tree import alive, descendants, stop, wait_for
 from scripted_model import is_decompose
 from service_app import FIXTURES, TUTOR
+from service_live import healthy
 from sqlalchemy import func, select
 
 from grader.service import models
@@ -29,13 +30,6 @@ def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "grader.cli", "serve", "--port", str(port),
                              "--no-code"], env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_kill_9_mid_grade_then_restart_grades_the_job_once(tmp_path):
@@ -105,11 +99,4 @@ def test_kill_9_mid_grade_then_restart_grades_the_job_once(tmp_path):
             log = (tmp_path / "serve.log").read_text()
             assert "job 1: re-queued (its lease ran out, or the queue lost it)" in log
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    try:
-                        p.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(p.pid, signal.SIGKILL)
-                        p.wait()
+            stop(procs)
