@@ -182,8 +182,7 @@ def name_assessments(text: str, part: int, found: Sequence[NameCheck],
         on = "nn.Module" if n.type == "Model" else n.type  # the check's own small model
         feedback = (f"`{n.call}` does not exist: looked up on a real {on} (torch as "
                     f"installed), it raises {n.error}")
-        near = tuple(f"names that do exist close to it: {', '.join(n.near)}"
-                     for _ in [0] if n.near)
+        near = (f"names that do exist close to it: {', '.join(n.near)}",) if n.near else ()
         fix = source_line_like(n.call, sources)
         quote = f"`{fix[0]}`\n— {where(fix[1])}" if fix else ""
         out.append(Assessment(part, paragraph_end(blocks, n.line), Mark.RED, feedback,
