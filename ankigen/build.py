@@ -439,7 +439,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                 timings.update(getattr(checks, "timings", {}))
             if writer is not None:
                 written = writer(docs, sources, {
-                    doc.path: [g for d, g in gaps if d is doc] for doc in docs})
+                    doc.path: [g for g in doc.gaps if wanted(g, include_green)] for doc in docs})
             for p, doc in zip(parsed_files, docs, strict=True):
                 mine = [g for g in doc.gaps if wanted(g, include_green)]
                 mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
