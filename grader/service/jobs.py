@@ -175,7 +175,7 @@ def grade_text(settings: Settings, text: str, sources: list[tuple[int, str, byte
     names = _display_names(sources)
     with tempfile.TemporaryDirectory(prefix="grader-job-") as tmp:
         paths = []
-        for (sid, name, data), _shown in zip(sources, names):
+        for sid, name, data in sources:
             folder = Path(tmp) / str(sid)
             folder.mkdir()
             (folder / name).write_bytes(data)
