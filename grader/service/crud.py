@@ -291,9 +291,7 @@ def classes_of(db: Session, user: User) -> list[Klass]:
 
 def add_member(db: Session, user: User, class_id: int, name: str) -> User:
     klass = tutor_class(db, user, class_id)
-    learner = db.scalar(select(User).where(User.name == name))
-    if learner is None:
-        raise NotFound(f"no user named {name!r}")
+    learner = user_named(db, name)
     if db.get(Member, (klass.id, learner.id)) is None:
         db.add(Member(class_id=klass.id, user_id=learner.id))
         db.commit()
