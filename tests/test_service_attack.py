@@ -184,13 +184,13 @@ def test_parallel_submissions_cannot_slip_past_the_hourly_limit(tmp_path):
     limit of 5: each request counted before any other had committed)."""
     import asyncio
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     import httpx
     from fake_openai import closed_port
+    from process_tree import stop, wait_for
+    from service_live import healthy
     from sqlalchemy import func, select
 
     from grader.service import models
@@ -207,13 +207,7 @@ def test_parallel_submissions_cannot_slip_past_the_hourly_limit(tmp_path):
                               stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for("the server", lambda: healthy(base))
 
         async def burst() -> list[int]:
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
@@ -225,7 +219,6 @@ def test_parallel_submissions_cannot_slip_past_the_hourly_limit(tmp_path):
 
         assert asyncio.run(burst()) == [202] * 5 + [429] * 15
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop([server], timeout_s=30)
     with svc.db() as db:
         assert db.scalar(select(func.count()).select_from(models.RecallSession)) == 5
