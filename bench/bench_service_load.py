@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_openai import closed_port  # noqa: E402
+from process_tree import stop  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from grader.service import crud, models  # noqa: E402
@@ -51,18 +51,6 @@ def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen([sys.executable, "-m", "grader.cli", *argv], env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 async def submit_all(base: str, tokens: list[str], source_ids: list[int], recall: str
@@ -130,7 +118,7 @@ def run_store(name: str, url: str, folder: Path, sessions: int, workers: int) ->
             queue_left = (db.scalar(text("SELECT count(*) FROM huey_task"))
                           if url.startswith("postgresql") else 0)
     finally:
-        stop(procs)
+        stop(procs, timeout_s=20)
         engine_for(url).dispose()
     lat = sorted(t for _, t, _ in answers)
     codes = sorted({c for c, _, _ in answers})
