@@ -355,9 +355,9 @@ def _bank_and_code(planned: dict[str, tuple[str, str, Fix]], cache: ResultCache,
             status, exception = res.status, res.exception
             if status == "error" and exhausted(exception):
                 status = "crashed"  # the machine's limits, not the code's error
-            elif status == "error" and not_runnable_here(exception):
+            elif status == "error" and (unrunnable := not_runnable_here(exception)):
                 # a package not installed, the network, a GPU: says nothing about the code
-                status, exception = "not runnable here", not_runnable_here(exception)
+                status, exception = "not runnable here", unrunnable
             exception = explain(status, exception)
             value = {"status": status, "output": _shown(res.stdout, exception),
                      "exception": exception, "device": res.device,

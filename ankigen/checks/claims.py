@@ -29,8 +29,6 @@ __all__ = ["EXIT_CODES", "BlockResult", "ClaimResult", "DocumentReport", "define
            "notebook_blocks",
            "summary_line", "verify_document"]
 
-RUNNABLE_LANGS = ("python", "py", "")  # kept for callers; `is_python` decides
-
 # `ankigen check`'s exit codes, defined once (docs/checks.md and `--help` show this table).
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_CONTRADICTED, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2, 3, 4, 5
 EXIT_CODES = (
@@ -203,7 +201,7 @@ def _installed(module: str) -> bool:
     return importlib.machinery.PathFinder.find_spec(module, path) is not None
 
 
-def _not_runnable_here(exception: str | None) -> str | None:
+def not_runnable_here(exception: str | None) -> str | None:
     """Why a block's failure says nothing about the note: what it needs that this machine
     has not got. A missing submodule of an installed package (`torch.nn.function`) is the
     note's error, not the machine's."""
@@ -220,11 +218,6 @@ def _not_runnable_here(exception: str | None) -> str | None:
     if _NO_GPU_RE.search(exception):
         return f"needs a CUDA GPU, which this machine has not got ({exception})"
     return None
-
-
-def not_runnable_here(exception: str | None) -> str | None:
-    """Why a failure says nothing about the code (see `_not_runnable_here`), or None."""
-    return _not_runnable_here(exception)
 
 
 def defined_names(blocks: list[str]) -> set[str]:
@@ -256,23 +249,15 @@ def _undefined_name(exception: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def run_codes(blocks: Sequence[CodeBlock]) -> list[str]:
-    """What is sent to the runner for each block: its code with IPython's lines made
-    `pass` (`python_code.prepare`), or nothing for a cell that is not Python (it is
-    reported "not runnable here")."""
-    out = []
-    for b in blocks:
-        p = prepare(b.code)
-        out.append("" if p.not_python else p.code)
-    return out
-
-
 def verify_document(doc: Document, runner: Any) -> DocumentReport:
     blocks = notebook_blocks(doc)
     if not blocks:
         return DocumentReport(doc.path, (), runner.device_label, runner.torch_version,
                               runner.isolation)
-    codes = run_codes(blocks)
+    prepared_blocks = [prepare(b.code) for b in blocks]
+    # What is sent to the runner for each block: its code with IPython's lines made `pass`,
+    # or nothing for a cell that is not Python (it is reported "not runnable here").
+    codes = ["" if p.not_python else p.code for p in prepared_blocks]
     result = runner.run_notebook(codes)
     everywhere = defined_names(codes)
     raw = list(result.blocks)[:len(blocks)]
@@ -287,11 +272,10 @@ def verify_document(doc: Document, runner: Any) -> DocumentReport:
                 for _ in blocks[len(raw):]]
     failed_defs: set[str] = set()
     out = []
-    for block, rec in zip(blocks, raw, strict=False):
+    for block, prepared, rec in zip(blocks, prepared_blocks, raw, strict=False):
         exc = rec.get("exception")
         missing = _undefined_name(exc)
-        prepared = prepare(block.code)
-        here = None if rec.get("ok") or rec.get("status") else _not_runnable_here(exc)
+        here = None if rec.get("ok") or rec.get("status") else not_runnable_here(exc)
         if here is None and not rec.get("ok") and prepared.shell and exc and \
                 exc.startswith(("FileNotFoundError", "OSError")):
             shell = next(r for r in prepared.removed if r.startswith("!"))
