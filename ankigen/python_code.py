@@ -94,11 +94,8 @@ def prepare(code: str) -> Prepared:
     framework, or a shell result assigned to a name is not Python. What still does not
     parse is left as written (its SyntaxError is the note's). Non-breaking spaces, which
     pasting from a web page leaves in code, are read as spaces when that makes it parse."""
-    try:
-        ast.parse(code)
+    if _parses(code):
         return Prepared(code)
-    except (SyntaxError, ValueError):
-        pass
     if "\xa0" in code:  # copied from a web page: U+00A0 for spaces is a SyntaxError
         spaced = prepare(code.replace("\xa0", " "))
         if spaced.code != code.replace("\xa0", " ") or _parses(spaced.code):
