@@ -44,7 +44,7 @@ def parser_version() -> str:
     here = Path(__file__).parent
     for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
                  "cards.py", "render.py", "layout.py", "identity.py", "fronts.py", "md_rules.py",
-                 "sanitize.py", "topics.py", "media.py"):
+                 "sanitize.py", "topics.py", "media.py", "marks.py", "python_code.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
