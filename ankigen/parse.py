@@ -9,7 +9,7 @@ line ("I forgot the name …", "(looked up the name)") are gaps of their own.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import fronts, md_rules, topics
@@ -81,8 +81,6 @@ def parse_file(path: Path, display: str | None = None, *, include_green: bool = 
 
 def _with_reading(doc: Document, encoding: str, repairs: tuple[str, ...],
                   warnings: tuple[str, ...]) -> Document:
-    from dataclasses import replace
-
     return replace(doc, encoding=encoding, repairs=repairs, warnings=warnings + doc.warnings)
 
 
@@ -259,8 +257,6 @@ def _new_part(index: int, chunk: list[Block], items: list[_Item], blocks: list[B
 
 def _tutor_chapter(st: _PartState) -> None:
     """The tutor's "good recall of chapter 9" outranks the learner's guess."""
-    from dataclasses import replace
-
     named = {m for a in st.assessments for m in ph.TUTOR_CHAPTER_RE.findall(a.feedback)}
     if len(named) == 1:
         chapter = named.pop()
@@ -370,8 +366,6 @@ def _tail(items: list[_Item], j: int) -> tuple[int, list[str], str, list[tuple[s
 def _with_callouts(st: _PartState, first: int, tail: list[_Item]) -> None:
     """Callouts in a mark's tail follow the answer on its cards' backs (a box of their own);
     with no other answer they are the back."""
-    from dataclasses import replace
-
     boxes = "\n\n".join(md_rules.as_quote(t.text) for t in tail
                          if t.kind == "quote" and md_rules.is_callout(t.text))
     if boxes:
