@@ -94,11 +94,11 @@ def prepare(code: str) -> Prepared:
     framework, or a shell result assigned to a name is not Python. What still does not
     parse is left as written (its SyntaxError is the note's). Non-breaking spaces, which
     pasting from a web page leaves in code, are read as spaces when that makes it parse."""
-    if _parses(code):
+    if parses(code):
         return Prepared(code)
     if "\xa0" in code:  # copied from a web page: U+00A0 for spaces is a SyntaxError
         spaced = prepare(code.replace("\xa0", " "))
-        if spaced.code != code.replace("\xa0", " ") or _parses(spaced.code):
+        if spaced.code != code.replace("\xa0", " ") or parses(spaced.code):
             return Prepared(spaced.code, (NBSP, *spaced.removed), spaced.not_python)
     lines = code.split("\n")
     out: list[str] = []
@@ -130,10 +130,12 @@ def prepare(code: str) -> Prepared:
     if not removed:
         return Prepared(code)
     prepared = "\n".join(out)
-    return Prepared(prepared, tuple(removed)) if _parses(prepared) else Prepared(code)
+    return Prepared(prepared, tuple(removed)) if parses(prepared) else Prepared(code)
 
 
-def _parses(code: str) -> bool:
+def parses(code: str) -> bool:
+    """Whether Python's own parser accepts `code` (a null byte is a ValueError, not a
+    SyntaxError: both mean no)."""
     try:
         ast.parse(code)
     except (SyntaxError, ValueError):

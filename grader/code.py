@@ -1,24 +1,26 @@
 """Recalled code, run through ankigen's sandboxed check runner like a notebook.
 
-Fenced Python blocks run; unfenced pseudo-code runs only when it is valid Python (notes
-often hold code-shaped prose). A block that fails only because it uses a name defined
+Blocks tagged Python run; an untagged fence or unfenced code runs only when ankigen's
+own rule calls it Python (`ankigen.python_code.is_python`: it parses and looks like a
+program), so the grader and the cards run the same blocks and sample output, shell lines
+or code-shaped prose are left alone. A block that fails only because it uses a name defined
 nowhere in the session is "not runnable as written": worth saying, not worth a 🔴.
 """
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from ankigen.errors import SandboxUnavailable
 from ankigen.model import CodeBlock, Document
+from ankigen.python_code import PYTHON_LANGS, is_python, parses, prepare
 from ankigen.text import clean
 
 from .model import CodeRun
 
-_PYTHON = ("python", "py", "python3", "")
+_PYTHON = PYTHON_LANGS | {""}
 STATUS = {"ok": "ok", "error": "error", "not runnable as written": "not_runnable",
           "not runnable here": "not_runnable_here", "skipped": "skipped",
           "timeout": "timeout", "crashed": "crashed", "not run": "skipped"}
@@ -81,21 +83,22 @@ def runnable_blocks(doc: Document) -> tuple[list[CodeBlock], list[CodeBlock]]:
     run: list[CodeBlock] = []
     left: list[CodeBlock] = []
     for block in doc.code_blocks:
-        if block.lang.lower() not in _PYTHON or not block.code.strip():
+        lang = block.lang.lower()
+        if lang not in _PYTHON or not block.code.strip():
             left.append(block)
-        elif block.fenced or _compiles(block.code):
+        elif is_python("" if not block.fenced else lang, block.code):
             run.append(replace(block, fenced=True, lang="python"))
         else:
             left.append(block)
     return run, left
 
 
-def _compiles(code: str) -> bool:
-    try:
-        ast.parse(code)
-    except SyntaxError:
-        return False
-    return True
+def _why_left(block: CodeBlock) -> str:
+    if block.lang.lower() not in _PYTHON:
+        return f"{block.lang} code"
+    if not parses(prepare(block.code).code):
+        return "pseudo-code, not valid Python"
+    return "not run: no import, call, loop or definition, so not taken for a program"
 
 
 def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[CodeRun]:
@@ -103,8 +106,7 @@ def run_code(doc: Document, runner_factory: Callable[[], Any] | None) -> list[Co
     run, left = runnable_blocks(doc)
     part_of = {n: p.index for p in doc.parts for n in range(p.span.start, p.span.end + 1)}
     out = [CodeRun(part_of.get(b.span.start, 0), b.span, b.fenced, "not_python",
-                   "pseudo-code, not valid Python" if b.lang.lower() in _PYTHON
-                   else f"{b.lang} code") for b in left if b.code.strip()]
+                   _why_left(b)) for b in left if b.code.strip()]
     if not run:
         return out
     if runner_factory is None:

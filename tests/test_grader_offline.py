@@ -193,6 +193,21 @@ def test_pseudo_code_is_not_run_and_not_held_against_the_part():
     assert not any("code" in u for u in part.unverified)
 
 
+def test_an_untagged_fence_runs_only_when_it_is_a_program_as_cards_decide():
+    """The grader runs the blocks ankigen's cards would run (python_code.is_python): an
+    untagged fence of sample output or shell is left alone, never run and never a mark."""
+    text = ("# Notes\n\nSo, tensors. Printing one shows its values.\n\n"
+            "```\ntensor([1., 2.])\n```\n\n```\npip install torch\n```\n")
+    report = grade_recall(recall_from_text(text), load_sources([FIXTURES / "sources"]),
+                          OFFLINE, lambda: pytest.fail("sample output must not start a runner"))
+    (part,) = report.parts
+    assert [(r.status, r.detail) for r in part.code] == [
+        ("not_python", "not run: no import, call, loop or definition, so not taken for a "
+                       "program"),
+        ("not_python", "pseudo-code, not valid Python")]
+    assert not part.assessments
+
+
 def test_failing_code_names_the_statement_the_runner_saw_fail(runner):
     text = ("# Notes\n\nSo, shapes. A linear layer needs as many input features as it was built "
             "for.\n\n```python\nimport torch\n\nlayer = torch.nn.Linear(4, 2)\n"
