@@ -46,6 +46,22 @@ def test_login_sets_a_strict_httponly_cookie_and_pages_need_it(tmp_path):
     assert bad.status_code == 401 and "That token is unknown or revoked." in bad.text
 
 
+def test_logout_revokes_the_browser_login_but_not_the_api_token(tmp_path):
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    cookie = log_in(svc.client, alice)
+    browser_token = re.search(r"ankigen_token=([^;]+)", cookie).group(1)  # type: ignore[union-attr]
+    assert browser_token != alice["Authorization"].removeprefix("Bearer ")
+    home = svc.client.get("/")
+    out = svc.client.post("/logout", data={"csrf": csrf_of(home.text)}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    # A copy of the cookie kept from before the logout (another tab, a stolen one) is dead.
+    svc.client.cookies.set("ankigen_token", browser_token)
+    again = svc.client.get("/", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == "/login"
+    assert svc.client.get("/api/sessions", headers=alice).status_code == 200
+
+
 def test_over_https_the_cookie_is_secure(tmp_path):
     svc = service(tmp_path)
     alice = svc.user("alice")

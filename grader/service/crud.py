@@ -77,14 +77,28 @@ def revoke_tokens(db: Session, user: User) -> int:
     return int(rows.rowcount)  # type: ignore[attr-defined]
 
 
-def user_for_token(db: Session, token: str) -> User | None:
+def _live_token(db: Session, token: str) -> Token | None:
     parts = split_token(token)
-    if parts is None:
+    row = db.get(Token, parts[0]) if parts else None
+    if parts is None or row is None or row.revoked_at is not None \
+            or not matches(parts[1], row.secret_hash):
         return None
-    row = db.get(Token, parts[0])
-    if row is None or row.revoked_at is not None or not matches(parts[1], row.secret_hash):
-        return None
-    return db.get(User, row.user_id)
+    return row
+
+
+def revoke_token(db: Session, token: str) -> bool:
+    """Revoke this one token (a browser's login, at logout); False when it is unknown."""
+    row = _live_token(db, token)
+    if row is None:
+        return False
+    row.revoked_at = time.time()
+    db.commit()
+    return True
+
+
+def user_for_token(db: Session, token: str) -> User | None:
+    row = _live_token(db, token)
+    return None if row is None else db.get(User, row.user_id)
 
 
 # --- sources ---------------------------------------------------------------------------

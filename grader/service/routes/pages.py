@@ -71,17 +71,23 @@ def login_form(request: Request) -> Response:
 def login(request: Request, db: SessionDep, token: Annotated[str, Form()],
           csrf: Csrf) -> Response:
     check_csrf(request, csrf)
-    if crud.user_for_token(db, token) is None:
+    user = crud.user_for_token(db, token)
+    if user is None:
         return render(request, "login.html", status=401, user=None,
                       error="That token is unknown or revoked.")
+    # The cookie holds a token of its own, not the one typed in: logging out revokes it,
+    # and the learner's API token (in scripts, on other devices) keeps working.
+    browser_token = crud.issue_token(db, user)
+    db.commit()
     response = _see("/")
-    _cookie(request, response, COOKIE, token.strip())
+    _cookie(request, response, COOKIE, browser_token)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Csrf) -> Response:
+def logout(request: Request, db: SessionDep, csrf: Csrf) -> Response:
     check_csrf(request, csrf)
+    crud.revoke_token(db, request.cookies.get(COOKIE, ""))
     response = _see("/login")
     response.delete_cookie(COOKIE, path="/")
     return response
