@@ -138,6 +138,17 @@ def test_other_users_data_answers_404_and_classes_share_sources(tmp_path):
     assert svc.client.get(f"/api/sessions/{sid}", headers=tina).status_code == 200
     assert svc.client.get(f"/api/classes/{k['id']}", headers=alice).status_code == 404
     assert svc.client.delete(f"/api/sessions/{sid}", headers=tina).status_code == 404
+    # the tutor takes alice out: her sessions and the class's sources are hers no more to share
+    members = f"/api/classes/{k['id']}/members"
+    assert svc.client.delete(f"{members}/alice", headers=alice).status_code == 404
+    assert svc.client.delete(f"{members}/alice", headers=tina).status_code == 204
+    assert svc.client.get(f"/api/classes/{k['id']}", headers=tina).json()["members"] == []
+    assert svc.client.get(f"/api/sessions/{sid}", headers=tina).status_code == 404
+    assert svc.client.get(f"/api/sessions/{sid}", headers=alice).status_code == 200
+    assert [s["name"] for s in svc.client.get("/api/sources", headers=alice).json()] == [
+        "cnn-notes.md"]
+    again = svc.client.delete(f"{members}/alice", headers=tina)
+    assert again.json() == {"detail": f"alice is not in class {k['id']}", "code": "not_found"}
 
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(tmp_path):

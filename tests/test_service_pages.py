@@ -118,6 +118,13 @@ def test_a_tutor_sees_the_class_view(tmp_path):
     view = svc.client.get(f"/classes/{k['id']}")
     assert view.status_code == 200
     assert "Most missed" in view.text and "alice" in view.text and "of 1</td>" in view.text
+    assert 'aria-label="Remove alice from CNN course"' in view.text
+    gone = svc.client.post(f"/classes/{k['id']}/members/remove",
+                           data={"name": "alice", "csrf": csrf_of(view.text)},
+                           follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == f"/classes/{k['id']}"
+    after = svc.client.get(f"/classes/{k['id']}")
+    assert "Learners (0)" in after.text and "Remove alice" not in after.text
 
 
 def test_the_chart_draws_one_line_per_chapter_over_sessions():

@@ -312,6 +312,19 @@ def add_member(db: Session, user: User, class_id: int, name: str) -> User:
     return learner
 
 
+def remove_member(db: Session, user: User, class_id: int, name: str) -> None:
+    """Take a learner out of the tutor's class: the tutor no longer sees their sessions
+    (unless another of the tutor's classes holds them) and they lose the class's sources.
+    Their own sessions stay theirs."""
+    klass = tutor_class(db, user, class_id)
+    learner = user_named(db, name)
+    row = db.get(Member, (klass.id, learner.id))
+    if row is None:
+        raise NotFound(f"{learner.name} is not in class {klass.id}")
+    db.delete(row)
+    db.commit()
+
+
 def members(db: Session, klass: Klass) -> list[User]:
     return list(db.scalars(select(User).join(Member, Member.user_id == User.id)
                            .where(Member.class_id == klass.id).order_by(User.name)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from .. import crud, present
 from ..deps import CurrentUser, SessionDep
@@ -32,3 +32,10 @@ def get(class_id: int, db: SessionDep, user: CurrentUser) -> ClassDetail:
              response_model=UserPublic, responses=ERRORS)
 def add_member(class_id: int, body: MemberAdd, db: SessionDep, user: CurrentUser) -> UserPublic:
     return present.user_public(crud.add_member(db, user, class_id, body.name))
+
+
+@router.delete("/{class_id}/members/{name}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=ERRORS)
+def remove_member(class_id: int, name: str, db: SessionDep, user: CurrentUser) -> Response:
+    crud.remove_member(db, user, class_id, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

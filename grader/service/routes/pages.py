@@ -204,3 +204,11 @@ def add_member(request: Request, class_id: int, db: SessionDep, user: PageUser, 
     return _see(f"/classes/{class_id}")
 
 
+@router.post("/classes/{class_id}/members/remove")
+def remove_member(request: Request, class_id: int, db: SessionDep, user: PageUser, csrf: Csrf,
+                  name: Annotated[str, Form()]) -> Response:
+    check_csrf(request, csrf)
+    crud.remove_member(db, user, class_id, name.strip())
+    return _see(f"/classes/{class_id}")
+
+
