@@ -36,15 +36,21 @@ if TYPE_CHECKING:
     from .llmcards import Written
 
 
+# The modules whose code decides a cached parse or card: everything parse.py and cards.py
+# import, directly or not (tests/test_build_cache.py checks this against their imports), plus
+# identity (GUIDs) and media (image references in fields).
+CACHED_CODE = ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
+               "cards.py", "render.py", "layout.py", "identity.py", "fronts.py", "md_rules.py",
+               "sanitize.py", "topics.py", "media.py", "marks.py", "python_code.py", "errors.py")
+
+
 @functools.cache
 def parser_version() -> str:
     """Cached parses (and the cards made from them) are only valid for the exact code that
     made them."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
-    for name in ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
-                 "cards.py", "render.py", "layout.py", "identity.py", "fronts.py", "md_rules.py",
-                 "sanitize.py", "topics.py", "media.py", "marks.py", "python_code.py"):
+    for name in CACHED_CODE:
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 

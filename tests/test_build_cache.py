@@ -3,6 +3,7 @@ manifest written the way json.dumps would."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -12,11 +13,36 @@ from anki_helpers import import_apkg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ankigen.build import ParseCache, build, discover, parse_all, read_all
+from ankigen.build import CACHED_CODE, ParseCache, build, discover, parse_all, read_all
 from ankigen.identity import Entry, _entry_json
 from ankigen.parse import parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
+PACKAGE = Path(__file__).parent.parent / "ankigen"
+
+
+def _imports(name: str) -> set[str]:
+    """The ankigen modules `name` imports anywhere in it (lazy imports in functions too)."""
+    found = set()
+    for node in ast.walk(ast.parse((PACKAGE / name).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {f"{a.name}.py" for a in node.names} if node.module is None \
+                else {f"{node.module.split('.')[0]}.py"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ankigen."):
+            found.add(f"{node.module.split('.')[1]}.py")  # type: ignore[union-attr]
+    return {f for f in found if (PACKAGE / f).is_file()}
+
+
+def test_the_cache_version_covers_all_code_that_parses_and_makes_cards():
+    """A change to any module parse.py or cards.py uses must invalidate cached parses."""
+    closure, todo = set(), ["parse.py", "cards.py"]
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure.add(name)
+            todo.extend(_imports(name))
+    assert "text.py" in closure and "errors.py" in closure  # the walk follows imports
+    assert closure - set(CACHED_CODE) == set()
 
 
 @settings(max_examples=200, deadline=None)
