@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from markdown_it import MarkdownIt
 
 from . import phrases as ph
+from .md_rules import reduce_wikilinks
 from .model import Document, Section, Span
 from .text import EMOJI_MARK
 
 # Headings that name a session's sections rather than a subject (NOTES-FORMAT.md).
 STRUCTURAL = frozenset({"goal", "goals", "debrief", "notes", "recall", "questions", "answers",
                         "summary of the session", "session"})
-_WIKI_RE = re.compile(r"\[\[([^\]|#]*)(?:#[^\]|]*)?(?:\|([^\]]*))?\]\]")
 _FOOTNOTE_RE = re.compile(r"\[\^[^\]]*\]")
 _SPACE_RE = re.compile(r"\s+")
 _OPENING_WORDS = 8
@@ -45,7 +45,8 @@ def _inline_md() -> MarkdownIt:
 @functools.lru_cache(maxsize=4096)  # a vault repeats its headings
 def plain(text: str) -> str:
     """A heading's (or any inline markdown's) readable text: `**Pooling** in `nn`` → `Pooling
-    in nn`. Wiki-links keep their alias, footnote references and HTML tags go."""
+    in nn`. Wiki-links read as on a card (md_rules.wiki_text); footnote references and
+    HTML tags go."""
     if _INLINE_SYNTAX.isdisjoint(text):
         # No character any CommonMark inline rule (or the normaliser) acts on: the parse
         # would give the text back as one token, so skip it (a cold build parses every
@@ -56,7 +57,9 @@ def plain(text: str) -> str:
 
 def parsed_plain(text: str) -> str:
     """`plain` by way of markdown-it's inline parse, whatever the text holds."""
-    text = _FOOTNOTE_RE.sub("", _WIKI_RE.sub(lambda m: m.group(2) or m.group(1), text))
+    # The cards' own reading of a wiki-link (alias, else "Note › Heading"), so a topic and
+    # the field it came from say the same.
+    text = _FOOTNOTE_RE.sub("", reduce_wikilinks(text))
     out: list[str] = []
     for tok in _inline_md().parseInline(text):
         for child in tok.children or ():

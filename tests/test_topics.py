@@ -27,6 +27,7 @@ def _text(h: str) -> str:
 @pytest.mark.parametrize(("raw", "shown"), [
     ("**Encoder** and `decoder`", "Encoder and decoder"),
     ("[[Attention#Scores|attention scores]] explained[^1]", "attention scores explained"),
+    ("[[Attention#Scores]] in depth", "Attention › Scores in depth"),  # as the card shows it
     ("Pooling <b>layers</b>:", "Pooling layers"),
     ("__Dropout__ and *weight decay*", "Dropout and weight decay"),
 ])
