@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from .model import Gap
+from .model import Gap, GapKind
 from .passages import STOPWORDS, WORD_RE, content_words, stem
 
 FRONT_WORDS = 60  # the card rubric's bound on a front (docs/cards.md)
@@ -23,6 +23,22 @@ _FORMULA = re.compile(r"\(?[\w.]+\)?(?:\s*[-+*/^=]\s*\(?[\w.]+\)?)+")
 _SOURCE_LINE = re.compile(r"^\s*— .*$", re.M)  # a quote's "— cnn-notes.md § Pooling"
 _NUMBER_WORDS = frozenset("""two three four five six seven eight nine ten eleven twelve twenty
 hundred thousand half twice""".split())
+# How a question starts: a question word, an auxiliary ("Does …?") or an imperative ("Name …").
+# A front may also start with a word of the notes ("Dropout at inference: …?", "In PyTorch, …");
+# anything else is a lead-in the learner must read past ("Besides gradients adding up, …").
+QUESTION_WORDS = frozenset("""what which how why when where who whom whose is are was were do
+does did can could should would will has have""".split())
+IMPERATIVES = frozenset("name give state list explain describe define".split())
+# A second question tacked on: "…, and why?", "… learn weights, and what does it output?"
+_SECOND = re.compile(r"\b(?:and|or)\s+(?:what|which|how|why|when|where|who|whom|whose)\b"
+                     r"|,\s*(?:and|or)\s+(?:is|are|was|were|do|does|did|can|could|should|would)\b",
+                     re.I)
+# Words that name no subject: a front made only of these asks nothing in particular.
+_VAGUE = frozenset("""wrong missing else forget forgot forgotten remember detail details tutor
+recall say said part point know answer here mean means wrote write written line lines kind
+kinds happen happens actually right thing things""".split())
+SUBJECT_KEPT = 0.5  # share of the plain question's subject words a model front must keep
+_QUOTE = re.compile(r'“[^”]*”|"[^"]*"')
 
 
 def _names(text: str) -> set[str]:
@@ -100,8 +116,45 @@ def left_out(answer: str, back: str) -> str:
     return ""
 
 
+def _same(a: str, b: str) -> bool:
+    """One word in two forms: equal stems, or one stem the start of the other ("shuffl" and
+    "shuffle"), at least four letters."""
+    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
+
+
+def subject(plain: str, topic: str, quoted: str = "") -> list[str]:
+    """The words the plain question names its subject with (stemmed): its content words
+    without the "Topic — " it starts with, the learner's words it quotes (`quoted`, and any
+    “…”), and words that name nothing ("what is wrong here?" has none)."""
+    if topic and plain.startswith(topic + " — "):
+        plain = plain[len(topic) + 3:]
+    skip = set(content_words(" ".join(_VAGUE))) | set(content_words(quoted))
+    return [w for w in dict.fromkeys(content_words(_QUOTE.sub(" ", plain))) if w not in skip]
+
+
+def question_form(front: str, notes: str, code: str = "") -> str:
+    """Why `front` is not one direct question, or "": it starts like a question (a question
+    word, an imperative, or a word of the notes), asks (a "?" or an imperative), asks one
+    thing, and names something in particular in its own words (a quote of the learner's
+    aside; `code`, the line a wrong-code card shows under it, counts)."""
+    first = re.match(r"[\W_]*([\w'-]+)", front)
+    word = first.group(1) if first else ""
+    low = word.lower()
+    if low not in QUESTION_WORDS and low not in IMPERATIVES and not _holds(notes, word):
+        return f"the front starts with {word!r}, not with a question word"
+    if "?" not in front and low not in IMPERATIVES:
+        return "the front is not a question"
+    second = _SECOND.search(front)
+    if second:
+        return f"the front asks two things ({second.group(0).strip(', ')!r})"
+    vague = set(content_words(" ".join(_VAGUE)))
+    if not [w for w in content_words(_QUOTE.sub(" ", front) + " " + code) if w not in vague]:
+        return "the front asks nothing in particular"
+    return ""
+
+
 def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
-           texts: Mapping[str, str], learner: str, notes: str) -> str:
+           texts: Mapping[str, str], learner: str, notes: str, quoted: str = "") -> str:
     """Why this model card cannot be used, or "" when it can. `texts`: what each id the
     model could cite stands for; `learner`: what a front may repeat (the learner's words and
     the plain question); `notes`: the whole notes file (code names on the front)."""
@@ -116,6 +169,16 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
     for name in sorted(_names(front)):
         if name not in notes and name.rstrip("()") not in notes:
             return f"the front names {name!r}, which the notes do not hold exactly"
+    form = question_form(front, notes, gap.code or "" if gap.kind is GapKind.WRONG_CODE else "")
+    if form:
+        return form
+    named = subject(gap.prompt, gap.topic, quoted)
+    if named:
+        asked = content_words(front)
+        kept = [w for w in named if any(_same(w, a) for a in asked)]
+        if len(kept) < SUBJECT_KEPT * len(named):
+            return (f"the front keeps {len(kept)} of the {len(named)} words the plain question "
+                    f"names its subject with: it asks about something else")
     if back is None:
         if gap.unanswered:
             return ""  # a better question; the back still says the notes hold no answer

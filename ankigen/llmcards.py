@@ -33,7 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from . import phrases as ph
 from .cardcheck import verify
+from .marks import MARK_RE
 from .model import Document, Gap, GapKind, check_key
 from .parse import trim_context
 from .passages import Passage, content_words, matching, passages_of
@@ -42,7 +44,7 @@ from .text import decode
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
 
-PROMPT_VERSION = "cards-llm-3"
+PROMPT_VERSION = "cards-llm-4"
 BACK_CHARS = 1200
 MAX_LINES = 24  # of the learner's and tutor's lines per gap
 QUOTED_WORDS = 4  # learner's words in a row on the plain front: a quote of what they wrote
@@ -56,19 +58,22 @@ line under the same id), sometimes passages from the learner's reference notes (
 made without you: "asks" (its question) and "answer" (the answer found in the notes, or null).
 Your card is about the same point as that plain card, only better worded.
 For each gap write, as a good tutor would:
-- "front": ONE short question (at most 40 words, one question mark) about exactly the point
-  the tutor flagged, readable without the notes: name the subject, and start with a question
-  word (What, Which, How, Why, When, Where, Who, Is, Does ...). Name the concept the card is
-  about with the notes' own term (as "asks" names it) when that term is the subject of the
-  question and not its answer: "What are residual connections?" names its subject, while a
-  front that talks around it does not. It must not contain the answer or its key terms,
-  and it does not copy the learner's sentences (the card shows them below the question).
-  Keep code names (like nn.Embedding or optimizer.zero_grad()) exactly as written.
-- "back": the answer in one to three whole sentences, stating ONLY what the given lines and
-  passages state, nothing from your own knowledge; null when they hold no answer. Keep the
-  key content of the answer ("answer" and the tutor's answer lines) and its key phrases in
-  the notes' own words ("half of its inputs are zeroed" stays so), adding only what makes
-  the sentences whole.
+- "front": ONE direct question (at most 40 words, one question mark) about exactly the
+  point the tutor flagged, readable without the notes. Start it with a question word (What,
+  Which, How, Why, When, Where, Who, Is, Does, Can ...) or with "Name"; no lead-in before
+  it ("Besides ...", "Apart from ..."). Ask ONE thing: never two questions joined by "and"
+  ("..., and why?", "... and what does it do?"). Name the subject with the notes' own terms,
+  as "asks" names it ("What are residual connections?" names its subject; a front that
+  talks around it does not); where the tutor says a topic was left out ("you forgot
+  RMSProp"), ask about that topic by name. Never name the answer or its key terms: where
+  the learner forgot a name, the front asks for that name and does not show it. Do not copy
+  the learner's sentences (the card shows them below the question). Keep code names (like nn.Embedding or optimizer.zero_grad()) exactly
+  as written.
+- "back": the answer in one to three whole sentences taken from the lines you cite, stating
+  ONLY what the given lines and passages state, nothing from your own knowledge; null when
+  they hold no answer. Keep the key content of the answer ("answer" and the tutor's answer
+  lines) and its key phrases in the notes' own words ("half of its inputs are zeroed" stays
+  so), adding only what makes the sentences whole.
 - "cites": the ids of this gap's lines ("L14"), passages ("cnn-notes.md:12") and plain
   answer ("A") the back comes from: every line whose words the back uses, only ids given
   with this gap.
@@ -146,11 +151,13 @@ class _Ask:
     texts: dict[str, str]  # "L1" / "S2" → text
     learner: str  # the learner's own words (lines that are not the tutor's)
     files: dict[str, str] = field(default_factory=dict)  # "cnn-notes.md:12" → "cnn-notes.md"
-    shown: str = ""  # the learner's words the plain front quoted (see _quoted)
+    shown: tuple[str, ...] = ()  # the learner's sentences the plain front quoted (_quoted)
     cache_key: str = ""
 
 
-def _ask_for(gap: Gap, path: str, lines: list[str], passages: Sequence[Passage]) -> _Ask:
+def _ask_for(gap: Gap, path: str, lines: list[str], passages: Sequence[Passage],
+             others: frozenset[int] = frozenset()) -> _Ask:
+    """`others`: lines that are other gaps' own (a cloze's sentence): never this card's."""
     rows = gap_lines(gap, lines)
     # Ids name the file's own lines and the passages' files and lines, so a line that two
     # gaps of one request both show has one id, and no gap's id means another line elsewhere.
@@ -178,25 +185,70 @@ def _ask_for(gap: Gap, path: str, lines: list[str], passages: Sequence[Passage])
     # the point without its answer (a graded omission's point: "what is multi-head attention?").
     learner = " ".join([*(t for _, who, t in rows if who == "learner"), gap.prompt])
     files = {_pid(p): p.file for p in offered}
-    said = " ".join(t for _, who, t in rows if who == "learner")
-    return _Ask(check_key(path, gap), gap, payload, texts, learner, files, _quoted(gap, said))
+    return _Ask(check_key(path, gap), gap, payload, texts, learner, files,
+                _quoted(gap, _own(rows, gap, others)))
 
 
 def _pid(p: Passage) -> str:
     return f"{p.file}:{p.line}"
 
 
-def _quoted(gap: Gap, said: str) -> str:
-    """The learner's words the plain front quotes ("Adam combines … at the start. … what
+def _own(rows: Sequence[tuple[int, str, str]], gap: Gap, others: frozenset[int]) -> list[str]:
+    """The learner's sentences in the gap's own lines (its span), each line up to its mark
+    or `=>` (the tutor's words start there); lines of other gaps' own left out."""
+    out: list[str] = []
+    for k, who, text in rows:
+        if who == "learner" and gap.span.start <= k <= gap.span.end and k not in others:
+            out += ph.sentences(MARK_RE.split(ph.split_arrows(text)[0])[0])
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return ph.normalise(text).split()
+
+
+def _quoted(gap: Gap, own: Sequence[str]) -> tuple[str, ...]:
+    """The learner's sentences the plain front quotes ("Adam combines … at the start. … what
     else?", "you wrote: “…” What is missing?"), which are then not in "what you wrote" (never
-    both). A model's front does not quote them, so its card shows them there instead."""
-    asks, mine = gap.prompt.split(), said.split()
-    m = difflib.SequenceMatcher(None, asks, mine, autojunk=False).find_longest_match(
-        0, len(asks), 0, len(mine))
-    if m.size < QUOTED_WORDS:
-        return ""
-    quote = " ".join(mine[m.b: m.b + m.size])
-    return "" if quote in gap.context else quote
+    both). A model's front does not quote them, so its card shows them there instead. A
+    sentence is quoted when the front has QUOTED_WORDS of its words in a row (all of a
+    shorter one, of two words at least)."""
+    asks, context = _words(gap.prompt), " ".join(_words(gap.context))
+    out = []
+    for sentence in own:
+        mine = _words(sentence)
+        m = difflib.SequenceMatcher(None, asks, mine, autojunk=False).find_longest_match(
+            0, len(asks), 0, len(mine))
+        if m.size >= max(2, min(QUOTED_WORDS, len(mine))) and " ".join(mine) not in context:
+            out.append(sentence)
+    return tuple(out)
+
+
+def _shows(front: str, sentence: str) -> bool:
+    """The front repeats at least half of the sentence's content words."""
+    have, mine = set(content_words(front)), content_words(sentence)
+    return sum(w in have for w in mine) >= len(mine) / 2
+
+
+def _whole(context: str) -> str:
+    """A trimmed "what you wrote" without its clipped first sentence ("…of the last step,
+    so …. Nesterov …" keeps "Nesterov …"); as it was when one sentence is all it holds."""
+    if not context.startswith("…"):
+        return context
+    rest = ph.sentences(context[1:])[1:]
+    return " ".join(rest) if rest else context
+
+
+def wrote(ask: _Ask, front: str) -> str:
+    """"What you wrote" on the model's card: the offline card's, in whole sentences, and the
+    learner's sentences the plain front quoted that the model's front does not show (they
+    came after the offline card's words, so they go last): so it is empty only where the
+    offline card's is and the front shows what the learner wrote."""
+    context = ask.gap.context.strip()
+    add = [s for s in ask.shown if not _shows(front, s)]
+    if not add:
+        return _whole(context)
+    return _whole(trim_context(" ".join([context, *add]).strip()))
 
 
 def as_data(payload: Any) -> str:
@@ -234,14 +286,9 @@ def _from(ask: _Ask, cites: Sequence[str]) -> str:
 
 def _written(ask: _Ask, front: str, back: str | None) -> Gap:
     """The gap as the model words it. Only the front and back are the model's: every other
-    field stays the offline card's, and the learner's words the plain front quoted move to
-    "what you wrote" (they came after its other words, so they go last)."""
-    gap = ask.gap
+    field stays the offline card's, "what you wrote" as `wrote` completes it."""
     front = " ".join(front.split())
-    quoted = ask.shown.lower().split()
-    if quoted and sum(w in front.lower().split() for w in quoted) < len(quoted) / 2:
-        # (a front that still quotes them keeps them: never both)
-        gap = replace(gap, context=trim_context(" ".join(filter(None, (gap.context, ask.shown)))))
+    gap = replace(ask.gap, context=wrote(ask, front))
     if back is None:
         return replace(gap, prompt=front)
     return replace(gap, prompt=front, answer=back.strip(), answer_source="model")
@@ -295,12 +342,15 @@ def write(llm: LLM, docs: Sequence[Document], texts: Mapping[str, str],
         notes = texts.get(doc.path, "")
         lines = notes.split("\n")
         todo: list[_Ask] = []
-        for gap in wanted.get(doc.path, ()):
+        mine = wanted.get(doc.path, ())
+        for gap in mine:
             if gap.cloze and gap.term:
                 outcomes.append(Outcome(check_key(doc.path, gap), doc.path, gap.line, None,
                                         "a cloze: kept as written"))
                 continue
-            ask = _ask_for(gap, doc.path, lines, passages)
+            others = frozenset(k for g in mine if g is not gap and g.mark is None
+                               for k in range(g.span.start, g.span.end + 1))
+            ask = _ask_for(gap, doc.path, lines, passages, others)
             ask.cache_key = _cache_key(llm, ask.payload)
             hit = cache.get(ask.cache_key) if cache is not None and read_cache else None
             if hit is not None:
@@ -387,7 +437,7 @@ def _ask_file(llm: LLM, path: str, todo: list[_Ask], notes: str, cache: Response
             saved: dict[str, Any] = {"rejected": outcome.reason}
         else:
             why = verify(a.gap, c.front, c.back, c.cites, texts=a.texts, learner=a.learner,
-                         notes=notes)
+                         notes=notes, quoted=" ".join(a.shown))
             if why:
                 outcome = Outcome(a.key, path, a.gap.line, None, f"rejected: {why}")
                 saved = {"rejected": outcome.reason}

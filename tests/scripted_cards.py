@@ -2,8 +2,9 @@
 request (the JSON between <data> and </data>) and answers as a careful model would, by rules
 a test can steer. Served by fake_openai.FakeOpenAI, so the real client talks HTTP to it.
 
-Careful by default: the front asks about the gap's topic without the answer; the back is
-the tutor's last answer line (or, with none, the first offered passage), citing it.
+Careful by default: the front is the plain question in the gap's topic ("In Convolutional
+nets, what about padding and stride?"); the back is the tutor's last answer line (or, with
+none, the first offered passage), citing it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def careful(gap: dict[str, Any]) -> Card | None:
     """The card a careful model writes for one gap, or None when it has no answer."""
     tutor = [(lid, _LEAD.sub("", text)) for lid, who, text in gap["lines"] if who == "tutor"]
     answers = [(lid, t) for lid, t in tutor if t]
-    front = f"In {gap['topic']}, what did the tutor say was missing from this recall?"
+    # The plain question, with the topic said as a careful model would: it names its subject.
+    asks = gap["asks"].split(" — ", 1)[-1]
+    front = f"In {gap['topic']}, {asks[:1].lower()}{asks[1:]}"
     if answers:
         lid, text = answers[-1]
         return {"gap": gap["id"], "front": front, "back": text, "cites": [lid]}

@@ -4,6 +4,7 @@ an unchanged rebuild asks nothing. Every deck is imported into Anki and its card
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from ankigen.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llm-cards" / "vault"
 RECALL = "recall-cnn.md"
-FRONT = "In Convolutional nets, what did the tutor say was missing from this recall?"
+FRONT = "In Convolutional nets, "  # how every scripted model front starts
 
 
 @pytest.fixture
@@ -143,6 +144,16 @@ def _edit(line_of_back: str, **change: Any):
     ({"front": "What does nn.MaxPool2d learn?"},
      "rejected: the front names 'nn.MaxPool2d', which the notes do not hold exactly"),
     ({"front": "What does pooling learn? And why?"}, "rejected: the front asks more than one question"),
+    ({"front": "Does max pooling learn weights, and what does it output?"},
+     "rejected: the front asks two things ('and what')"),
+    ({"front": "Is max pooling a learned layer, and why?"},
+     "rejected: the front asks two things ('and why')"),
+    ({"front": "Besides shrinking the map, what does max pooling learn?"},
+     "rejected: the front starts with 'Besides', not with a question word"),
+    ({"front": "Max pooling and what it learns."}, "rejected: the front is not a question"),
+    ({"front": "What is missing or wrong here?"}, "rejected: the front asks nothing in particular"),
+    ({"front": "You wrote: “I think max pooling learns a small kernel of its own.” What is wrong?"},
+     "rejected: the front asks nothing in particular"),
     ({"back": None}, "rejected: no back, though the notes answer this gap"),
     ({"drop": True}, "the model left it out"),
 ])
@@ -158,6 +169,23 @@ def test_a_card_that_fails_verification_keeps_its_offline_card(
     questions = [q for _, q, _ in rendered(col)]
     assert sum(FRONT in q for q in questions) == 3
     assert sum("I think max pooling learns a small kernel of its own." in q for q in questions) == 1
+
+
+def test_a_front_that_drops_the_subject_of_the_plain_question_keeps_the_offline_card(
+        vault: Path, tmp_path: Path) -> None:
+    # The plain question is "what about padding and stride?": a front about the kernel asks
+    # about something else. An imperative asking about them is a question too.
+    model = CardModel(edit=_edit("padding adds zeros", front="What does a kernel compute?"))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert result["model_kept"] == [
+        f"{RECALL}:9: rejected: the front keeps 0 of the 2 words the plain question names its "
+        "subject with: it asks about something else"]
+    model = CardModel(edit=_edit("padding adds zeros",
+                                 front="Name what padding and stride each do to a convolution."))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "e.apkg", "--no-cache", base_url=srv.base_url)
+    assert (result["model_wrote"], result["model_kept"]) == (4, [])
 
 
 def test_key_terms_of_the_answer_cannot_leak_into_the_front_even_as_code(vault: Path, tmp_path: Path) -> None:
@@ -393,8 +421,7 @@ def test_a_model_card_keeps_the_learners_words_the_plain_front_quoted(
     vault = Path(shutil.copytree(QUOTED, tmp_path / "v"))
     offline = build(vault, tmp_path / "offline.apkg")
     assert offline["notes"] == 2
-    model = CardModel(write=_tutor("What does the stride of a convolution measure, and what "
-                                   "does a stride of 2 do?", STRIDE_BACK))
+    model = CardModel(write=_tutor("What does a stride of 2 do to a convolution?", STRIDE_BACK))
     with FakeOpenAI(model) as srv:
         result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
     # '2' (one character) is no key term: the stride card is the model's too.
@@ -432,3 +459,43 @@ def test_a_phrase_leaks_only_when_its_words_stand_side_by_side() -> None:
                          ["The correct call is loss.backward()."], "") == ""
     assert leaked_phrase("What has no trainable parameters at all?", answer, "") == (
         "trainable parameters")
+
+
+WROTE = Path(__file__).parent / "fixtures" / "llm-cards" / "wrote"
+NESTEROV = ("Nesterov momentum is the same but it measures the gradient a little ahead, at the "
+            "point the momentum is about to carry it to, and that usually converges a bit faster.")
+GPU = ("Moving tensors to the GPU speeds up big matrix products, but the copy from host memory "
+       "takes time, so for small operations the CPU wins.")
+OOM = "GPU memory is also limited and a model that does not fit crashes with an out-of-memory error."
+
+
+def test_what_you_wrote_on_a_model_card_is_whole_sentences(tmp_path: Path, col: Collection) -> None:
+    """The plain RMSProp card's "what you wrote" is the long paragraph's end, cut mid-sentence
+    ("…the gradient to a decayed copy"): the model's card starts at the next whole sentence.
+    The plain GPU front quotes the learner's last sentence in “…”, so the model's front, which
+    does not, gets that sentence back in full after the one before it."""
+    vault = Path(shutil.copytree(WROTE, tmp_path / "v"))
+
+    def write(gap: dict[str, Any]) -> dict[str, Any]:
+        lid = gap["lines"][-1][0]
+        if "RMSProp" in gap["asks"]:
+            return {"gap": gap["id"], "front": "What does RMSProp do to each step?",
+                    "back": gap["answer"], "cites": [lid]}
+        return {"gap": gap["id"], "front": "In PyTorch, what limits the benefit of moving "
+                "tensors to the GPU?", "back": "Both transfer time and memory limits matter.",
+                "cites": [lid]}
+
+    with FakeOpenAI(CardModel(write=write)) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert (result["model_wrote"], result["model_kept"]) == (2, [])
+    offline = build(vault, tmp_path / "offline.apkg")
+    assert offline["notes"] == 2
+    import_apkg(col, tmp_path / "d.apkg")
+    fields = [dict(col.get_note(n).items()) for n in col.find_notes("")]
+    wrote = {f["Front"]: html.unescape(f["WhatYouWrote"]) for f in fields}
+    assert wrote['<div class="front">What does RMSProp do to each step?</div>'] == (
+        NESTEROV + " AdaGrad scales each parameter's step by the square root of the sum of its "
+        "past squared gradients, so steep directions get small steps.")
+    assert wrote['<div class="front">In PyTorch, what limits the benefit of moving tensors to the '
+                 'GPU?</div>'] == f"{GPU} {OOM}"
+    assert all(q.strip() and a.strip() for _, q, a in rendered(col))

@@ -9,9 +9,12 @@ tests/scripted_cards.mimic; a run answered by a real model is added beside it th
 
 Runs recorded before cards-llm-3 (run.json `"ids": "per-gap"`) cite each gap's lines as L1,
 L2 … within the gap; the replay renumbers those cites to today's ids (the file's line
-numbers) and changes nothing else. Their run.json keeps the numbers the run gave under its
-own checks (`result`) and, under `replayed`, what replaying it through today's checks gives:
-what this test holds the code to, updated when a check changes on purpose.
+numbers) and changes nothing else. A run.json keeps the numbers the run gave under its own
+checks (`result`) and, once the checks have changed since (`replayed_with`: the prompt
+version whose checks), under `replayed` what replaying it through today's checks gives:
+what this test holds the code to, updated when a check changes on purpose. (cards-llm-4's
+front checks reject some fronts of the cards-llm-3 run: two questions in one, a lead-in
+before the question; those gaps keep their offline cards.)
 """
 
 from __future__ import annotations
