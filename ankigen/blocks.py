@@ -1,4 +1,5 @@
-"""markdown-it-py tokens → a flat list of blocks with 1-based line ranges.
+"""Notes text → a flat list of blocks with 1-based line ranges, as markdown-it-py's block
+parse gives them (for plain notes, by one walk over the lines that gives the same blocks).
 
 Notes are not careful CommonMark: a `---` under a line of text is a part break, not
 a setext heading, and indented lines are prose or pseudo-code, not code blocks. So
@@ -9,6 +10,7 @@ the blocks the way the notes mean them.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, replace
 
 from markdown_it import MarkdownIt
@@ -49,6 +51,12 @@ _CONTAINERS = {
 def to_blocks(text: str) -> list[Block]:
     """Top-level blocks of the document, in order, with their source lines."""
     source_lines = text.split("\n")
+    simple = _plain_blocks(source_lines) if "\r" not in text and "\0" not in text else None
+    return simple if simple is not None else _markdown_blocks(text, source_lines)
+
+
+def _markdown_blocks(text: str, source_lines: list[str]) -> list[Block]:
+    """`to_blocks` by markdown-it's block parse: any markdown."""
     blocks: list[Block] = []
     items: list[tuple[int, int, int]] = []  # of the top-level list being read
     depth = 0
@@ -94,3 +102,132 @@ def to_blocks(text: str) -> list[Block]:
 def _is_fence_close(line: str) -> bool:
     s = line.strip()
     return len(s) >= 3 and (set(s) == {"`"} or set(s) == {"~"})
+
+
+# --- the plain-notes fast path -----------------------------------------------------------------
+#
+# Most recall notes are prose, headings, `>` quotes, `---` breaks and fenced code, every line
+# at the margin. For those, markdown-it's block parse (most of its cost is trying every rule
+# on every line) is replaced by one walk over the lines that gives the same blocks. Anything
+# else in the file (a list, a table row, HTML, a reference definition, an indented line, an
+# unclosed fence, a line that may continue a quote lazily) and the file goes to markdown-it
+# as before: the walk only decides what it is sure of. tests/test_blocks_fast.py checks it
+# against markdown-it on every fixture and on generated documents.
+
+_HEADING_RE = re.compile(r"(#{1,6})(?:[ \t]|$)")
+_HR_RE = re.compile(r"(?:-{3,}|\*{3,}|_{3,})[ \t]*$")
+# What markdown-it might read as something this walk does not build: a list item, a thematic
+# break with spaces ("- - -"), HTML, a reference definition; a `|` may make a table row.
+_OTHER_RE = re.compile(r"[-*+](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|[-*_][-*_ \t]*$|[<\[ \t]")
+_FENCE_RE = re.compile(r"(`{3,}|~{3,})(.*)")
+
+
+def _plain_blocks(lines: list[str]) -> list[Block] | None:
+    """The blocks of a file with only margin prose, headings, quotes, breaks and closed fences,
+    as markdown-it gives them; None when the file holds anything else."""
+    n = len(lines)
+    blocks: list[Block] = []
+    i = 0
+    while i < n:
+        line = lines[i]
+        if not line.strip(" \t"):
+            i += 1
+            continue
+        kind = _line_kind(line)
+        if kind is None:
+            return None
+        if kind == "fence":
+            fence = _FENCE_RE.match(line)
+            assert fence is not None
+            marker, info = fence.group(1), fence.group(2)
+            if marker[0] == "`" and "`" in info:
+                return None  # markdown-it: not a fence
+            j = i + 1
+            while j < n:
+                t = lines[j].strip(" \t")
+                if len(t) >= len(marker) and t == marker[0] * len(t):
+                    break
+                j += 1
+            if j >= n:
+                return None  # unclosed: markdown-it's end-of-file rules decide
+            code_start = min(i + 2, n)
+            code_end = j if j + 1 > i + 1 and _is_fence_close(lines[j]) else j + 1
+            body = "".join(ln + "\n" for ln in lines[i + 1 : j]).rstrip("\n")
+            blocks.append(Block("fence", code_start, max(code_start, code_end), body,
+                                info=info.strip()))
+            i = j + 1
+        elif kind == "heading":
+            title = line.strip().lstrip("#").strip().rstrip("#").strip()
+            level = len(_HEADING_RE.match(line).group(1))  # type: ignore[union-attr]
+            blocks.append(Block("heading", i + 1, i + 1, title, level=level))
+            i += 1
+        elif kind == "hr":
+            blocks.append(Block("hr", i + 1, i + 1, line))
+            i += 1
+        elif kind == "quote":
+            j = i + 1
+            while j < n and lines[j].startswith(">"):
+                j += 1
+            if j < n and lines[j].strip(" \t"):
+                return None  # a lazy continuation line, or not: markdown-it decides
+            end = j
+            if not lines[j - 1][1:].strip(" \t"):
+                end = _quote_end(lines, i, j)
+                if end < 0:
+                    return None
+            blocks.append(Block("quote", i + 1, end, "\n".join(lines[i:end])))
+            i = end
+        else:  # a paragraph: up to a blank line or a line that starts another block
+            j = i + 1
+            while j < n and lines[j].strip(" \t"):
+                after = _line_kind(lines[j])
+                if after is None:
+                    return None
+                if after != "para":
+                    break
+                j += 1
+            blocks.append(Block("para", i + 1, j, "\n".join(lines[i:j])))
+            i = j
+    return blocks
+
+
+def _quote_end(lines: list[str], i: int, j: int) -> int:
+    """Where markdown-it's map ends a quote of lines i..j-1 whose last line is empty: at j,
+    unless its own parse skips empty lines at the quote's end (markdown-it's skipEmptyLines
+    stops only at the document's last line, so the map takes the blank lines after the
+    quote too). -1 when the quote holds more than prose: its blocks would decide."""
+    empty = [not ln[1:].strip(" \t") for ln in lines[i:j]]
+    if any(_line_kind(ln[1:].lstrip(" \t")) != "para" for ln, e in zip(lines[i:j], empty,
+                                                                      strict=True) if not e):
+        return -1
+    k, m = 0, j - i
+    while k < m:  # markdown-it's tokenize over the quote's prose
+        while k < m and empty[k]:
+            k += 1
+        if k >= m:  # skipEmptyLines ran off the quote's end
+            last = len(lines) - 1 if not lines[-1].strip(" \t") else len(lines)
+            end = j
+            while end < last and not lines[end].strip(" \t"):
+                end += 1
+            return end
+        while k < m and not empty[k]:  # a paragraph
+            k += 1
+        k += 1  # the one empty line after a block is eaten without skipEmptyLines
+    return j
+
+
+def _line_kind(line: str) -> str | None:
+    """What a non-blank line at the margin starts ("para" when nothing), None when it is
+    not something `_plain_blocks` builds."""
+    first = line[0]
+    if first == "#":
+        return "heading" if _HEADING_RE.match(line) else "para"
+    if first == ">":
+        return "quote"
+    if first in "`~":
+        return "fence" if _FENCE_RE.match(line) else "para"
+    if _HR_RE.match(line):
+        return "hr"
+    if "|" in line or _OTHER_RE.match(line):
+        return None
+    return "para"
