@@ -37,6 +37,9 @@ _SECOND = re.compile(r"\b(?:and|or)\s+(?:what|which|how|why|when|where|who|whom|
 _VAGUE = frozenset("""wrong missing else forget forgot forgotten remember detail details tutor
 recall say said part point know answer here mean means wrote write written line lines kind
 kinds happen happens actually right thing things""".split())
+# A back that stops mid-sentence: a trailing ellipsis, comma, semicolon or colon, or a word
+# that cannot end one. (The back is whole sentences; "…" is how a cut answer ends.)
+_CUT = re.compile(r"(?:…|\.\.\.|[,;:]|\b(?:and|or|but|the|a|an|of|to|with|by|for))\s*$", re.I)
 SUBJECT_KEPT = 0.5  # share of the plain question's subject words a model front must keep
 _QUOTE = re.compile(r'“[^”]*”|"[^"]*"')
 
@@ -186,6 +189,9 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
     back = back.strip()
     if not back:
         return "the back is empty"
+    cut = _CUT.search(back)
+    if cut:
+        return f"the back is cut off (it ends {' '.join(back.split()[-4:])!r})"
     leaked = sorted(t for t in key_terms(gap, back, learner) if _holds(front, t))
     if leaked:
         return f"the front gives away the answer ({leaked[0]!r})"

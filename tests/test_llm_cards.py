@@ -155,6 +155,10 @@ def _edit(line_of_back: str, **change: Any):
     ({"front": "You wrote: “I think max pooling learns a small kernel of its own.” What is wrong?"},
      "rejected: the front asks nothing in particular"),
     ({"back": None}, "rejected: no back, though the notes answer this gap"),
+    ({"back": "Pooling layers have no trainable parameters, and"},
+     "rejected: the back is cut off (it ends 'no trainable parameters, and')"),
+    ({"back": "Pooling layers have no trainable parameters: they …"},
+     "rejected: the back is cut off (it ends 'trainable parameters: they …')"),
     ({"drop": True}, "the model left it out"),
 ])
 def test_a_card_that_fails_verification_keeps_its_offline_card(
