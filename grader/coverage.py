@@ -2,11 +2,13 @@
 
 Each claim's best passages vote for a *region* of the sources (a top-level section, or
 the sections under a file's single title). The regions a part matches are the part's
-subject; their key points that the learner never mentions are omission candidates, minus
-those in a passage a claim restates in other words. A region is wider than a part, so each
-candidate then goes to the part whose own text is closest to the candidate's section. The
-same candidates go to a model judging from retrieved passages (which picks what matters)
-and, offline, the best few straight into the graded notes as 🟡 omissions.
+subject, and so is a region two or more claims recall in passing; their key points that the
+learner never mentions are omission candidates, minus those in a source sentence a claim
+restates in other words. A region is wider than a part, so each candidate then goes to the
+part whose own text is closest to the candidate's section. First come the concepts a claim
+drops from the very sentence it recalls (`dropped_terms`): they belong to the claim's part.
+The same candidates go to a model judging from retrieved passages (which picks what
+matters) and, offline, the best few straight into the graded notes as 🟡 omissions.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from ankigen import phrases as ph
+
 from .model import Claim, KeyPoint, Passage
-from .retrieve import Index, content_tokens, overlap, same_word
+from .retrieve import Index, content_tokens, overlap, same_word, share
 from .sources import SEP, SourceSet
 
 TOP_K = 3  # passages per query; a claim gets up to TOP_K + 2 from two queries
@@ -30,6 +34,7 @@ NEIGHBOURS_OF = 3  # and the passages beside the best three (offer_for)
 COVERED = 0.5  # share of a claim's content words a passage must use to "cover" it
 _VOTE_FLOOR = 0.34
 _RESTATED = 0.5
+_DROPPED = 1 / 3  # dropped_terms: how much of the sentence, and of the claim, the other shares
 _MAX_OMISSIONS = 3
 _ORIGIN_RANK = {"bold": 0, "heading": 1, "code": 2}  # concepts before API names
 
@@ -122,7 +127,10 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
     top: dict[str, list[tuple[Passage, float]]] = {}
     wide: dict[str, list[tuple[Passage, float]]] = {}
-    restated: set[int] = set()
+    restated: set[tuple[int, int]] = set()  # (passage id, sentence) a claim restates
+    concepts = {k.term for k in sources.points if k.origin != "code"}
+    dropped: dict[int, list[KeyPoint]] = defaultdict(list)
+    voters: dict[str, int] = defaultdict(int)  # region → how many claims voted for it
     for claim in claims:
         topic = (topics or {}).get(claim.part, "")
         found = passages_for(claim, topic, index)
@@ -130,11 +138,13 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         wide[claim.id] = offer_for(claim, topic, index)
         if found:
             best = found[0][0]
-            share = overlap(claim.text, best.text)
-            if share >= _RESTATED:
-                restated.add(best.id)
-            if share >= _VOTE_FLOOR:
-                votes[claim.part][region_of(best, titled)] += share
+            dropped[claim.part] += dropped_terms(claim.text, best, concepts, recall_tokens)
+            fit = overlap(claim.text, best.text)
+            if fit >= _RESTATED:
+                restated.update((best.id, i) for i in _restated_sentences(claim.text, best))
+            if fit >= _VOTE_FLOOR:
+                votes[claim.part][region_of(best, titled)] += fit
+                voters[region_of(best, titled)] += 1
     for part in parts:
         found = index.top(part_texts.get(part, ""), 1)
         if found:
@@ -142,7 +152,9 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     owner = _region_owners(votes)
     matched: dict[int, tuple[str, ...]] = {}
     pool: list[KeyPoint] = []
-    taken: set[str] = set()  # a term is a candidate once per session
+    # a term is a candidate once per session; one the learner dropped from a sentence
+    # they recalled belongs to that sentence's part
+    taken = {k.term.lower() for found in dropped.values() for k in found}
     for part in parts:
         ranked = sorted(votes[part].items(), key=lambda kv: -kv[1])
         total = sum(votes[part].values())
@@ -152,6 +164,15 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
                   if k.term.lower() not in taken]
         taken.update(k.term.lower() for k in points)
         pool += points
+    # A region no part matched that two or more claims are about was recalled in passing
+    # ("Reshaping: view gives you the same data …" within a part about tensors): its key
+    # points are candidates too, for the part closest to their section.
+    everyone = {r for m in matched.values() for r in m}
+    unmatched = [r for r in owner if r not in everyone and voters[r] >= 2]
+    points = [k for k in _candidates(unmatched, sources, titled, recall_tokens)
+              if k.term.lower() not in taken]
+    taken.update(k.term.lower() for k in points)
+    pool += points
     # A region is wider than a part: each of its key points goes to the part whose own text
     # is closest to the point's section ("cross-attention" to the part about the decoder,
     # not to the part about attention scores that happened to vote for the region first).
@@ -161,16 +182,70 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     # passage that calls it a **closed-form solution**.
     mine_by_part: dict[int, list[KeyPoint]] = defaultdict(list)
     for k in pool:
-        if k.passage in restated:
+        if _said_in_other_words(k, sources.passages[k.passage], restated):
             continue
         mine_by_part[closest.get(k.section, parts[0])].append(k)
     out = []
     for part in parts:
-        candidates = sorted(mine_by_part[part], key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
+        candidates = list({k.term.lower(): k for k in dropped[part]}.values())
+        candidates += sorted(mine_by_part[part], key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
         mine = tuple(c for c in claims if c.part == part)
         out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, matched[part],
                                 tuple(candidates), {c.id: wide[c.id] for c in mine}))
     return out
+
+
+def dropped_terms(claim: str, passage: Passage, concepts: set[str],
+                  recall_tokens: Sequence[str]) -> list[KeyPoint]:
+    """Key concepts a claim leaves out of the source sentence it recalls: a sentence of the
+    claim's best passage that uses a concept defined elsewhere (bold or a heading, not this
+    passage's own term), the claim sharing a third of its other words and it a third of the
+    claim's, and the recall never saying the concept. "The decoder block is masked
+    self-attention followed by the same feed-forward network" recalls "A decoder block has
+    three sublayers: masked (causal) self-attention, then cross-attention …, then the
+    feed-forward network" without **cross-attention**."""
+    own = {t.lower() for t in passage.terms} | {passage.section.split(SEP)[-1].lower()}
+    said = set(content_tokens(claim))
+    out = []
+    for sentence in _sentences(passage):
+        words, written = content_tokens(sentence), _flat(sentence)
+        for term in sorted(concepts):
+            # the term as written ("masked (causal) self-attention" does not write "causal
+            # mask"), that the recall never says
+            if term.lower() in own or _flat(term) not in written or \
+                    mentioned(term, recall_tokens):
+                continue
+            rest = set(words) - set(content_tokens(term))
+            if share(rest, said) >= _DROPPED and overlap(claim, sentence) >= _DROPPED:
+                out.append(KeyPoint(term, passage.section, passage.id, "bold"))
+    return out
+
+
+def _flat(text: str) -> str:
+    """Lowercase words between spaces: a term is written in a text when its flat form is in
+    the text's, case, hyphens and markup aside."""
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
+
+
+def _sentences(passage: Passage) -> list[str]:
+    return ph.sentences(" ".join(passage.text.split())) or [passage.text]
+
+
+def _restated_sentences(claim: str, passage: Passage) -> list[int]:
+    """The sentences of its best passage that a claim restates, each sharing half of its
+    content words ("Unrolling it instead is manifold learning" restates "Algorithms that
+    model that manifold are called manifold learning algorithms", not the sentence before
+    it that states the **manifold hypothesis**); -1 stands for the passage as a whole."""
+    return [-1] + [i for i, s in enumerate(_sentences(passage)) if overlap(claim, s) >= _RESTATED]
+
+
+def _said_in_other_words(point: KeyPoint, passage: Passage,
+                         restated: set[tuple[int, int]]) -> bool:
+    """Whether a claim restates the sentence that holds the key point; a heading, which no
+    sentence holds, is said when a claim restates its first passage."""
+    holding = [i for i, s in enumerate(_sentences(passage))
+               if mentioned(point.term, content_tokens(s))]
+    return any((passage.id, i) in restated for i in holding or [-1])
 
 
 def closest_parts(parts: Sequence[int], part_texts: dict[int, str],

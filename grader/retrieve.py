@@ -96,7 +96,8 @@ def same_word(a: str, b: str) -> bool:
     return len(short) >= 3 and 2 * len(short) >= len(long_) and long_.startswith(short)
 
 
-def _share(mine: set[str], theirs: set[str]) -> float:
+def share(mine: set[str], theirs: set[str]) -> float:
+    """The share of the words in `mine` that `theirs` has, short forms counting."""
     if not mine:
         return 0.0
     hit = sum(1 for t in mine if t in theirs or any(same_word(t, u) for u in theirs))
@@ -105,7 +106,7 @@ def _share(mine: set[str], theirs: set[str]) -> float:
 
 def overlap(claim: str, passage_text: str) -> float:
     """The share of a claim's content words that the passage also uses."""
-    return _share(set(content_tokens(claim)), set(content_tokens(passage_text)))
+    return share(set(content_tokens(claim)), set(content_tokens(passage_text)))
 
 
 def coverage(claim: str, passages: Sequence[str]) -> float:
@@ -113,4 +114,4 @@ def coverage(claim: str, passages: Sequence[str]) -> float:
     theirs: set[str] = set()
     for text in passages:
         theirs.update(content_tokens(text))
-    return _share(set(content_tokens(claim)), theirs)
+    return share(set(content_tokens(claim)), theirs)
