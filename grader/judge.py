@@ -24,6 +24,7 @@ from ankigen.llm import LLM
 
 from .context import DEFAULT_CONTEXT_TOKENS, fits
 from .coverage import PartEvidence, mentioned
+from .gaps import mark_key
 from .model import Claim, CodeRun, Judgement, Omission, Passage, Verdict
 from .recall import Recall, is_instruction, paragraphs
 from .retrieve import content_tokens, overlap
@@ -239,13 +240,16 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
                   for v in {v.id: v for v in answer.claims}.values()]
     judgements.sort(key=lambda j: int(j.claim.id[1:]))
     said = content_tokens(recall.learner_text)
-    omissions: dict[tuple[int, str], Omission] = {}
+    proposed = []
     for o in answer.omissions:
         point = " ".join(o.point.split())
         if o.passage not in every or mentioned(point, said) or is_bare_api(point):
             continue  # cites nothing shown, the recall says it, or a name without its idea
-        omissions.setdefault((o.part - 1, point.lower()), Omission(
-            o.part - 1, point, sources.passages[every[o.passage]], o.severity, o.why))
+        proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],
+                                 o.severity, o.why))
+    omissions: dict[tuple[int, str], Omission] = {}
+    for om in mark_key(proposed, sources, said):
+        omissions.setdefault((om.part, om.point.lower()), om)
     return judgements, list(omissions.values())
 
 

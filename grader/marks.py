@@ -24,6 +24,7 @@ from ankigen.blocks import Block, to_blocks
 from ankigen.model import Mark
 
 from .coverage import mentioned
+from .gaps import names
 from .model import Assessment, CodeRun, Judgement, NameCheck, Omission, Passage, Verdict
 from .retrieve import content_tokens
 from .sources import SEP, SourceSet
@@ -111,11 +112,15 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
       session) is not left out: the learner described the idea and forgot only its name;
     - beside a contradicted statement, the correction is the lesson: the model tends to list
       the contradicted idea again as left out, so the part's omissions are listed, unmarked;
+    - a point that a correction in another part already teaches is not said twice;
+    - a point that names no term of the source the recall lacks (`Omission.key`, see
+      grader/gaps.py) is a detail, not what a tutor calls left out: listed, unmarked;
     - a major gap is the lesson too: minor points beside one are listed, unmarked;
     - at most `OMISSIONS_MARKED` points, the major ones first.
     """
-    wrong = {j.claim.part for j in judgements
-             if j.verdict is Verdict.CONTRADICTED and j.passage is not None}
+    contradicted = [j for j in judgements
+                    if j.verdict is Verdict.CONTRADICTED and j.passage is not None]
+    wrong = {j.claim.part for j in contradicted}
     by_part: dict[int, list[Omission]] = defaultdict(list)
     for o in omissions:
         by_part[o.part].append(o)
@@ -123,12 +128,17 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
     also: list[Omission] = []
     for part, found in sorted(by_part.items()):
         found = _one_per_idea(sorted(found, key=lambda o: o.severity != "major"))
-        forgot = [o for o in found
-                  if any(mentioned(n, content_tokens(o.point)) for n in supplied)]
+        taught = [content_tokens(j.correction) for j in contradicted if j.claim.part != part]
+        # a supplied name's words anywhere in the point ("nonparametric vs parametric
+        # models" names "nonparametric model"), not only as one phrase
+        forgot = [o for o in found if any(names(content_tokens(n), o.point) for n in supplied)
+                  or any(mentioned(_head(o.point), t) for t in taught)]
         left = [o for o in found if o not in forgot]
         if part in wrong:
             also += found
             continue
+        also += [o for o in left if not o.key]
+        left = [o for o in left if o.key]
         if any(o.severity == "major" for o in left):
             also += [o for o in left if o.severity != "major"]
             left = [o for o in left if o.severity == "major"]
@@ -150,8 +160,13 @@ def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:
             out.append(o)
         else:
             k = out[same]
-            out[same] = replace(k, point=f"{k.point} ({o.point})")
+            out[same] = replace(k, point=f"{k.point} ({o.point})", key=k.key or o.key)
     return out
+
+
+def _head(point: str) -> str:
+    """A point without what it adds in brackets: "AdamW (decoupled weight decay)" → AdamW."""
+    return point.split(" (", 1)[0]
 
 
 def code_assessments(lines: Sequence[str], part: int, runs: Sequence[CodeRun],

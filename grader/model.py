@@ -75,6 +75,9 @@ class Omission:
     passage: Passage
     severity: str = "minor"  # "major" puts it first; minor ones beside it go unmarked (marks.py)
     why: str = ""
+    # names a source term the recall never mentions (grader/gaps.py); only key points are
+    # marked, the others listed. Offline points are the sources' own terms: always key.
+    key: bool = True
 
 
 @dataclass(frozen=True)

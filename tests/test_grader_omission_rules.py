@@ -1,7 +1,10 @@
 """Which omissions a part is marked for (grader/marks.py `sort_omissions`), over the real
 client and the scripted loopback server: a gap is 🟡, never 🔴; beside a contradiction or a
-major gap, or naming what the tutor supplied after "I forgot the name", it is listed as
-"also in the source (not marked)"; two points about one idea are one; at most two marked."""
+major gap, naming what the tutor supplied after "I forgot the name", taught already by a
+correction in another part, or naming no term of the sources (a detail, grader/gaps.py), it
+is listed as "also in the source (not marked)"; two points about one idea are one; at most
+two marked. The sources are tests/fixtures/grader/sources/cnn-notes.md with a few more
+terms in bold (the training section's loss, gradient and optimizer)."""
 
 from __future__ import annotations
 
@@ -17,20 +20,26 @@ from ankigen.build import build
 from ankigen.llm import Endpoint
 from ankigen.model import Mark
 from ankigen.parse import parse_text
+from grader.gaps import mark_key
 from grader.grade import GradeOptions, grade_recall
+from grader.marks import sort_omissions
+from grader.model import Omission
 from grader.recall import load_recall, recall_from_text, supplied_names
+from grader.retrieve import content_tokens
 from grader.sources import load_sources
 
 pytestmark = pytest.mark.timeout(60)
 FIXTURES = Path(__file__).parent / "fixtures"
 RECALL = FIXTURES / "grader-omission-rules" / "recall.md"
+SOURCES = FIXTURES / "grader-omission-rules" / "sources"
 TUTOR = Tutor(
     wrong={"learns its own weights": "Pooling layers have no trainable parameters"},
     omit={"feature map": (1, "major"), "zero padding": (1, "major"),
           "zeros are added around the input": (1, "minor"), "stride": (1, "minor"),
+          "trainable parameters": (1, "major"),
           "memory use": (2, "major"),
-          "optimizer": (3, "major"), "computes the loss": (3, "major"),
-          "number of parameters": (3, "major")})
+          "optimizer": (3, "major"), "loss": (3, "major"),
+          "number of parameters": (3, "major"), "gradient": (3, "major")})
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,7 @@ def report(tmp_path_factory):
         endpoint = Endpoint(srv.base_url, "scripted", "sk-test", timeout_s=5, budget_s=20)
         options = GradeOptions(endpoint=endpoint, run_code=False,
                                cache_path=tmp / "llm.sqlite")
-        return grade_recall(load_recall(RECALL), load_sources([FIXTURES / "grader" / "sources"]),
+        return grade_recall(load_recall(RECALL), load_sources([SOURCES]),
                             options)
 
 
@@ -56,8 +65,9 @@ def test_the_names_the_tutor_supplied_are_read_across_hard_wraps():
 def test_a_major_gap_is_yellow_and_the_details_beside_it_are_listed_unmarked(report):
     conv = report.parts[0]
     assert conv.mark is Mark.YELLOW  # "major" in the model's answer, still a gap, not an error
-    # one idea, two wordings: one point; the minor "stride" and the name the learner only
-    # forgot ("feature map") are listed, not marked
+    # one idea, two wordings: one point; the minor "stride", the name the learner only
+    # forgot ("feature map") and what the pooling part's correction teaches ("trainable
+    # parameters") are listed, not marked
     assert [o.point for o in conv.omissions] == ["zero padding (zeros are added around the input)"]
     assert [a.feedback for a in conv.assessments] == [
         "you left out zero padding (zeros are added around the input)."]
@@ -67,6 +77,9 @@ def test_a_major_gap_is_yellow_and_the_details_beside_it_are_listed_unmarked(rep
         "(cnn-notes.md § Convolutional layers › Padding and stride)",
         "also in the source (not marked): feature map: feature map is central to Chapter 14 — "
         "Convolutional neural networks › Convolutional layers "
+        "(cnn-notes.md § Chapter 14 — Convolutional neural networks › Convolutional layers)",
+        "also in the source (not marked): trainable parameters: trainable parameters is central "
+        "to Chapter 14 — Convolutional neural networks › Convolutional layers "
         "(cnn-notes.md § Chapter 14 — Convolutional neural networks › Convolutional layers)"]
 
 
@@ -82,9 +95,12 @@ def test_beside_a_contradiction_the_gap_is_listed_not_marked(report):
 def test_at_most_two_gaps_are_marked_the_rest_listed(report):
     training = report.parts[2]
     assert training.mark is Mark.YELLOW
-    assert [o.point for o in training.omissions] == ["optimizer", "computes the loss"]
+    assert [o.point for o in training.omissions] == ["optimizer", "loss"]
+    assert [a.feedback for a in training.assessments] == ["you left out optimizer and loss."]
+    # "gradient" is a third; "number of parameters", major in the model's answer, names no
+    # term of the sources (the pooling passage says it in passing): a detail, not a key gap
     assert [u.split(":")[1].strip() for u in training.unverified
-            if u.startswith("also")] == ["number of parameters"]
+            if u.startswith("also")] == ["number of parameters", "gradient"]
 
 
 def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(report, tmp_path):
@@ -111,5 +127,26 @@ def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(repor
     # learner's "I forgot the name" cue; none for a point only listed
     text = " ".join(q + a for _, q, a in cards)
     assert result.notes == len(cards) == 5
-    assert "zero padding" in text and "optimizer" in text and "computes the loss" in text
+    assert "what is zero padding" in text and "what is optimizer?" in text and "what is loss?" in text
     assert "also in the source" not in text and "stride is central" not in text
+
+
+def test_a_point_is_key_only_when_it_names_a_source_term_the_recall_never_mentions():
+    sources = load_sources([SOURCES])
+    said = content_tokens(load_recall(RECALL).learner_text)
+    passage = sources.passages[0]
+    proposed = [Omission(0, "zero padding keeps the size", passage),  # a term, never said
+                Omission(0, "how a kernel moves", passage),  # "kernel": the recall says it
+                Omission(0, "converges more slowly", passage)]  # names no term at all
+    assert [o.key for o in mark_key(proposed, sources, said)] == [True, False, False]
+    # sources that name nothing (no bold, no code terms): nothing could be named, all key
+    plain = load_sources([FIXTURES / "grader" / "sources" / "history.txt"])
+    assert [o.key for o in mark_key(proposed, plain, said)] == [True, True, True]
+
+
+def test_a_point_naming_a_supplied_name_in_other_words_is_not_left_out():
+    passage = load_sources([SOURCES]).passages[0]
+    point = Omission(0, "nonparametric vs parametric models", passage)
+    # "nonparametric model" is in the point, though not as one phrase
+    assert sort_omissions([point], [], ["nonparametric model"]) == ([], [point])
+    assert sort_omissions([point], [], ["feature map"]) == ([point], [])

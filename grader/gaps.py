@@ -1,0 +1,60 @@
+"""Which of the model's proposed omissions are key: what a tutor would call left out.
+
+A tutor's "you left out X" names something the book names (a heading, a **bold** term, an
+API said with its idea) that the learner never mentioned. The model proposes more: details
+of an idea the part does cover ("dropout converges more slowly", "same padding needs stride
+1"), said in its own words. A proposal is *key* when its words name a term of the sources
+that the recall never mentions, or when the sources name no terms at all (plain notes, where
+nothing could be named). Only key points are marked (marks.sort_omissions); the others are
+listed as "also in the source".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .coverage import concept_of, mentioned
+from .model import KeyPoint, Omission
+from .retrieve import content_tokens, same_word
+from .sources import SourceSet
+
+
+def term_words(point: KeyPoint) -> list[str]:
+    """A key term's content words; an API name counts by the idea its words carry
+    (`torch.inference_mode()` → inference, mode), and not at all when they carry none."""
+    term = point.term
+    if point.origin == "code":
+        idea = concept_of(term)
+        if idea is None:
+            return []
+        term = idea.split(" (`")[0]
+    return [t for t in content_tokens(term) if not {".", "_"} & set(t)]
+
+
+def names(words: Sequence[str], text: str) -> bool:
+    """Whether `text` says every one of `words`, in any order (a point is a few words:
+    "sensitivity to axis orientation", "hardware-optimized matrix operations")."""
+    tokens = content_tokens(text)
+    return bool(words) and all(any(same_word(w, t) for t in tokens) for w in words)
+
+
+def new_terms(sources: SourceSet, said: Sequence[str]) -> list[KeyPoint]:
+    """The sources' key terms that the recall (its content tokens, `said`) never mentions."""
+    out = []
+    for k in sources.points:
+        words = term_words(k)
+        if words and not mentioned(" ".join(words), said):
+            out.append(k)
+    return out
+
+
+def mark_key(omissions: Sequence[Omission], sources: SourceSet,
+             said: Sequence[str]) -> list[Omission]:
+    """Each omission with `key` set: it names a source term the recall never mentions, or
+    the sources name no terms beyond their headings."""
+    fresh = new_terms(sources, said)
+    terms_named = any(k.origin != "heading" for k in sources.points)
+    return [replace(o, key=not terms_named or any(names(term_words(k), o.point)
+                                                    for k in fresh))
+            for o in omissions]
