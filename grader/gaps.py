@@ -20,16 +20,17 @@ from .retrieve import content_tokens, same_word
 from .sources import SourceSet
 
 
+def term_text(point: KeyPoint) -> str:
+    """A key term as words; an API name as the idea its words carry (`torch.inference_mode()`
+    → "inference mode"), and "" when they carry none (`torch.long`)."""
+    if point.origin != "code":
+        return point.term
+    idea = concept_of(point.term)
+    return idea.split(" (`")[0] if idea else ""
+
+
 def term_words(point: KeyPoint) -> list[str]:
-    """A key term's content words; an API name counts by the idea its words carry
-    (`torch.inference_mode()` → inference, mode), and not at all when they carry none."""
-    term = point.term
-    if point.origin == "code":
-        idea = concept_of(term)
-        if idea is None:
-            return []
-        term = idea.split(" (`")[0]
-    return [t for t in content_tokens(term) if not {".", "_"} & set(t)]
+    return [t for t in content_tokens(term_text(point)) if not {".", "_"} & set(t)]
 
 
 def names(words: Sequence[str], text: str) -> bool:
@@ -41,12 +42,7 @@ def names(words: Sequence[str], text: str) -> bool:
 
 def new_terms(sources: SourceSet, said: Sequence[str]) -> list[KeyPoint]:
     """The sources' key terms that the recall (its content tokens, `said`) never mentions."""
-    out = []
-    for k in sources.points:
-        words = term_words(k)
-        if words and not mentioned(" ".join(words), said):
-            out.append(k)
-    return out
+    return [k for k in sources.points if term_words(k) and not mentioned(term_text(k), said)]
 
 
 def mark_key(omissions: Sequence[Omission], sources: SourceSet,

@@ -139,6 +139,12 @@ def test_a_point_is_key_only_when_it_names_a_source_term_the_recall_never_mentio
                 Omission(0, "how a kernel moves", passage),  # "kernel": the recall says it
                 Omission(0, "converges more slowly", passage)]  # names no term at all
     assert [o.key for o in mark_key(proposed, sources, said)] == [True, False, False]
+    # an API name counts by the idea its words carry: `torch.inference_mode()` is named by
+    # "inference mode"; `torch.no_grad()` is said by the recall, so it is no new term
+    autograd = load_sources([FIXTURES / "labelled" / "tensors-autograd" / "sources"])
+    spoken = content_tokens("We turn autograd off with torch.no_grad() when we only predict.")
+    apis = [Omission(0, "inference mode", passage), Omission(0, "no_grad context", passage)]
+    assert [o.key for o in mark_key(apis, autograd, spoken)] == [True, False]
     # sources that name nothing (no bold, no code terms): nothing could be named, all key
     plain = load_sources([FIXTURES / "grader" / "sources" / "history.txt"])
     assert [o.key for o in mark_key(proposed, plain, said)] == [True, True, True]
