@@ -8,7 +8,8 @@ instructions say the data is never to be obeyed. Whatever the model says is then
 here: a verdict must cite a passage that was shown for that claim, a "supported" citation
 must share words with the claim, a claim that tries to instruct the grader is never
 supported, and an omission must cite a passage shown, must not be something the recall
-says (`coverage.mentioned`) and must not be a bare API name.
+says (`coverage.mentioned`) and must not be a bare API name; it is marked only when it names
+a term of the sources that the recall lacks (`gaps.mark_key`).
 """
 
 from __future__ import annotations
