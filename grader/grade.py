@@ -16,6 +16,7 @@ from typing import Any
 from ankigen.model import Mark
 
 from . import marks as mk
+from .backing import Backing, offline_backing
 from .code import SharedRunner, run_code
 from .context import DEFAULT_CONTEXT_TOKENS
 from .coverage import COVERED, PartEvidence, gather, offline_omissions
@@ -44,7 +45,8 @@ from .sources import SourceSet, load_sources
 from .write import content_end, graded_markdown
 
 OFFLINE_NOTE = ("offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so "
-                "statements are checked for coverage only and no part gets 🟢")
+                "statements are checked for coverage only, and a part gets 🟢 only when one "
+                "source passage states each of its statements in much the same words")
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         omissions = [Omission(e.part, k.term, sources.passages[k.passage])
                      for e in evidence for k in offline_omissions(e)]
         parts = assemble(recall, sources, judgements, omissions, code_runs, green=False,
-                         names=bad_names)
+                         names=bad_names, backing=offline_backing(evidence, sources))
         return Report(recall.path, sources.files, "offline", None, tuple(parts),
                       graded_markdown(recall.text, parts), warnings=(OFFLINE_NOTE, *warnings),
                       code_isolation=isolation, set_aside=recall.set_aside)
@@ -155,7 +157,10 @@ def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:
 
 def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement],
              omissions: Sequence[Omission], code_runs: Sequence[CodeRun], *,
-             green: bool, names: Sequence[NameCheck] = ()) -> list[PartGrade]:
+             green: bool, names: Sequence[NameCheck] = (),
+             backing: dict[int, Backing] | None = None) -> list[PartGrade]:
+    """The parts' marks and notes. 🟢 needs nothing wrong found and evidence: with a model
+    (`green`), its verdicts (`_backed`); offline, a `backing` for the part."""
     lines = recall.lines
     out = []
     marked, listed = mk.sort_omissions(omissions, judgements, supplied_names(recall))
@@ -174,12 +179,12 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
         mark = mk.worst([a.mark for a in assessments])
         orders = [ln.strip() for ln in lines[part.span.start - 1 : part.span.end]
                   if is_instruction(ln)]
-        if mark is None and green and not orders and _backed(mine, runs):
-            supported = sum(j.verdict is Verdict.SUPPORTED for j in mine)
+        offline = (backing or {}).get(part.index)
+        if mark is None and not orders and _ran_cleanly(runs) and (
+                green and _backed(mine, runs) or offline is not None):
             end = content_end(lines, part.span.start, part.span.end)
             assessments.append(Assessment(part.index, end, Mark.GREEN,
-                                          f"supported by the sources: {supported} of "
-                                          f"{len(mine)} statements checked."))
+                                          _green_feedback(mine, offline)))
             mark = Mark.GREEN
         # Every statement the sources do not settle is listed, the model's doubts first:
         # an "and N more" would hide the very ones a learner should look up.
@@ -198,11 +203,30 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
     return out
 
 
+def _ran_cleanly(runs: Sequence[CodeRun]) -> bool:
+    """Every piece of recalled Python ran without error (pseudo-code, which cannot run, does
+    not count against a part)."""
+    return all(r.status in ("ok", "not_python") for r in runs)
+
+
+def _green_feedback(judgements: Sequence[Judgement], offline: Backing | None) -> str:
+    if offline is None:
+        supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
+        return f"supported by the sources: {supported} of {len(judgements)} statements checked."
+    cited = ", ".join(dict.fromkeys(f"{Path(p.file).name}:{p.span.start}"
+                                    for _, p in offline.backed))
+    silent = (f"; {len(offline.silent)} the sources do not cover (listed below)"
+              if offline.silent else "")
+    return (f"backed by the sources, checked offline: {len(offline.backed)} of "
+            f"{len(judgements)} statements each say what one passage says in much the same "
+            f"words, with its terms, numbers and negation ({cited}){silent}.")
+
+
 def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
     """🟢 needs evidence: most statements supported by a cited passage, every piece of
     recalled Python run cleanly (pseudo-code, which cannot run, does not count against it),
     and no statement the model doubts."""
-    if any(r.status not in ("ok", "not_python") for r in runs):
+    if not _ran_cleanly(runs):
         return False
     if any(j.doubt for j in judgements):
         return False  # the model doubts a statement the sources leave open: not a clean part

@@ -5,8 +5,10 @@ The rules, offline and with a model alike:
 - key points the recall leaves out: 🟡, at the part's end, never 🔴 (leaving an idea out is
   a gap, not an error); which ones are marked is `sort_omissions`' rules;
 - recalled code that fails when run: 🔴, after the code;
-- 🟢 only with a model, when no problem was found and at least two thirds of the part's
-  statements are supported by a cited passage. Offline never gives 🟢.
+- 🟢 only when no problem was found and the part's statements are backed: with a model, at
+  least two thirds supported by a cited passage; offline, each one stated by one passage in
+  much the same words, or one the sources never speak of (backing.py). grade.assemble
+  places it.
 - "not in source" is never a mark: it is an `=> unverified:` note.
 """
 

@@ -241,6 +241,11 @@ def _claim_lines(lines: Sequence[str], doc: Document) -> list[tuple[int, int, st
             line = words[min(at, len(words) - 1)][0]
             at += size
             sentence = " ".join(sentence.split())
+            cue = ph.FORGOT_RE.search(sentence)
+            if cue and cue.start() > 0:
+                # "Randomized PCA is the one for data that doesn't fit in memory, I forgot
+                # the name of the method …": what comes before the gap is still a statement
+                sentence = sentence[: cue.start()].rstrip(" ,;:-—")
             if _is_claim(sentence):
                 out.append((part, line, sentence))
     return out

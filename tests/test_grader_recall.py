@@ -84,7 +84,11 @@ def test_tutor_lines_are_set_aside_never_claims_never_credited(tmp_path):
         assert tutor_words not in learner
     assert "The 1x1 convs cut the channels first, I forgot the name of that kind of layer" in learner
     claims = [c.text for c in sentence_claims(recall)]
-    assert claims == ["It runs 1x1, 3x3 and 5x5 convolutions in parallel and concatenates them."]
+    # what the learner said before a forgot-the-name cue is theirs: a claim; the cue and the
+    # name the tutor gave are not
+    assert claims == ["It runs 1x1, 3x3 and 5x5 convolutions in parallel and concatenates them.",
+                      "The 1x1 convs cut the channels first",
+                      "ResNet adds the block's input to its output through skip connections"]
     assert recall.text.count("bottleneck") == 3  # graded.md keeps every line as written
     sources = load_sources([LABELLED / "cnn" / "sources"])
     report = grade_recall(recall, sources, GradeOptions(run_code=False))

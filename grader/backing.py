@@ -1,0 +1,77 @@
+"""Offline 🟢: a part whose every statement one source passage backs, closely and specifically.
+
+Offline cannot judge a statement, but it can check that one passage says the same thing in
+much the same words: the passage holds at least half of the claim's content words, every
+number the claim gives, every key term (bold or heading) the claim names, and is negated
+alike. So "Incremental PCA is the stochastic one" is not backed by the passage on
+**Randomized PCA**, nor "you don't need to center the data" by "center the data first".
+
+A statement most of whose words the sources never use is one they are silent on (an
+anecdote, a date): unverified, as with a model, and no obstacle to 🟢. A statement in the
+sources' own vocabulary that no passage backs is: offline it cannot be told from a
+contradiction ("attention already knows the word order"), so the part gets no 🟢.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .coverage import COVERED, PartEvidence, mentioned
+from .marks import GREEN_SHARE
+from .model import Claim, Passage
+from .retrieve import content_tokens, overlap, share
+from .sources import SourceSet
+
+SILENT = 0.5  # below this share of its words in the sources, the sources are silent on a claim
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+_NEGATION_RE = re.compile(r"\b(?:not|no|never|cannot|nor|neither)\b|n't\b", re.I)
+
+
+@dataclass(frozen=True)
+class Backing:
+    """Why offline may mark a part 🟢: each backed claim with its passage, and the claims
+    the sources are silent on."""
+
+    backed: tuple[tuple[Claim, Passage], ...]
+    silent: tuple[Claim, ...]
+
+
+def backs(claim: str, passage: Passage, terms: Sequence[str]) -> bool:
+    """Whether `passage` states `claim` in much the same words: half of its content words,
+    its numbers, the key terms it names, and the same polarity."""
+    text = passage.text
+    if overlap(claim, text) < COVERED:
+        return False
+    if set(_NUMBER_RE.findall(claim)) - set(_NUMBER_RE.findall(text)):
+        return False
+    if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(text)):
+        return False
+    said, stated = content_tokens(claim), content_tokens(text)
+    return not any(mentioned(t, said) and not mentioned(t, stated) for t in terms)
+
+
+def offline_backing(evidence: Sequence[PartEvidence], sources: SourceSet) -> dict[int, Backing]:
+    """Each part whose every claim is backed by one of its retrieved passages or is one the
+    sources are silent on, with at least two claims, and two thirds of them, backed."""
+    terms = sorted({k.term for k in sources.points if k.origin != "code"})
+    vocabulary = {t for p in sources.passages for t in content_tokens(f"{p.section} {p.text}")}
+    out: dict[int, Backing] = {}
+    for e in evidence:
+        backed: list[tuple[Claim, Passage]] = []
+        silent: list[Claim] = []
+        for claim in e.claims:
+            found = sorted((p for p, _ in e.top.get(claim.id, [])),
+                           key=lambda p: -overlap(claim.text, p.text))
+            passage = next((p for p in found if backs(claim.text, p, terms)), None)
+            if passage is not None:
+                backed.append((claim, passage))
+            elif share(set(content_tokens(claim.text)), vocabulary) < SILENT:
+                silent.append(claim)
+            else:
+                break  # in the sources' words, yet no passage backs it: maybe wrong
+        else:
+            if len(backed) >= 2 and len(backed) >= GREEN_SHARE * len(e.claims):
+                out[e.part] = Backing(tuple(backed), tuple(silent))
+    return out
