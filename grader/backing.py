@@ -3,8 +3,10 @@
 Offline cannot judge a statement, but it can check that one passage says the same thing in
 much the same words: the passage holds at least half of the claim's content words, every
 number the claim gives, every key term (bold or heading) the claim names, and is negated
-alike. So "Incremental PCA is the stochastic one" is not backed by the passage on
-**Randomized PCA**, nor "you don't need to center the data" by "center the data first".
+alike, without giving one term what it says of another. So "Incremental PCA is the
+stochastic one" is not backed by the passage on **Randomized PCA**, nor "you don't need to
+center the data" by "center the data first", nor "max pooling outputs the mean" by "**Max
+pooling** outputs the largest value …; **average pooling** outputs the mean".
 
 A statement most of whose words the sources never use is one they are silent on (an
 anecdote, a date): unverified, as with a model, and no obstacle to 🟢. A statement in the
@@ -49,7 +51,45 @@ def backs(claim: str, passage: Passage, terms: Sequence[str]) -> bool:
     if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(text)):
         return False
     said, stated = content_tokens(claim), content_tokens(text)
-    return not any(mentioned(t, said) and not mentioned(t, stated) for t in terms)
+    named = [t for t in terms if mentioned(t, said)]
+    if any(not mentioned(t, stated) for t in named):
+        return False
+    return not _swapped(said, stated, named)
+
+
+def _swapped(said: Sequence[str], stated: Sequence[str], terms: Sequence[str]) -> bool:
+    """Whether the claim gives two terms what the passage says of each other: "max pooling
+    outputs the mean, average pooling the largest value" against "**Max pooling** outputs the
+    largest value …; **average pooling** outputs the mean". Each term written in both owns
+    the words after it, up to the next term; a swap is a word the claim puts under A that the
+    passage puts under B only, and one the claim puts under B that it puts under A only."""
+    mine, theirs = _after_terms(said, terms), _after_terms(stated, terms)
+    both = [t for t in mine if t in theirs]
+
+    def moved(a: str, b: str) -> bool:
+        return any(w in theirs[b] and w not in theirs[a] for w in mine[a])
+
+    return any(moved(a, b) and moved(b, a) for a in both for b in both if a < b)
+
+
+def _after_terms(tokens: Sequence[str], terms: Sequence[str]) -> dict[str, set[str]]:
+    """Each term written as such in `tokens` (at its first place; a term inside another, like
+    "Adam" in "AdamW", aside) → the words after it, up to the next term."""
+    words = {t: [w for w in content_tokens(t) if not {".", "_"} & set(w)] for t in terms}
+    words = {t: w for t, w in words.items() if w and not any(
+        u != t and len(v) > len(w) and set(w) <= set(v) for u, v in words.items())}
+    starts: list[tuple[int, str]] = []
+    for term, want in words.items():
+        at = next((i for i in range(len(tokens)) if tokens[i : i + len(want)] == want), None)
+        if at is not None:
+            starts.append((at, term))
+    starts.sort()
+    term_words = {w for want in words.values() for w in want}
+    out: dict[str, set[str]] = {}
+    for n, (at, term) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(tokens)
+        out[term] = {w for w in tokens[at + len(words[term]) : end] if w not in term_words}
+    return out
 
 
 def offline_backing(evidence: Sequence[PartEvidence], sources: SourceSet) -> dict[int, Backing]:
