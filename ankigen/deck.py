@@ -1,4 +1,8 @@
-"""genanki models and decks with fixed ids, per-note modification times, atomic write."""
+"""Note types and decks with fixed ids, per-note modification times, atomic write.
+
+The package is genanki's format (its schema, `col` row and model and deck JSON, tested
+equal), written without importing genanki: a third of a build's start-up went to it.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import genanki
+from typing import Any, Protocol
 
 from . import render
 from .cards import BASIC_FIELDS, CLOZE_FIELDS
@@ -34,24 +36,91 @@ _BACK = """{{#Back}}<div class="back">{{Back}}</div>{{/Back}}
 {{#WhatYouWrote}}<details class="wrote"><summary class="label">What you wrote</summary><div>{{WhatYouWrote}}</div></details>{{/WhatYouWrote}}
 <div class="source">{{Source}}</div>"""
 
+_LATEX_PRE = ("\\documentclass[12pt]{article}\n\\special{papersize=3in,5in}\n"
+              "\\usepackage[utf8]{inputenc}\n\\usepackage{amssymb,amsmath}\n\\pagestyle{empty}\n"
+              "\\setlength{\\parindent}{0in}\n\\begin{document}\n")
+_LATEX_POST = "\\end{document}"
 
-def _model_fields(names: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [{"name": n} for n in names]
+
+@dataclass(frozen=True, eq=False)
+class NoteType:
+    """One of our two note types, as genanki's `Model` describes it (the attributes a
+    `genanki.Note` reads, and its JSON: tests/test_deck_anki.py compares them)."""
+
+    FRONT_BACK = 0
+    CLOZE = 1
+
+    model_id: int
+    name: str
+    fields: tuple[dict[str, str], ...]
+    templates: tuple[dict[str, str], ...]
+    css: str
+    model_type: int
+    # genanki's `Model._req`: which fields each card needs (computed by genanki from the
+    # templates; fixed here because our templates are).
+    req: tuple[tuple[int, str, tuple[int, ...]], ...]
+    sort_field_index: int = 0
+    latex_pre: str = _LATEX_PRE
+    latex_post: str = _LATEX_POST
+
+    @property
+    def _req(self) -> list[list[Any]]:
+        return [[o, how, list(fields)] for o, how, fields in self.req]
+
+    def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
+        """genanki's `Model.to_json`, key for key and in its order."""
+        tmpls = [{**t, "ord": i, "bafmt": "", "bqfmt": "", "bfont": "", "bsize": 0, "did": None}
+                 for i, t in enumerate(self.templates)]
+        flds = [{**f, "ord": i, "font": "Liberation Sans", "media": [], "rtl": False,
+                 "size": 20, "sticky": False} for i, f in enumerate(self.fields)]
+        return {"css": self.css, "did": deck_id, "flds": flds, "id": str(self.model_id),
+                "latexPost": self.latex_post, "latexPre": self.latex_pre, "latexsvg": False,
+                "mod": int(timestamp), "name": self.name, "req": self._req,
+                "sortf": self.sort_field_index, "tags": [], "tmpls": tmpls,
+                "type": self.model_type, "usn": -1, "vers": []}
 
 
 def _model(model_id: int, name: str, fields: tuple[str, ...], template: dict[str, str],
-           model_type: int = genanki.Model.FRONT_BACK) -> genanki.Model:
-    return genanki.Model(model_id, name, fields=_model_fields(fields), templates=[template],
-                         css=render.css(), model_type=model_type, sort_field_index=0)
+           req: tuple[tuple[int, str, tuple[int, ...]], ...],
+           model_type: int = NoteType.FRONT_BACK) -> NoteType:
+    return NoteType(model_id, name, tuple({"name": n} for n in fields), (template,),
+                    render.css(), model_type, req)
 
 
 BASIC_MODEL = _model(BASIC_MODEL_ID, "ankigen basic", BASIC_FIELDS, {
-    "name": "Gap", "qfmt": "{{Front}}", "afmt": '{{FrontSide}}<hr id="answer">' + _BACK})
+    "name": "Gap", "qfmt": "{{Front}}", "afmt": '{{FrontSide}}<hr id="answer">' + _BACK},
+    ((0, "all", (0,)),))
 CLOZE_MODEL = _model(CLOZE_MODEL_ID, "ankigen cloze", CLOZE_FIELDS, {
     "name": "Cloze", "qfmt": "{{cloze:Text}}", "afmt": "{{cloze:Text}}" + _BACK},
-    model_type=genanki.Model.CLOZE)
+    ((0, "all", (0, 1, 2, 3, 4)),), model_type=NoteType.CLOZE)
 
 MODELS = {"basic": BASIC_MODEL, "cloze": CLOZE_MODEL}
+
+
+@dataclass(frozen=True)
+class DeckInfo:
+    """A deck as the package's JSON names it (genanki's `Deck.to_json`, tested equal)."""
+
+    deck_id: int
+    name: str
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"collapsed": False, "conf": 1, "desc": self.description, "dyn": 0,
+                "extendNew": 0, "extendRev": 50, "id": self.deck_id, "lrnToday": [163, 2],
+                "mod": 1425278051, "name": self.name, "newToday": [163, 2],
+                "revToday": [163, 0], "timeToday": [163, 23598], "usn": -1}
+
+
+class _Deck(Protocol):  # ours, or a genanki.Deck (grader/service/decks.py makes those)
+    @property
+    def deck_id(self) -> int: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class _Writable(Protocol):
+    def write_to_file(self, file: str, timestamp: float | None = None) -> None: ...
 
 
 def deck_id(name: str) -> int:
@@ -62,19 +131,19 @@ def deck_id(name: str) -> int:
 _CLOZE_RE = re.compile(r"{{c(\d+)::.+?}}", re.DOTALL)
 
 
-def card_ords(model: genanki.Model, fields: Sequence[str]) -> list[int]:
+def card_ords(model: NoteType, fields: Sequence[str]) -> list[int]:
     """Which cards a note gets: genanki's rules (`Note.cards`), without a Note per row."""
-    if model.model_type == genanki.Model.CLOZE:
+    if model.model_type == NoteType.CLOZE:
         # Our cloze note type shows one field, Text, with {{cloze:Text}}.
         return sorted({int(m) - 1 for m in _CLOZE_RE.findall(fields[0]) if int(m) > 0})
     return [ord_ for ord_, any_or_all, required in _requirements(model)
             if (any if any_or_all == "any" else all)(fields[i] for i in required)]
 
 
-def _ords_of(model: genanki.Model) -> Callable[[Sequence[str]], list[int]]:
+def _ords_of(model: NoteType) -> Callable[[Sequence[str]], list[int]]:
     """`card_ords` for one model, its rules looked up once: a note type whose one card
     needs one field (ours) is a truth test per note, not a generator per requirement."""
-    if model.model_type != genanki.Model.CLOZE:
+    if model.model_type != NoteType.CLOZE:
         reqs = _requirements(model)
         if len(reqs) == 1 and len(reqs[0][2]) == 1:
             ord_, field_ = reqs[0][0], reqs[0][2][0]
@@ -84,9 +153,8 @@ def _ords_of(model: genanki.Model) -> Callable[[Sequence[str]], list[int]]:
     return functools.partial(card_ords, model)
 
 
-@functools.cache
-def _requirements(model: genanki.Model) -> tuple[tuple[int, str, tuple[int, ...]], ...]:
-    return tuple((o, how, tuple(req)) for o, how, req in model._req)
+def _requirements(model: NoteType) -> tuple[tuple[int, str, tuple[int, ...]], ...]:
+    return model.req
 
 
 @dataclass(frozen=True)
@@ -98,7 +166,7 @@ class NoteRow:
     """
 
     deck_id: int
-    model: genanki.Model
+    model: NoteType
     fields: tuple[str, ...]
     tags: tuple[str, ...]
     guid: str
@@ -106,7 +174,7 @@ class NoteRow:
     mtime: int
 
     @classmethod
-    def of(cls, deck_id: int, model: genanki.Model, fields: tuple[str, ...],
+    def of(cls, deck_id: int, model: NoteType, fields: tuple[str, ...],
            tags: tuple[str, ...], guid: str, due: int, mtime: int) -> NoteRow:
         """`NoteRow(...)` for bulk use (see `identity._bare`): equal to it, and as frozen."""
         r = object.__new__(cls)
@@ -115,7 +183,7 @@ class NoteRow:
         return r
 
 
-class VaultPackage(genanki.Package):  # type: ignore[misc]
+class VaultPackage:
     """genanki's package format (schema, collection, deck and model JSON) written in bulk.
 
     genanki re-reads and re-writes the collection's deck and model JSON once per deck
@@ -124,9 +192,9 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
     `tests/test_deck_anki.py` checks the rows are the ones genanki's own notes would write.
     """
 
-    def __init__(self, decks: list[genanki.Deck], notes: list[NoteRow],
+    def __init__(self, decks: Sequence[_Deck], notes: list[NoteRow],
                  media: Mapping[str, bytes] | None = None):
-        super().__init__(decks)
+        self.decks = list(decks)
         self.rows = notes
         self.media = dict(media or {})  # bare name → bytes (media.py names them)
 
@@ -157,8 +225,7 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
             Path(db).unlink(missing_ok=True)
 
     def write_to_db(self, cursor: Any, timestamp: float, id_gen: Any) -> None:
-        from genanki.apkg_col import APKG_COL
-        from genanki.apkg_schema import APKG_SCHEMA
+        from .collection import COL, SCHEMA
 
         # A scratch database that is zipped and deleted: no journal, no fsync per statement
         # (genanki's schema script otherwise syncs the disk once per table and index).
@@ -167,13 +234,13 @@ class VaultPackage(genanki.Package):  # type: ignore[misc]
         cursor.execute("PRAGMA page_size = 16384")
         cursor.execute("PRAGMA cache_size = -65536")
         # The indexes are built once the rows are in (one sort each, not an update per row).
-        tables, indexes = APKG_SCHEMA.split("CREATE INDEX", 1)
+        tables, indexes = SCHEMA.split("CREATE INDEX", 1)
         cursor.executescript(tables)
-        cursor.executescript(APKG_COL)
+        cursor.executescript(COL)
         (decks_json,) = cursor.execute("SELECT decks FROM col").fetchone()
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
         decks, models = json.loads(decks_json), json.loads(models_json)
-        model_deck: dict[int, tuple[genanki.Model, int]] = {}
+        model_deck: dict[int, tuple[NoteType, int]] = {}
         for row in self.rows:  # genanki: each model's JSON names the last deck that used it
             model_deck[row.model.model_id] = (row.model, row.deck_id)
         for deck in self.decks:
@@ -204,19 +271,19 @@ def to_package(cards: Iterable[tuple[Card, int, int]],
                media: Mapping[str, bytes] | None = None) -> VaultPackage:
     """(card, mtime, due) triples → a package with one deck per notes file, and the images
     its cards reference by bare name."""
-    decks: dict[str, genanki.Deck] = {}
+    decks: dict[str, DeckInfo] = {}
     rows: list[NoteRow] = []
     for card, mtime, due in cards:
         deck = decks.get(card.deck)
         if deck is None:
-            deck = decks[card.deck] = genanki.Deck(deck_id(card.deck), card.deck)
+            deck = decks[card.deck] = DeckInfo(deck_id(card.deck), card.deck)
         tags = (*card.tags, f"ankigen::id::{short_id(card.guid)}")
         rows.append(NoteRow.of(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
                                due, mtime))
     return VaultPackage(list(decks.values()), rows, media)
 
 
-def write_package(package: genanki.Package, out: Path, timestamp: float) -> None:
+def write_package(package: _Writable, out: Path, timestamp: float) -> None:
     """Write atomically: a temp file beside the target, then rename."""
     ensure_folder(out)
     try:

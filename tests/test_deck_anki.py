@@ -284,3 +284,33 @@ def test_learner_markdown_renders_on_the_card(tmp_path, col):
     cloze = next(q for q in cards if "[...]" in q)
     assert "<code>torch::nn::Module</code>" in cloze and "`" not in cloze
     assert "torch::nn::Cloneable" in html.unescape(cards[cloze])  # the hidden term, whole
+
+
+def test_the_package_format_is_genankis_without_importing_it():
+    """deck.py writes genanki's format from its own copy (a build no longer imports
+    genanki): the schema, the `col` row, each note type's JSON and card rules, and the deck
+    JSON must stay the ones genanki gives."""
+    import subprocess
+    import sys
+
+    import genanki
+    from genanki.apkg_col import APKG_COL
+    from genanki.apkg_schema import APKG_SCHEMA
+
+    from ankigen import collection, render
+    from ankigen.deck import MODELS, DeckInfo
+
+    assert collection.SCHEMA == APKG_SCHEMA and collection.COL == APKG_COL
+    for ours in MODELS.values():
+        theirs = genanki.Model(ours.model_id, ours.name,
+                               fields=[{"name": f["name"]} for f in ours.fields],
+                               templates=[dict(t) for t in ours.templates], css=render.css(),
+                               model_type=ours.model_type, sort_field_index=0)
+        assert ours._req == theirs._req, ours.name
+        for stamp, did in ((1_000.7, 5), (2_000, 1_704_166_019)):
+            assert json.dumps(ours.to_json(stamp, did)) == json.dumps(theirs.to_json(stamp, did))
+    assert json.dumps(DeckInfo(7, "ankigen::ch1::recall").to_json()) == \
+        json.dumps(genanki.Deck(7, "ankigen::ch1::recall").to_json())
+    probe = "import sys, ankigen.build; print('genanki' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout == "False\n"
