@@ -6,7 +6,8 @@ subject, and so is a region two or more claims recall in passing; their key poin
 learner never mentions are omission candidates, minus those in a source sentence a claim
 restates in other words. A region is wider than a part, so each candidate then goes to the
 part whose own text is closest to the candidate's section. First come the concepts a claim
-drops from the very sentence it recalls (`dropped_terms`): they belong to the claim's part.
+drops from the very sentence it recalls (`dropped_terms`), then those of a section the part
+skips between two it recalls (`skipped_sections`): they belong to that part.
 The same candidates go to a model judging from retrieved passages (which picks what
 matters) and, offline, the best few straight into the graded notes as 🟡 omissions.
 """
@@ -36,6 +37,7 @@ _VOTE_FLOOR = 0.34
 _RESTATED = 0.5
 _DROPPED = 1 / 3  # dropped_terms: how much of the sentence, and of the claim, the other shares
 _MAX_OMISSIONS = 3
+_SKIPPED_MAX = 2  # skipped_sections: the longest run of sections a part may skip
 _ORIGIN_RANK = {"bold": 0, "heading": 1, "code": 2}  # concepts before API names
 
 
@@ -131,6 +133,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     concepts = {k.term for k in sources.points if k.origin != "code"}
     dropped: dict[int, list[KeyPoint]] = defaultdict(list)
     voters: dict[str, int] = defaultdict(int)  # region → how many claims voted for it
+    recalled: dict[int, set[tuple[str, str]]] = defaultdict(set)  # part → (file, section)s
     for claim in claims:
         topic = (topics or {}).get(claim.part, "")
         found = passages_for(claim, topic, index)
@@ -145,6 +148,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
             if fit >= _VOTE_FLOOR:
                 votes[claim.part][region_of(best, titled)] += fit
                 voters[region_of(best, titled)] += 1
+                recalled[claim.part].add((best.file, best.section))
     for part in parts:
         found = index.top(part_texts.get(part, ""), 1)
         if found:
@@ -173,6 +177,8 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
               if k.term.lower() not in taken]
     taken.update(k.term.lower() for k in points)
     pool += points
+    skipped = skipped_sections(parts, recalled, sources, recall_tokens, taken)
+    taken.update(k.term.lower() for found in skipped.values() for k in found)
     # A region is wider than a part: each of its key points goes to the part whose own text
     # is closest to the point's section ("cross-attention" to the part about the decoder,
     # not to the part about attention scores that happened to vote for the region first).
@@ -188,10 +194,41 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     out = []
     for part in parts:
         candidates = list({k.term.lower(): k for k in dropped[part]}.values())
+        candidates += [k for k in skipped.get(part, []) if k.term.lower() not in
+                       {c.term.lower() for c in candidates}]
         candidates += sorted(mine_by_part[part], key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
         mine = tuple(c for c in claims if c.part == part)
         out.append(PartEvidence(part, mine, {c.id: top[c.id] for c in mine}, matched[part],
                                 tuple(candidates), {c.id: wide[c.id] for c in mine}))
+    return out
+
+
+def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, str]]],
+                     sources: SourceSet, recall_tokens: Sequence[str],
+                     taken: set[str]) -> dict[int, list[KeyPoint]]:
+    """Key points of the sections a part skips: one or two sections in a row that no claim
+    recalls, lying in their file between two sections the part's claims recall (a learner
+    going through a chapter in order who left one out; a longer stretch is more likely a
+    stray match than a skip)."""
+    order: dict[tuple[str, str], int] = {}
+    for p in sources.passages:
+        order.setdefault((p.file, p.section), len(order))
+    anyone = {s for found in recalled.values() for s in found}
+    out: dict[int, list[KeyPoint]] = {}
+    seen = set(taken)
+    for part in parts:
+        mine = sorted(order[s] for s in recalled.get(part, ()))
+        gap: set[int] = set()
+        for a, b in zip(mine, mine[1:]):
+            between = [s for s, i in order.items() if a < i < b]
+            if between and len(between) <= _SKIPPED_MAX and all(
+                    s not in anyone and s[0] == between[0][0] for s in between):
+                gap.update(order[s] for s in between)
+        out[part] = [k for k in sources.points
+                     if order[(sources.passages[k.passage].file, k.section)] in gap
+                     and k.origin != "code" and k.term.lower() not in seen
+                     and not mentioned(k.term, recall_tokens)]
+        seen.update(k.term.lower() for k in out[part])  # each point in one part only
     return out
 
 

@@ -103,3 +103,27 @@ def test_one_statement_in_passing_does_not_open_a_section():
                                                   "it from the others.")
     (part,) = report.parts
     assert part.omissions == () and part.mark is Mark.GREEN
+
+
+REGRESSION = ("So, regression trees. Regression trees are the same idea, except a leaf predicts "
+              "the mean target of its training samples and CART minimizes the MSE instead of "
+              "the impurity. ")
+VARIANCE = ("Trees have high variance: a small change in the data or the hyperparameters can "
+            "give a completely different tree.")
+
+
+def test_a_section_skipped_between_two_the_part_recalls_is_left_out_there():
+    """The chapter's "Regression", then "Sensitivity to Axis Orientation", then "Decision
+    Trees Have a High Variance": a part recalling the first and the last skipped the middle
+    one, which no statement recalls (its section is closest to no part's text)."""
+    report = _grade("decision-trees", REGRESSION + VARIANCE)
+    (part,) = report.parts
+    assert [o.point for o in part.omissions] == ["Sensitivity to Axis Orientation"]
+    assert part.assessments[0].feedback == "you left out Sensitivity to Axis Orientation."
+
+
+def test_the_middle_section_recalled_is_not_skipped():
+    report = _grade("decision-trees", REGRESSION + "Every split is perpendicular to one of the "
+                    "axes, so trees are sensitive to how the data is oriented. " + VARIANCE)
+    (part,) = report.parts
+    assert part.omissions == () and part.mark is Mark.GREEN
