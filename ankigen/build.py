@@ -414,9 +414,16 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     cache = ParseCache(root, enabled=use_cache)
     timings: dict[str, tuple[float, float]] = {}
     t_parse = time.perf_counter()
+    prestart = getattr(checks, "prestart", None)
+
+    def started(texts: list[bytes]) -> None:
+        if prestart is not None:
+            prestart(texts)
+        css()  # the deck's style sheet (pygments), made while the workers parse
+
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
                                      keep_docs=checks is not None or writer is not None,
-                                     started=getattr(checks, "prestart", None))
+                                     started=started)
     timings["parse"] = (t_parse, time.perf_counter())
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build

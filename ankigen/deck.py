@@ -54,7 +54,6 @@ class NoteType:
     name: str
     fields: tuple[dict[str, str], ...]
     templates: tuple[dict[str, str], ...]
-    css: str
     model_type: int
     # genanki's `Model._req`: which fields each card needs (computed by genanki from the
     # templates; fixed here because our templates are).
@@ -62,6 +61,10 @@ class NoteType:
     sort_field_index: int = 0
     latex_pre: str = _LATEX_PRE
     latex_post: str = _LATEX_POST
+
+    @property
+    def css(self) -> str:
+        return render.css()  # made on first use (pygments, ~10 ms), not when deck.py loads
 
     @property
     def _req(self) -> list[list[Any]]:
@@ -83,8 +86,8 @@ class NoteType:
 def _model(model_id: int, name: str, fields: tuple[str, ...], template: dict[str, str],
            req: tuple[tuple[int, str, tuple[int, ...]], ...],
            model_type: int = NoteType.FRONT_BACK) -> NoteType:
-    return NoteType(model_id, name, tuple({"name": n} for n in fields), (template,),
-                    render.css(), model_type, req)
+    return NoteType(model_id, name, tuple({"name": n} for n in fields), (template,), model_type,
+                    req)
 
 
 BASIC_MODEL = _model(BASIC_MODEL_ID, "ankigen basic", BASIC_FIELDS, {
