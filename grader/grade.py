@@ -213,8 +213,11 @@ def _green_feedback(judgements: Sequence[Judgement], offline: Backing | None) ->
     if offline is None:
         supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
         return f"supported by the sources: {supported} of {len(judgements)} statements checked."
-    cited = ", ".join(dict.fromkeys(f"{Path(p.file).name}:{p.span.start}"
-                                    for _, p in offline.backed))
+    lines: dict[str, set[int]] = {}
+    for _, p in offline.backed:
+        lines.setdefault(Path(p.file).name, set()).add(p.span.start)
+    cited = "; ".join(f"{name} line{'s' if len(found) > 1 else ''} "
+                      f"{', '.join(map(str, sorted(found)))}" for name, found in lines.items())
     silent = (f"; {len(offline.silent)} the sources do not cover (listed below)"
               if offline.silent else "")
     return (f"backed by the sources, checked offline: {len(offline.backed)} of "

@@ -27,7 +27,7 @@ HALF = ("With a stride of 2 the output is about half as tall and half as wide, w
         "computation in the next layers.")
 BACKED = ("🟢 => backed by the sources, checked offline: 2 of 2 statements each say what one "
           "passage says in much the same words, with its terms, numbers and negation "
-          "(cnn-notes.md:31, cnn-notes.md:32).")
+          "(cnn-notes.md lines 31, 32).")
 
 
 def _part(notes: str) -> PartGrade:
@@ -51,7 +51,7 @@ def test_a_statement_the_sources_never_speak_of_is_listed_and_does_not_block_gre
                  "like it in 1980.")
     assert part.mark is Mark.GREEN
     assert part.assessments[0].feedback.endswith(
-        "(cnn-notes.md:31, cnn-notes.md:32); 1 the sources do not cover (listed below).")
+        "(cnn-notes.md lines 31, 32); 1 the sources do not cover (listed below).")
     assert part.unverified == ("“Fukushima's neocognitron already had something like it in "
                                "1980.” is not in the sources.",)
 
