@@ -33,15 +33,15 @@ IMPERATIVES = frozenset("name give state list explain describe define".split())
 _SECOND = re.compile(r"\b(?:and|or)\s+(?:what|which|how|why|when|where|who|whom|whose)\b"
                      r"|,\s*(?:and|or)\s+(?:is|are|was|were|do|does|did|can|could|should|would)\b",
                      re.I)
-# Words that name no subject: a front made only of these asks nothing in particular.
-_VAGUE = frozenset("""wrong missing else forget forgot forgotten remember detail details tutor
-recall say said part point know answer here mean means wrote write written line lines kind
-kinds happen happens actually right thing things""".split())
+# Words that name no subject (stemmed): a front made only of these asks nothing in particular.
+_VAGUE = frozenset(content_words("""wrong missing else forget forgot forgotten remember detail
+details tutor recall say said part point know answer here mean means wrote write written line
+lines kind kinds happen happens actually right thing things"""))
 # A back that stops mid-sentence: a trailing ellipsis, comma, semicolon or colon, or a word
 # that cannot end one. (The back is whole sentences; "…" is how a cut answer ends.)
 _CUT = re.compile(r"(?:…|\.\.\.|[,;:]|\b(?:and|or|but|the|a|an|of|to|with|by|for))\s*$", re.I)
 SUBJECT_KEPT = 0.5  # share of the plain question's subject words a model front must keep
-_QUOTE = re.compile(r'“[^”]*”|"[^"]*"')
+_QUOTE = re.compile(r'“[^”]*”|"[^"]*"')  # the learner's words quoted on a front
 
 
 def _names(text: str) -> set[str]:
@@ -131,7 +131,7 @@ def subject(plain: str, topic: str, quoted: str = "") -> list[str]:
     “…”), and words that name nothing ("what is wrong here?" has none)."""
     if topic and plain.startswith(topic + " — "):
         plain = plain[len(topic) + 3:]
-    skip = set(content_words(" ".join(_VAGUE))) | set(content_words(quoted))
+    skip = _VAGUE | set(content_words(quoted))
     return [w for w in dict.fromkeys(content_words(_QUOTE.sub(" ", plain))) if w not in skip]
 
 
@@ -150,8 +150,7 @@ def question_form(front: str, notes: str, code: str = "") -> str:
     second = _SECOND.search(front)
     if second:
         return f"the front asks two things ({second.group(0).strip(', ')!r})"
-    vague = set(content_words(" ".join(_VAGUE)))
-    if not [w for w in content_words(_QUOTE.sub(" ", front) + " " + code) if w not in vague]:
+    if not [w for w in content_words(_QUOTE.sub(" ", front) + " " + code) if w not in _VAGUE]:
         return "the front asks nothing in particular"
     return ""
 
@@ -160,7 +159,8 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
            texts: Mapping[str, str], learner: str, notes: str, quoted: str = "") -> str:
     """Why this model card cannot be used, or "" when it can. `texts`: what each id the
     model could cite stands for; `learner`: what a front may repeat (the learner's words and
-    the plain question); `notes`: the whole notes file (code names on the front)."""
+    the plain question); `notes`: the whole notes file (code names on the front); `quoted`:
+    the learner's sentences the plain question quotes (no part of its subject)."""
     front = " ".join(front.split())
     words = len(re.findall(r"[\w'-]+", front))
     if words > FRONT_WORDS:
