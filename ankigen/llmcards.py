@@ -67,8 +67,8 @@ For each gap write, as a good tutor would:
   talks around it does not); where the tutor says a topic was left out ("you forgot
   RMSProp"), ask about that topic by name. Never name the answer or its key terms: where
   the learner forgot a name, the front asks for that name and does not show it. Do not copy
-  the learner's sentences (the card shows them below the question). Keep code names (like nn.Embedding or optimizer.zero_grad()) exactly
-  as written.
+  the learner's sentences (the card shows them below the question). Keep code names (like
+  nn.Embedding or optimizer.zero_grad()) exactly as written.
 - "back": the answer in one to three whole sentences taken from the lines you cite, stating
   ONLY what the given lines and passages state, nothing from your own knowledge; null when
   they hold no answer. Keep the key content of the answer ("answer" and the tutor's answer
@@ -239,11 +239,12 @@ def _whole(context: str) -> str:
     return " ".join(rest) if rest else context
 
 
-def wrote(ask: _Ask, front: str) -> str:
+def _what_you_wrote(ask: _Ask, front: str) -> str:
     """"What you wrote" on the model's card: the offline card's, in whole sentences, and the
     learner's sentences the plain front quoted that the model's front does not show (they
-    came after the offline card's words, so they go last): so it is empty only where the
-    offline card's is and the front shows what the learner wrote."""
+    came after the offline card's words, so they go last). So the model's card shows at
+    least what the plain card showed of the learner's words, front and "what you wrote"
+    together, and never half a sentence of them."""
     context = ask.gap.context.strip()
     add = [s for s in ask.shown if not _shows(front, s)]
     if not add:
@@ -286,9 +287,9 @@ def _from(ask: _Ask, cites: Sequence[str]) -> str:
 
 def _written(ask: _Ask, front: str, back: str | None) -> Gap:
     """The gap as the model words it. Only the front and back are the model's: every other
-    field stays the offline card's, "what you wrote" as `wrote` completes it."""
+    field stays the offline card's, "what you wrote" as `_what_you_wrote` completes it."""
     front = " ".join(front.split())
-    gap = replace(ask.gap, context=wrote(ask, front))
+    gap = replace(ask.gap, context=_what_you_wrote(ask, front))
     if back is None:
         return replace(gap, prompt=front)
     return replace(gap, prompt=front, answer=back.strip(), answer_source="model")
