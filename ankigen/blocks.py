@@ -150,10 +150,11 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
                 j += 1
             if j >= n:
                 return None  # unclosed: markdown-it's end-of-file rules decide
+            # As `_markdown_blocks` numbers a closed fence: the code lines between the
+            # fences (1-based i + 2 .. j), or the closing line when there are none.
             code_start = min(i + 2, n)
-            code_end = j if j + 1 > i + 1 and _is_fence_close(lines[j]) else j + 1
             body = "".join(ln + "\n" for ln in lines[i + 1 : j]).rstrip("\n")
-            blocks.append(Block("fence", code_start, max(code_start, code_end), body,
+            blocks.append(Block("fence", code_start, max(code_start, j), body,
                                 info=info.strip()))
             i = j + 1
         elif kind == "heading":
