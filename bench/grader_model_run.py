@@ -193,6 +193,9 @@ def main() -> int:
     ap.add_argument("--record", type=Path,
                     help="keep the model's answers of a complete run here, in request order")
     ap.add_argument("--no-code", action="store_true", help="do not run recalled code")
+    ap.add_argument("--offline-green", action="store_true",
+                    help="offline: give 🟢 where one passage backs each statement (off by "
+                         "default; see docs/grader.md)")
     ap.add_argument("--aggregate-only", action="store_true",
                     help="print and store each split's totals only, nothing per session")
     ap.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS)
@@ -215,7 +218,8 @@ def main() -> int:
                 endpoint=None if recorder is None or endpoint is None else
                 endpoint_from(recorder.base_url, args.model, timeout_s=args.timeout,
                               budget_s=args.timeout * 4),
-                run_code=not args.no_code, use_cache=False, context_tokens=args.context_tokens)
+                run_code=not args.no_code, use_cache=False, context_tokens=args.context_tokens,
+                offline_green=args.offline_green)
             for name in names:
                 results: list[SessionResult] = []
                 waiting: list[str] = []

@@ -1,7 +1,8 @@
-"""Offline 🟢 (issue 14 item 7, "works offline, never claiming 🟢 it cannot back"): a part
-gets it only when one source passage states each of its statements in much the same words,
-with the same key terms, numbers and negation; statements the sources never speak of are
-listed as unverified, any other doubt leaves the part unmarked.
+"""Offline 🟢, when asked for (GradeOptions.offline_green; off by default since it gave a
+false 🟢 on the held-out labelled split): a part gets it only when one source passage states
+each of its statements in much the same words, with the same key terms, numbers and
+negation; statements the sources never speak of are listed as unverified, any other doubt
+leaves the part unmarked.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from grader.recall import recall_from_text
 from grader.sources import load_sources
 
 SOURCES = Path(__file__).parent / "fixtures" / "labelled" / "cnn" / "sources"
-NO_CODE = GradeOptions(run_code=False)
+NO_CODE = GradeOptions(run_code=False, offline_green=True)
 STEP = "The stride is the step between two consecutive positions of the kernel."
 HALF = ("With a stride of 2 the output is about half as tall and half as wide, which cuts the "
         "computation in the next layers.")
@@ -44,6 +45,20 @@ def test_a_part_each_statement_of_which_one_passage_states_is_green_citing_them(
     assert f"{green.mark.emoji} => {green.feedback}" == BACKED
     # offline still judges nothing: the statements are matched, not called true
     assert {j.verdict for j in part.judgements} == {Verdict.UNJUDGED}
+
+
+def test_offline_gives_no_green_unless_asked_and_says_which_it_does():
+    notes = f"# Notes\n\nSo, stride. {STEP} {HALF}\n"
+    plain = grade_recall(recall_from_text(notes), load_sources([SOURCES]),
+                         GradeOptions(run_code=False))
+    assert plain.marks == (None,)
+    assert plain.warnings[0].endswith("checked for coverage only and no part gets 🟢")
+    asked = grade_recall(recall_from_text(notes), load_sources([SOURCES]), NO_CODE)
+    assert asked.marks == (Mark.GREEN,)
+    assert asked.warnings[0] == (
+        "offline 🟢 is on: a part gets 🟢 when one source passage states each of its "
+        "statements in much the same words; on the held-out labelled split this gave 🟢 to a "
+        "part with a mistake (docs/grader.md)")
 
 
 def test_a_statement_the_sources_never_speak_of_is_listed_and_does_not_block_green():
