@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from ankigen.llm import LLM
 
 from .context import DEFAULT_CONTEXT_TOKENS, fits
-from .coverage import PartEvidence, mentioned
+from .coverage import PartEvidence, concept_of, mentioned
 from .gaps import mark_key
 from .model import Claim, CodeRun, Judgement, Omission, Passage, Verdict
 from .recall import Recall, is_instruction, paragraphs
@@ -247,8 +247,16 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
     proposed = []
     for o in answer.omissions:
         point = " ".join(o.point.split())
-        if o.passage not in every or mentioned(point, said) or is_bare_api(point):
-            continue  # cites nothing shown, the recall says it, or a name without its idea
+        if o.passage not in every or mentioned(point, said):
+            continue  # cites nothing shown, or the recall says it
+        if is_bare_api(point):
+            # said with the idea its words carry, as offline says it (`torch.inference_mode()`
+            # → "inference mode (`torch.inference_mode()`)"); a name that carries none
+            # (`nn.AdaptiveAvgPool2d`, `torch.float32`) is no omission
+            idea = concept_of(point)
+            if idea is None:
+                continue
+            point = idea
         proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],
                                  o.severity, o.why))
     omissions: dict[tuple[int, str], Omission] = {}

@@ -119,7 +119,8 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
     - a point that names no term of the source the recall lacks (`Omission.key`, see
       grader/gaps.py) is a detail, not what a tutor calls left out: listed, unmarked;
     - a major gap is the lesson too: minor points beside one are listed, unmarked;
-    - at most `OMISSIONS_MARKED` points, the major ones first.
+    - at most `OMISSIONS_MARKED` points, the major ones first;
+    - a point marked in another part is not marked again (`_said_once`).
     """
     contradicted = [j for j in judgements
                     if j.verdict is Verdict.CONTRADICTED and j.passage is not None]
@@ -147,7 +148,24 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
             left = [o for o in left if o.severity == "major"]
         marked += left[:OMISSIONS_MARKED]
         also += forgot + left[OMISSIONS_MARKED:]
-    return marked, also
+    once = _said_once(marked)
+    return once, also + [o for o in marked if o not in once]
+
+
+def _said_once(marked: Sequence[Omission]) -> list[Omission]:
+    """A gap marked in two parts ("cross-attention" beside attention scores, "cross-attention
+    in the decoder block" beside the decoder) is marked once: where the model calls it major,
+    else in the first part; one names the other when it says the other's words."""
+    kept: list[Omission] = []
+    for o in sorted(marked, key=lambda o: (o.severity != "major", o.part)):
+        if not any(k.part != o.part and _names_other(o, k) for k in kept):
+            kept.append(o)
+    return [o for o in marked if o in kept]
+
+
+def _names_other(a: Omission, b: Omission) -> bool:
+    return mentioned(_head(a.point), content_tokens(b.point)) or \
+        mentioned(_head(b.point), content_tokens(a.point))
 
 
 def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:

@@ -156,3 +156,40 @@ def test_a_point_naming_a_supplied_name_in_other_words_is_not_left_out():
     # "nonparametric model" is in the point, though not as one phrase
     assert sort_omissions([point], [], ["nonparametric model"]) == ([], [point])
     assert sort_omissions([point], [], ["feature map"]) == ([point], [])
+
+
+AUTOGRAD = FIXTURES / "labelled" / "tensors-autograd" / "sources"
+NO_GRAD = ("# Notes\n\nSo, turning autograd off. Inside a with torch.no_grad(): block no graph is "
+           "recorded, and you use it for evaluation and for manual parameter updates.\n")
+
+
+def grade_with(tutor: Tutor, text: str, sources: Path, tmp: Path):
+    with FakeOpenAI(tutor) as srv:
+        endpoint = Endpoint(srv.base_url, "scripted", "sk-test", timeout_s=5, budget_s=20)
+        options = GradeOptions(endpoint=endpoint, run_code=False, cache_path=tmp / "llm.sqlite")
+        return grade_recall(recall_from_text(text, "recall.md"), load_sources([sources]),
+                            options)
+
+
+def test_an_api_name_is_said_with_the_idea_its_words_carry(tmp_path):
+    # the real model named the tutor's `torch.inference_mode()` bare; its words carry an
+    # idea, so the point is kept the way offline says it; `torch.float32`'s carry none
+    tutor = Tutor(omit={"torch.inference_mode()": (1, "minor"), "torch.float32": (1, "minor")})
+    report = grade_with(tutor, NO_GRAD, AUTOGRAD, tmp_path)
+    part = report.parts[0]
+    assert part.mark is Mark.YELLOW
+    assert [o.point for o in part.omissions] == ["inference mode (`torch.inference_mode()`)"]
+    assert [a.feedback for a in part.assessments] == [
+        "you left out inference mode (`torch.inference_mode()`)."]
+    assert not any("float32" in u for u in part.unverified)
+
+
+def test_a_gap_marked_in_two_parts_is_marked_once_where_it_is_major():
+    passage = load_sources([SOURCES]).passages[0]
+    scores = Omission(1, "cross-attention", passage, "minor")
+    decoder = Omission(5, "cross-attention in the decoder block", passage, "major")
+    masks = Omission(3, "padding mask", passage, "minor")
+    assert sort_omissions([scores, masks, decoder], [], []) == ([masks, decoder], [scores])
+    # of equal weight, the first part keeps it
+    later = Omission(5, "cross-attention in the decoder block", passage, "minor")
+    assert sort_omissions([scores, later], [], []) == ([scores], [later])
