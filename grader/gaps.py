@@ -47,10 +47,12 @@ def new_terms(sources: SourceSet, said: Sequence[str]) -> list[KeyPoint]:
 
 def mark_key(omissions: Sequence[Omission], sources: SourceSet,
              said: Sequence[str]) -> list[Omission]:
-    """Each omission with `key` set: it names a source term the recall never mentions, or
-    the sources name no terms beyond their headings."""
+    """Each omission with `key` set: it names a source term the recall never mentions (set
+    in `terms`), or the sources name no terms beyond their headings."""
     fresh = new_terms(sources, said)
     terms_named = any(k.origin != "heading" for k in sources.points)
-    return [replace(o, key=not terms_named or any(names(term_words(k), o.point)
-                                                    for k in fresh))
-            for o in omissions]
+    out = []
+    for o in omissions:
+        named = tuple(dict.fromkeys(k.term for k in fresh if names(term_words(k), o.point)))
+        out.append(replace(o, key=not terms_named or bool(named), terms=named))
+    return out

@@ -155,7 +155,8 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
 def _said_once(marked: Sequence[Omission]) -> list[Omission]:
     """A gap marked in two parts ("cross-attention" beside attention scores, "cross-attention
     in the decoder block" beside the decoder) is marked once: where the model calls it major,
-    else in the first part; one names the other when it says the other's words."""
+    else in the first part; one names the other when it says the other's words or both name
+    one source term."""
     kept: list[Omission] = []
     for o in sorted(marked, key=lambda o: (o.severity != "major", o.part)):
         if not any(k.part != o.part and _names_other(o, k) for k in kept):
@@ -164,24 +165,28 @@ def _said_once(marked: Sequence[Omission]) -> list[Omission]:
 
 
 def _names_other(a: Omission, b: Omission) -> bool:
-    return mentioned(_head(a.point), content_tokens(b.point)) or \
+    return bool(set(a.terms) & set(b.terms)) or \
+        mentioned(_head(a.point), content_tokens(b.point)) or \
         mentioned(_head(b.point), content_tokens(a.point))
 
 
 def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:
     """"L2 differs from weight decay with Adam" and "AdamW decoupled weight decay" are one
-    gap: the first (most severe) keeps its place and names the other in brackets."""
+    gap, and so are two points naming one source term ("AdamW" and "L2 is not weight decay
+    with Adam", both naming the AdamW the recall never mentions): the first (most severe)
+    keeps its place and names the other in brackets."""
     out: list[Omission] = []
     for o in found:
         mine = set(content_tokens(o.point))
         same = next((i for i, k in enumerate(out)
                      if len(mine & (kt := set(content_tokens(k.point)))) * 2
-                     >= min(len(mine), len(kt)) > 0), None)
+                     >= min(len(mine), len(kt)) > 0 or set(o.terms) & set(k.terms)), None)
         if same is None:
             out.append(o)
         else:
             k = out[same]
-            out[same] = replace(k, point=f"{k.point} ({o.point})", key=k.key or o.key)
+            out[same] = replace(k, point=f"{k.point} ({o.point})", key=k.key or o.key,
+                                terms=tuple(dict.fromkeys(k.terms + o.terms)))
     return out
 
 

@@ -78,6 +78,8 @@ class Omission:
     # names a source term the recall never mentions (grader/gaps.py); only key points are
     # marked, the others listed. Offline points are the sources' own terms: always key.
     key: bool = True
+    # those terms (gaps.mark_key): two points naming one of them are one gap
+    terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 client and the scripted loopback server: a gap is 🟡, never 🔴; beside a contradiction or a
 major gap, naming what the tutor supplied after "I forgot the name", taught already by a
 correction in another part, or naming no term of the sources (a detail, grader/gaps.py), it
-is listed as "also in the source (not marked)"; two points about one idea are one; at most
-two marked. The sources are tests/fixtures/grader/sources/cnn-notes.md with a few more
+is listed as "also in the source (not marked)"; two points about one idea, or naming one
+source term, are one; at most two marked; a gap marked in two parts is marked once; an API
+name is said with the idea its words carry. The sources are tests/fixtures/grader/sources/cnn-notes.md with a few more
 terms in bold (the training section's loss, gradient and optimizer)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,3 +195,20 @@ def test_a_gap_marked_in_two_parts_is_marked_once_where_it_is_major():
     # of equal weight, the first part keeps it
     later = Omission(5, "cross-attention in the decoder block", passage, "minor")
     assert sort_omissions([scores, later], [], []) == ([scores], [later])
+
+
+def test_two_points_naming_one_source_term_are_one_gap():
+    # the real model's regularization answer: both points name the AdamW the recall never
+    # mentions, with no word in common; a tutor names it once
+    sources = load_sources([FIXTURES / "labelled" / "regularization" / "sources"])
+    said = content_tokens("With plain SGD, L2 regularization and weight decay are the same thing.")
+    passage = sources.passages[0]
+    proposed = [Omission(0, "AdamW", passage, "major"),
+                Omission(0, "L2 is not weight decay with Adam", passage, "major")]
+    keyed = mark_key(proposed, sources, said)
+    assert [o.terms for o in keyed] == [("AdamW",), ("AdamW",)]
+    one = replace(keyed[0], point="AdamW (L2 is not weight decay with Adam)")
+    assert sort_omissions(keyed, [], []) == ([one], [])
+    # in two parts, the first keeps it
+    apart = [keyed[0], replace(keyed[1], part=3)]
+    assert sort_omissions(apart, [], []) == ([apart[0]], [apart[1]])
