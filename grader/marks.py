@@ -154,20 +154,15 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
 
 def _said_once(marked: Sequence[Omission]) -> list[Omission]:
     """A gap marked in two parts ("cross-attention" beside attention scores, "cross-attention
-    in the decoder block" beside the decoder) is marked once: where the model calls it major,
-    else in the first part; one names the other when it says the other's words or both name
-    one source term."""
+    in the decoder block" beside the decoder, both naming the source's cross-attention) is
+    marked once: where the model calls it major, else in the first part. Only a shared
+    source term makes two points one gap here: words alone would take "padding mask" for
+    "padding" (offline points, which carry no terms, are one per term already)."""
     kept: list[Omission] = []
     for o in sorted(marked, key=lambda o: (o.severity != "major", o.part)):
-        if not any(k.part != o.part and _names_other(o, k) for k in kept):
+        if not any(k.part != o.part and set(o.terms) & set(k.terms) for k in kept):
             kept.append(o)
     return [o for o in marked if o in kept]
-
-
-def _names_other(a: Omission, b: Omission) -> bool:
-    return bool(set(a.terms) & set(b.terms)) or \
-        mentioned(_head(a.point), content_tokens(b.point)) or \
-        mentioned(_head(b.point), content_tokens(a.point))
 
 
 def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:

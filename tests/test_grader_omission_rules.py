@@ -187,14 +187,24 @@ def test_an_api_name_is_said_with_the_idea_its_words_carry(tmp_path):
 
 
 def test_a_gap_marked_in_two_parts_is_marked_once_where_it_is_major():
-    passage = load_sources([SOURCES]).passages[0]
-    scores = Omission(1, "cross-attention", passage, "minor")
-    decoder = Omission(5, "cross-attention in the decoder block", passage, "major")
-    masks = Omission(3, "padding mask", passage, "minor")
+    # the real model's attention answer: "cross-attention" for the part on attention scores
+    # (a tutor 🟢), and, major, for the decoder block, where the tutor names it
+    sources = load_sources([FIXTURES / "labelled" / "attention" / "sources"])
+    said = content_tokens("Attention scores are a softmax of the queries times the keys. "
+                          "A mask stops a position from attending to later positions.")
+    passage = sources.passages[0]
+    scores, masks, decoder, later = mark_key([
+        Omission(1, "cross-attention", passage, "minor"),
+        Omission(3, "padding mask", passage, "minor"),
+        Omission(5, "cross-attention in the decoder block", passage, "major"),
+        Omission(5, "cross-attention in the decoder block", passage, "minor")], sources, said)
+    assert scores.terms == decoder.terms == ("cross-attention",)
     assert sort_omissions([scores, masks, decoder], [], []) == ([masks, decoder], [scores])
     # of equal weight, the first part keeps it
-    later = Omission(5, "cross-attention in the decoder block", passage, "minor")
     assert sort_omissions([scores, later], [], []) == ([scores], [later])
+    # words in common are not enough across parts: "mask" is no source term of its own here
+    mask = Omission(2, "mask", passage, "minor", terms=())
+    assert sort_omissions([mask, masks], [], []) == ([mask, masks], [])
 
 
 def test_two_points_naming_one_source_term_are_one_gap():
