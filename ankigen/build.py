@@ -10,7 +10,6 @@ import json
 import os
 import pickle
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -21,9 +20,19 @@ import platformdirs
 
 from . import __version__
 from .cards import card_for, wanted
-from .deck import TEMPLATE_VERSION, to_package, write_package
+from .deck import TEMPLATE_VERSION, to_package, writing_to
 from .errors import InputError
-from .identity import Entry, Wanted, assign, atomic_write, first_guid, load, save, short_id
+from .identity import (
+    Entry,
+    Wanted,
+    assign,
+    atomic_write,
+    first_guid,
+    load,
+    manifest_text,
+    save_text,
+    short_id,
+)
 from .media import Attached, attach, has_images
 from .media import unchanged as media_unchanged
 from .model import Card, CheckOutput, Document, Gap, check_key
@@ -33,6 +42,7 @@ from .text import MARKDOWN_SUFFIXES, decode, read_notes
 from .vault import Scope, find_root, relative, scope_of, walk
 
 if TYPE_CHECKING:
+    from .forked import ForkMap
     from .llmcards import Written
 
 
@@ -428,80 +438,84 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build
         keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
-    saver = None
-    if checks is None and writer is None:  # the cache is complete now: write it meanwhile
-        saver = threading.Thread(target=cache.save, args=(keep,), name="ankigen-cache")
-        saver.start()
-    try:
-        cards: list[Card] = []
-        checks_run, checks_note = 0, "not requested"
-        written = None
-        if checks is None and writer is None:  # the cards as parsed: no document unpickled
-            for p in parsed_files:
-                cards.extend(p.cards)
-        else:
-            docs = [p.doc() for p in parsed_files]
-            gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
-            sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
-            outputs: dict[str, CheckOutput] = {}
-            extra: list[tuple[Document, Gap, CheckOutput]] = []
-            if checks is not None:
-                t_checks = time.perf_counter()
-                outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
-                timings["checks"] = (t_checks, time.perf_counter())
-                timings.update(getattr(checks, "timings", {}))
-            if writer is not None:
-                written = writer(docs, sources, {
-                    doc.path: [g for g in doc.gaps if wanted(g, include_green)] for doc in docs})
-            for p, doc in zip(parsed_files, docs, strict=True):
-                mine = [g for g in doc.gaps if wanted(g, include_green)]
-                mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
-                if written is None or not any(_check_key(doc, g) in written.gaps for g in mine):
-                    cards.extend(cache.cards_for(p, doc, mine, outputs))
-                    continue
-                for i, g in enumerate(mine):  # model-written: same anchor, so the same GUID
-                    k = _check_key(doc, g)
-                    cards.append(card_for(written.gaps.get(k, g), doc, i, outputs.get(k),
-                                          guid=first_guid(doc.path, g.anchor), keep_gap=False))
-        images = _attach_images(cards, root, contents)
-        cards = images.cards
-        previous = load(root)
-        # Only what was built is judged: the rest of the vault's notes are neither
-        # orphans nor forgotten by --prune, and keep their entries as they are.
-        outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
-        if outside:
-            previous = [e for e in previous if scope.covers(e.file)]
-        assigned, entries, orphans = assign(
-            [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
-            previous, now=now, reserved=frozenset(e.guid for e in outside))
-        cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
-                 for c, a in zip(cards, assigned, strict=True)]
-        # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
-        # that comes back gets its old note back.
-        kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
+    plain = checks is None and writer is None
+    cards: list[Card] = []
+    checks_run, checks_note = 0, "not requested"
+    written = None
+    if plain:  # the cards as parsed: no document unpickled
+        for p in parsed_files:
+            cards.extend(p.cards)
+    else:
+        docs = [p.doc() for p in parsed_files]
+        gaps = [(doc, g) for doc in docs for g in doc.gaps if wanted(g, include_green)]
+        sources = {doc.path: p.data for p, doc in zip(parsed_files, docs, strict=True)}
+        outputs: dict[str, CheckOutput] = {}
+        extra: list[tuple[Document, Gap, CheckOutput]] = []
+        if checks is not None:
+            t_checks = time.perf_counter()
+            outputs, checks_run, checks_note, extra = checks(gaps, docs, sources)
+            timings["checks"] = (t_checks, time.perf_counter())
+            timings.update(getattr(checks, "timings", {}))
+        if writer is not None:
+            written = writer(docs, sources, {
+                doc.path: [g for g in doc.gaps if wanted(g, include_green)] for doc in docs})
+        for p, doc in zip(parsed_files, docs, strict=True):
+            mine = [g for g in doc.gaps if wanted(g, include_green)]
+            mine += [g for d, g, _ in extra if d is doc]  # wrong claims, code that does not run
+            if written is None or not any(_check_key(doc, g) in written.gaps for g in mine):
+                cards.extend(cache.cards_for(p, doc, mine, outputs))
+                continue
+            for i, g in enumerate(mine):  # model-written: same anchor, so the same GUID
+                k = _check_key(doc, g)
+                cards.append(card_for(written.gaps.get(k, g), doc, i, outputs.get(k),
+                                      guid=first_guid(doc.path, g.anchor), keep_gap=False))
+    images = _attach_images(cards, root, contents)
+    cards = images.cards
+    previous = load(root)
+    # Only what was built is judged: the rest of the vault's notes are neither
+    # orphans nor forgotten by --prune, and keep their entries as they are.
+    outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
+    if outside:
+        previous = [e for e in previous if scope.covers(e.file)]
+    assigned, entries, orphans = assign(
+        [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid) for c in cards],
+        previous, now=now, reserved=frozenset(e.guid for e in outside))
+    cards = [c if c.guid == a.guid else replace(c, guid=a.guid)
+             for c, a in zip(cards, assigned, strict=True)]
+    # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
+    # that comes back gets its old note back.
+    kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
-        due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
-        due = {i: n for n, i in enumerate(due_order)}
-        triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
-        fingerprint = _fingerprint(triples)
-        wrote_deck = False
-        if not _up_to_date(out, fingerprint):
-            stamp = max((a.mtime for a in assigned), default=int(time.time()))
+    due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
+    due = {i: n for n, i in enumerate(due_order)}
+    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
+    fingerprint = _fingerprint(triples)
+    wrote_deck = not _up_to_date(out, fingerprint)
+    deck_writer: ForkMap | None = None
+    with contextlib.ExitStack() as deck:
+        if wrote_deck:
             t_deck = time.perf_counter()
-            write_package(to_package(triples, {n: m.data for n, m in images.media.items()}),
-                          out, timestamp=stamp)
-            timings["deck"] = (t_deck, time.perf_counter())
-            wrote_deck = True
-        save(root, entries + kept_orphans + outside)  # only once the deck it describes exists
+            job = (triples, {n: m.data for n, m in images.media.items()},
+                   deck.enter_context(writing_to(out)),
+                   max((a.mtime for a in assigned), default=int(time.time())))
+            # A big deck is written by a fork while this process makes the manifest and
+            # saves the cache; a plain build runs no thread here (checks and --llm do).
+            if plain and len(cards) >= FORKED_DECK_FROM:
+                from .forked import ForkMap
 
+                deck_writer = deck.enter_context(ForkMap(_write_deck, [job], 1, 1))
+            else:
+                _write_deck(job)
+        manifest = manifest_text(entries + kept_orphans + outside)
         by_mark: dict[str, int] = {}
         for c in cards:
             by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
-        if saver is None:
-            cache.save(keep)
-    finally:
-        if saver is not None:
-            saver.join()
+        cache.save(keep)
+        if deck_writer is not None:
+            _wait_for(deck_writer)
+    if wrote_deck:  # (in place now: writing_to renamed it when the block ended)
+        timings["deck"] = (t_deck, time.perf_counter())
+    save_text(root, manifest)  # only once the deck it describes exists
     warnings = (found.warnings + tuple(w for p in parsed_files for w in p.warnings)
                 + tuple(images.warnings))
     model: dict[str, Any] = {}
@@ -531,6 +545,26 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                                                _checks_key(checks, writer), prune), result,
                   images)
     return result
+
+
+FORKED_DECK_FROM = 1000  # notes: a smaller deck is written before forking a writer would pay
+
+
+def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int]) -> None:
+    """The package into a temp file that `deck.writing_to` made and will move into place."""
+    triples, media, tmp, stamp = job
+    to_package(triples, media).write_to_file(str(tmp), timestamp=stamp)
+
+
+def _wait_for(writer: ForkMap) -> None:
+    """The forked deck writer's end: what it raised is raised here (ForkMap does that)."""
+    from .forked import WorkerDied
+
+    try:
+        for _ in writer:
+            pass
+    except WorkerDied:  # killed (out of memory?): writing_to says where it could not write
+        raise OSError("the deck writer ended before the deck was written") from None
 
 
 def _attach_images(cards: list[Card], root: Path, contents: list[tuple[str, bytes, str]]

@@ -6,6 +6,7 @@ equal), written without importing genanki: a third of a build's start-up went to
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -13,7 +14,7 @@ import re
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -288,6 +289,15 @@ def to_package(cards: Iterable[tuple[Card, int, int]],
 
 def write_package(package: _Writable, out: Path, timestamp: float) -> None:
     """Write atomically: a temp file beside the target, then rename."""
+    with writing_to(out) as tmp:
+        package.write_to_file(str(tmp), timestamp=timestamp)
+
+
+@contextlib.contextmanager
+def writing_to(out: Path) -> Iterator[Path]:
+    """A temp file beside `out` for a package to be written into (here, or by a forked
+    writer): it replaces `out` when the block ends without an error, and is removed when
+    not. An OSError on the way is one OutputError line naming `out`."""
     ensure_folder(out)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -295,7 +305,7 @@ def write_package(package: _Writable, out: Path, timestamp: float) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(out)) from None
     try:
-        package.write_to_file(tmp, timestamp=timestamp)
+        yield Path(tmp)
         os.chmod(tmp, public_mode())
         os.replace(tmp, out)
     except OSError as exc:

@@ -109,12 +109,21 @@ def load(vault: Path) -> list[Entry]:
 
 
 def save(vault: Path, entries: list[Entry]) -> None:
-    path = manifest_path(vault)
+    save_text(vault, manifest_text(entries))
+
+
+def manifest_text(entries: list[Entry]) -> str:
+    """The manifest `save` writes (a build makes it while its deck is being written)."""
     rows = sorted(entries, key=lambda e: (e.file, e.ordinal, e.guid))
     # One note per line: diffs of the committed manifest stay readable.
     notes = ",\n  ".join(_entry_json(e) for e in rows)
-    text = (f'{{"version": {MANIFEST_VERSION},\n "about": "ankigen note identities; commit '
+    return (f'{{"version": {MANIFEST_VERSION},\n "about": "ankigen note identities; commit '
             f'this with your notes",\n "notes": [\n  {notes}\n ]}}\n')
+
+
+def save_text(vault: Path, text: str) -> None:
+    """Write a `manifest_text` unless the manifest already says exactly that."""
+    path = manifest_path(vault)
     if path.exists() and path.read_text("utf-8") == text:
         return
     atomic_write(path, text.encode("utf-8"))
@@ -195,7 +204,7 @@ def fresh_guid(file: str, anchor: str, taken: set[str], candidate: str = "") -> 
     if candidate and candidate not in taken:
         return candidate
     key = file.rsplit(".", 1)[0]
-    n = 0
+    n = 1 if candidate else 0  # the candidate is the counter-less GUID: taken, no need to hash it
     while True:
         guid = guid_for("ankigen", key, anchor, *([n] if n else []))
         if guid not in taken:
@@ -221,7 +230,7 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
     used: set[str] = set()
 
     # 1. Same file, same anchor (duplicates in order).
-    for i, w in enumerate(wanted):
+    for i, w in enumerate(wanted if by_key else ()):
         cands = by_key.get((w.file, w.anchor))
         if cands:
             e = cands.pop(0)
@@ -258,6 +267,8 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
 
 def _exact_anywhere(wanted: list[Wanted], match: dict[int, Entry], old: list[Entry],
                     used: set[str]) -> None:
+    if not old:
+        return
     by_anchor: dict[str, list[Entry]] = {}
     for e in old:
         by_anchor.setdefault(e.anchor, []).append(e)
@@ -275,8 +286,10 @@ def _exact_anywhere(wanted: list[Wanted], match: dict[int, Entry], old: list[Ent
 
 def _similar(wanted: list[Wanted], match: dict[int, Entry], old: list[Entry], used: set[str],
              *, same_file: bool) -> None:
+    if not old:  # (a first build has no previous entries: no pass over its gaps)
+        return
     todo = [i for i in range(len(wanted)) if i not in match]
-    if not todo or not old:
+    if not todo:
         return
     scored: list[tuple[float, int, int, Entry]] = []
     for i in todo:
