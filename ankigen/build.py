@@ -188,6 +188,9 @@ class Parsed:
     data: bytes
     include_green: bool
     _doc: Document | None = None
+    # Whether a card's fields reference an image: found as the results come in, while the
+    # workers still parse, so that a build without images never scans its cards after.
+    images: bool = True
 
     def doc(self) -> Document:
         if self._doc is None:
@@ -286,7 +289,8 @@ class ParseCache:
 
 def _unpack(rel: str, digest: str, blob: bytes, data: bytes, include_green: bool) -> Parsed:
     warnings, cards, doc_blob = pickle.loads(blob)
-    return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green)
+    return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green,
+                  images=any(has_images(c) for c in cards))
 
 
 def _parse_doc(rel: str, data: bytes, include_green: bool) -> Document:
@@ -469,7 +473,8 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                 k = _check_key(doc, g)
                 cards.append(card_for(written.gaps.get(k, g), doc, i, outputs.get(k),
                                       guid=first_guid(doc.path, g.anchor), keep_gap=False))
-    images = _attach_images(cards, root, contents)
+    images = (_attach_images(cards, root, contents)
+              if not plain or any(p.images for p in parsed_files) else Attached(cards))
     cards = images.cards
     previous = load(root)
     # Only what was built is judged: the rest of the vault's notes are neither
@@ -489,7 +494,8 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
     due = {i: n for n, i in enumerate(due_order)}
     triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
-    fingerprint = _fingerprint(triples)
+    # Hashed only if a previous deck is there to compare, else while the deck is written.
+    fingerprint = functools.cache(functools.partial(_fingerprint, triples))
     wrote_deck = not _up_to_date(out, fingerprint)
     deck_writer: ForkMap | None = None
     with contextlib.ExitStack() as deck:
@@ -506,6 +512,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                 deck_writer = deck.enter_context(ForkMap(_write_deck, [job], 1, 1))
             else:
                 _write_deck(job)
+        fingerprint()
         manifest = manifest_text(entries + kept_orphans + outside)
         by_mark: dict[str, int] = {}
         for c in cards:
@@ -541,7 +548,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         # (a build whose model could not be asked about every gap is not remembered: the
         # next one asks again instead of finding this deck up to date)
         # The key is taken again: this build may have rewritten the manifest it depends on.
-        _remember(out, fingerprint, _vault_key(root, contents, include_green,
+        _remember(out, fingerprint(), _vault_key(root, contents, include_green,
                                                _checks_key(checks, writer), prune), result,
                   images)
     return result
@@ -638,13 +645,13 @@ def _stamps() -> dict[str, Any]:
         return {}
 
 
-def _up_to_date(out: Path, fingerprint: str) -> bool:
+def _up_to_date(out: Path, fingerprint: Callable[[], str]) -> bool:
     rec = _stamps().get(str(out.resolve()))
     try:
         st = out.stat()
     except OSError:
         return False
-    return rec is not None and rec["deck"] == [fingerprint, st.st_size, st.st_mtime_ns]
+    return rec is not None and rec["deck"] == [fingerprint(), st.st_size, st.st_mtime_ns]
 
 
 def _unchanged_build(out: Path, vault_key: str) -> BuildResult | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -199,8 +200,25 @@ class VaultPackage:
     def __init__(self, decks: Sequence[_Deck], notes: list[NoteRow],
                  media: Mapping[str, bytes] | None = None):
         self.decks = list(decks)
-        self.rows = notes
+        self._rows: list[NoteRow] | None = notes
+        self._cards: list[tuple[Card, int, int, int]] | None = None  # see of_cards
         self.media = dict(media or {})  # bare name → bytes (media.py names them)
+
+    @classmethod
+    def of_cards(cls, decks: Sequence[DeckInfo], cards: list[tuple[Card, int, int, int]],
+                 media: Mapping[str, bytes] | None = None) -> VaultPackage:
+        """(card, mtime, due, deck id) rows: written straight from the cards, with no
+        NoteRow made per note (a vault's deck is written while its build waits)."""
+        package = cls(decks, [], media)
+        package._rows, package._cards = None, cards
+        return package
+
+    @property
+    def rows(self) -> list[NoteRow]:
+        if self._rows is None:
+            self._rows = [NoteRow.of(did, MODELS[c.model], c.fields, _tags(c), c.guid, due, mtime)
+                          for c, mtime, due, did in self._cards or ()]
+        return self._rows
 
     def write_to_file(self, file: str, timestamp: float | None = None) -> None:
         """genanki's layout (collection.anki2, a `media` map, one zip member per file),
@@ -245,14 +263,28 @@ class VaultPackage:
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
         decks, models = json.loads(decks_json), json.loads(models_json)
         model_deck: dict[int, tuple[NoteType, int]] = {}
-        for row in self.rows:  # genanki: each model's JSON names the last deck that used it
-            model_deck[row.model.model_id] = (row.model, row.deck_id)
+        if self._cards is not None:  # genanki: each model's JSON names the last deck that used it
+            for c, _, _, did in self._cards:
+                model_deck[MODELS[c.model].model_id] = (MODELS[c.model], did)
+        else:
+            for row in self.rows:
+                model_deck[row.model.model_id] = (row.model, row.deck_id)
         for deck in self.decks:
             decks[str(deck.deck_id)] = deck.to_json()
         for model_id, (model, did) in model_deck.items():
             models[str(model_id)] = model.to_json(timestamp, did)
         cursor.execute("UPDATE col SET decks = ?, models = ?",
                        (json.dumps(decks), json.dumps(models)))
+        if self._cards is not None:
+            notes, cards = _card_rows(self._cards, id_gen)
+        else:
+            notes, cards = self._note_rows(id_gen)
+        cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", notes)
+        cursor.executemany(
+            "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);", cards)
+        cursor.executescript("CREATE INDEX" + indexes)
+
+    def _note_rows(self, id_gen: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         notes, cards = [], []
         ords = {id(m): _ords_of(m) for m in MODELS.values()}
         for row in self.rows:
@@ -265,10 +297,33 @@ class VaultPackage:
             for ord_ in (of(fields) if of is not None else card_ords(model, fields)):
                 cards.append((next(id_gen), nid, row.deck_id, ord_, mtime, -1, 0, 0,
                               row.due, 0, 0, 0, 0, 0, 0, 0, 0, ""))
-        cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?);", notes)
-        cursor.executemany(
-            "INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?);", cards)
-        cursor.executescript("CREATE INDEX" + indexes)
+        return notes, cards
+
+
+def _card_rows(rows: list[tuple[Card, int, int, int]], id_gen: Any
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """`_note_rows`, the same rows in the same order, from (card, mtime, due, deck id)."""
+    notes, cards = [], []
+    ords = {name: _ords_of(m) for name, m in MODELS.items()}
+    sort_field = {name: m.sort_field_index for name, m in MODELS.items()}
+    model_id = {name: m.model_id for name, m in MODELS.items()}
+    sha1 = hashlib.sha1
+    for c, mtime, due, did in rows:
+        fields = c.fields
+        nid = next(id_gen)
+        tags = " ".join(c.tags)
+        short = sha1(c.guid.encode()).hexdigest()[:12]  # identity.short_id
+        notes.append((nid, c.guid, model_id[c.model], mtime, -1,
+                      f" {tags} ankigen::id::{short} " if tags else f" ankigen::id::{short} ",
+                      "\x1f".join(fields), fields[sort_field[c.model]], 0, 0, ""))
+        for ord_ in ords[c.model](fields):
+            cards.append((next(id_gen), nid, did, ord_, mtime, -1, 0, 0,
+                          due, 0, 0, 0, 0, 0, 0, 0, 0, ""))
+    return notes, cards
+
+
+def _tags(card: Card) -> tuple[str, ...]:
+    return (*card.tags, f"ankigen::id::{short_id(card.guid)}")
 
 
 def to_package(cards: Iterable[tuple[Card, int, int]],
@@ -276,15 +331,13 @@ def to_package(cards: Iterable[tuple[Card, int, int]],
     """(card, mtime, due) triples → a package with one deck per notes file, and the images
     its cards reference by bare name."""
     decks: dict[str, DeckInfo] = {}
-    rows: list[NoteRow] = []
+    rows: list[tuple[Card, int, int, int]] = []
     for card, mtime, due in cards:
         deck = decks.get(card.deck)
         if deck is None:
             deck = decks[card.deck] = DeckInfo(deck_id(card.deck), card.deck)
-        tags = (*card.tags, f"ankigen::id::{short_id(card.guid)}")
-        rows.append(NoteRow.of(deck.deck_id, MODELS[card.model], card.fields, tags, card.guid,
-                               due, mtime))
-    return VaultPackage(list(decks.values()), rows, media)
+        rows.append((card, mtime, due, deck.deck_id))
+    return VaultPackage.of_cards(list(decks.values()), rows, media)
 
 
 def write_package(package: _Writable, out: Path, timestamp: float) -> None:
