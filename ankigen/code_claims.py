@@ -11,6 +11,7 @@ import ast
 import re
 
 from .model import ClaimForm, CodeClaim
+from .python_code import syntax_tree
 
 # The explicit forms only (docs/checks.md, "Claims"): a keyword with a colon (`# prints: X`,
 # `# Output: X`), an arrow (`# -> X`), or a keyword before a value (`# prints tensor(6.)`,
@@ -32,11 +33,8 @@ _VALUE_NODES = (ast.Constant, ast.Call, ast.Attribute, ast.Subscript, ast.List, 
 def value_like(text: str) -> bool:
     """Whether `text` reads as a printed value (`tensor(6.)`, `3`, `torch.float32`,
     `[1, 2]`, `True`), not as words (`layer`, `the loss every 10 epochs`)."""
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError):
-        return False
-    return isinstance(tree.body, _VALUE_NODES)
+    tree = syntax_tree(text, mode="eval")
+    return isinstance(tree, ast.Expression) and isinstance(tree.body, _VALUE_NODES)
 
 
 def extract_claims(code: str, first_line: int) -> tuple[CodeClaim, ...]:

@@ -50,9 +50,8 @@ def looks_like_python(code: str) -> bool:
     class, a loop, `with`, `try`, a lambda, or a call of a method or of a builtin such as
     `print`. Shell lines, BibTeX, most YAML and sample output (`tensor([1., 2.])`, a bare
     number, `key: value`, which Python reads as an annotation) fail one test or the other."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    tree = syntax_tree(code)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if isinstance(node, _PYTHONIC):
@@ -133,11 +132,16 @@ def prepare(code: str) -> Prepared:
     return Prepared(prepared, tuple(removed)) if parses(prepared) else Prepared(code)
 
 
-def parses(code: str) -> bool:
-    """Whether Python's own parser accepts `code` (a null byte is a ValueError, not a
-    SyntaxError: both mean no)."""
+def syntax_tree(code: str, mode: str = "exec") -> ast.AST | None:
+    """Python's parse of `code`, or None when it is not Python. A null byte is a ValueError,
+    not a SyntaxError; a line nested thousands deep (`x.b.b.b…`, `-----…1`) exhausts the
+    parser's recursion or memory: a note's text is untrusted, so all of these mean no."""
     try:
-        ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return True
+        return ast.parse(code, mode=mode)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def parses(code: str) -> bool:
+    """Whether Python's own parser accepts `code`."""
+    return syntax_tree(code) is not None

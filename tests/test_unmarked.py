@@ -209,6 +209,26 @@ def test_cells_that_are_not_python(code: str, why: str) -> None:
     assert prepare(code).not_python == why
 
 
+# A line nested thousands deep exhausts Python's parser (RecursionError, MemoryError), and a
+# null byte is a ValueError: a hostile note must get "not Python", never a traceback.
+DEEP = ["x" + ".b" * 3000, "-" * 10000 + "1", "print(1)\0"]
+
+
+@pytest.mark.parametrize("code", DEEP, ids=["attribute-chain", "unary-chain", "null-byte"])
+def test_code_python_cannot_parse_is_not_python(code: str) -> None:
+    assert not is_python("", code)
+    assert prepare(code).code == code  # left as written
+
+
+def test_a_note_with_code_too_deep_to_parse_still_builds(tmp_path: Path) -> None:
+    notes = tmp_path / "deep.md"
+    body = "\n\n".join(f"```\n{code.replace(chr(0), '')}\n```" for code in DEEP)
+    notes.write_text(f"# Notes\n\nConvolutions share weights 🟡 => and padding?\n\n{body}\n")
+    result = CliRunner().invoke(main, ["parse", str(notes)])
+    assert result.exit_code == 0, result.output
+    assert "1 card" in result.output
+
+
 def test_only_explicit_claims_are_claims() -> None:
     code = "\n".join([
         "x = 1",

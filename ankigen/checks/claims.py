@@ -22,7 +22,7 @@ from typing import Any
 
 from ..code_claims import extract_claims  # re-exported: reading claims is part of parsing
 from ..model import CodeBlock, CodeClaim, Document
-from ..python_code import is_python, prepare
+from ..python_code import is_python, prepare, syntax_tree
 
 __all__ = ["EXIT_CODES", "BlockResult", "ClaimResult", "DocumentReport", "defined_names",
            "exit_code", "explain", "extract_claims", "normalise_output", "not_runnable_here",
@@ -224,9 +224,8 @@ def defined_names(blocks: list[str]) -> set[str]:
     """Every name a note's code binds anywhere (assignments, defs, imports, loops)."""
     names: set[str] = set()
     for code in blocks:
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
+        tree = syntax_tree(code)
+        if tree is None:
             continue
         augmented = {id(n.target) for n in ast.walk(tree) if isinstance(n, ast.AugAssign)}
         for node in ast.walk(tree):
