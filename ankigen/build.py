@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
@@ -491,9 +492,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
-    due_order = sorted(range(len(cards)), key=lambda i: (cards[i].sort_key, i))
-    due = {i: n for n, i in enumerate(due_order)}
-    triples = [(c, a.mtime, due[i]) for i, (c, a) in enumerate(zip(cards, assigned, strict=False))]
+    # New-card order: by sort key, ties in card order (a stable sort of the keys alone).
+    keys = [c.sort_key for c in cards]
+    due = [0] * len(cards)
+    for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
+        due[i] = n
+    triples = [(c, a.mtime, d) for c, a, d in zip(cards, assigned, due, strict=True)]
     # Hashed only if a previous deck is there to compare, else while the deck is written.
     fingerprint = functools.cache(functools.partial(_fingerprint, triples))
     wrote_deck = not _up_to_date(out, fingerprint)
@@ -517,6 +521,10 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         by_mark: dict[str, int] = {}
         for c in cards:
             by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
+        statuses = collections.Counter(a.status for a in assigned)
+        # What the next build compares, with the manifest as this build is about to leave it.
+        vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer),
+                               prune, manifest.encode("utf-8"))
         cache.save(keep)
         if deck_writer is not None:
             _wait_for(deck_writer)
@@ -536,9 +544,8 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                                       if o.gap is None))
     result = BuildResult(
         out=str(out), written=wrote_deck, files=len(parsed_files), notes=len(cards),
-        new=sum(a.status == "new" for a in assigned),
-        changed=sum(a.status == "changed" for a in assigned),
-        unchanged=sum(a.status == "unchanged" for a in assigned), by_mark=by_mark,
+        new=statuses["new"], changed=statuses["changed"], unchanged=statuses["unchanged"],
+        by_mark=by_mark,
         orphans=tuple(_orphan(o) for o in orphans), warnings=warnings, checks=checks_note,
         checks_run=checks_run, parsed=parsed, seconds=round(time.perf_counter() - t0, 3),
         timings={k: (round(a - t0, 3), round(b - t0, 3)) for k, (a, b) in timings.items()},
@@ -547,10 +554,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     if use_cache and not (written is not None and written.retry):
         # (a build whose model could not be asked about every gap is not remembered: the
         # next one asks again instead of finding this deck up to date)
-        # The key is taken again: this build may have rewritten the manifest it depends on.
-        _remember(out, fingerprint(), _vault_key(root, contents, include_green,
-                                               _checks_key(checks, writer), prune), result,
-                  images)
+        _remember(out, fingerprint(), vault_key, result, images)
     return result
 
 
@@ -617,7 +621,7 @@ def _checks_key(checks: CheckHook | None, writer: CardHook | None = None) -> str
 
 
 def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green: bool,
-               checks: str, prune: bool) -> str:
+               checks: str, prune: bool, manifest: bytes | None = None) -> str:
     """Everything a deck depends on: notes, manifest, parser, templates, options, torch."""
     h = hashlib.sha256(f"{parser_version()}\x1f{TEMPLATE_VERSION}\x1f{include_green}\x1f"
                        f"{checks}\x1f{prune}\x1f{root}".encode())
@@ -630,6 +634,9 @@ def _vault_key(root: Path, contents: list[tuple[str, bytes, str]], include_green
             h.update(b"no torch")
     for rel, _, digest in contents:
         h.update(f"{rel}\x1f{digest}\x1e".encode())
+    if manifest is not None:  # the manifest's bytes as the build leaves it
+        h.update(manifest)
+        return h.hexdigest()
     try:
         h.update((root / ".ankigen" / "manifest.json").read_bytes())
     except OSError:

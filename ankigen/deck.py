@@ -239,7 +239,9 @@ class VaultPackage:
                 conn.close()
             names = sorted(self.media)
             with zipfile.ZipFile(file, "w") as out:
-                out.write(db, "collection.anki2")
+                # What out.write(db, …) writes, from one read (it copies 8 KiB at a time)
+                out.writestr(zipfile.ZipInfo.from_file(db, "collection.anki2"),
+                             Path(db).read_bytes())
                 out.writestr("media", json.dumps({str(i): n for i, n in enumerate(names)}))
                 for i, name in enumerate(names):
                     out.writestr(str(i), self.media[name])
