@@ -29,6 +29,12 @@ def log_in(client: TestClient, headers: dict[str, str]) -> str:
     return r.headers["set-cookie"]
 
 
+def token_in(cookie: str) -> str:
+    m = re.search(r"ankigen_token=([^;]+)", cookie)
+    assert m, cookie
+    return m.group(1)
+
+
 def test_login_sets_a_strict_httponly_cookie_and_pages_need_it(tmp_path):
     svc = service(tmp_path)
     alice = svc.user("alice")
@@ -50,7 +56,7 @@ def test_logout_revokes_the_browser_login_but_not_the_api_token(tmp_path):
     svc = service(tmp_path)
     alice = svc.user("alice")
     cookie = log_in(svc.client, alice)
-    browser_token = re.search(r"ankigen_token=([^;]+)", cookie).group(1)  # type: ignore[union-attr]
+    browser_token = token_in(cookie)
     assert browser_token != alice["Authorization"].removeprefix("Bearer ")
     home = svc.client.get("/")
     out = svc.client.post("/logout", data={"csrf": csrf_of(home.text)}, follow_redirects=False)
@@ -59,6 +65,35 @@ def test_logout_revokes_the_browser_login_but_not_the_api_token(tmp_path):
     svc.client.cookies.set("ankigen_token", browser_token)
     again = svc.client.get("/", follow_redirects=False)
     assert again.status_code == 303 and again.headers["location"] == "/login"
+    assert svc.client.get("/api/sessions", headers=alice).status_code == 200
+
+
+def test_a_login_token_expires_and_a_new_login_ends_the_last(tmp_path):
+    from grader.service import models
+
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    first = token_in(log_in(svc.client, alice))
+    second = token_in(log_in(svc.client, alice))
+    assert svc.client.get("/api/sessions", headers={"Authorization": f"Bearer {first}"}
+                          ).status_code == 401  # logging in again revoked the first login
+    with svc.db() as db:
+        row = db.get(models.Token, second.split(".")[0])
+        assert row is not None and row.kind == "login" and row.expires_at is not None
+        row.expires_at = 1.0  # its 30 days are over
+        db.commit()
+    gone = svc.client.get("/", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/login"
+
+
+def test_logout_with_an_api_token_in_the_cookie_leaves_the_token_alone(tmp_path):
+    """A cookie set before logins had tokens of their own holds the API token itself."""
+    svc = service(tmp_path)
+    alice = svc.user("alice")
+    svc.client.cookies.set("ankigen_token", alice["Authorization"].removeprefix("Bearer "))
+    home = svc.client.get("/")
+    assert home.status_code == 200
+    svc.client.post("/logout", data={"csrf": csrf_of(home.text)}, follow_redirects=False)
     assert svc.client.get("/api/sessions", headers=alice).status_code == 200
 
 

@@ -63,9 +63,14 @@ def user_named(db: Session, name: str) -> User:
     return user
 
 
-def issue_token(db: Session, user: User) -> str:
+LOGIN_SECONDS = 30 * 24 * 3600  # a browser's login: its cookie and its token live as long
+
+
+def issue_token(db: Session, user: User, kind: str = "api") -> str:
     token, token_id, secret_hash = new_token()
-    db.add(Token(id=token_id, user_id=user.id, secret_hash=secret_hash, created_at=time.time()))
+    now = time.time()
+    db.add(Token(id=token_id, user_id=user.id, secret_hash=secret_hash, created_at=now,
+                 kind=kind, expires_at=now + LOGIN_SECONDS if kind == "login" else None))
     db.flush()
     return token
 
@@ -81,15 +86,18 @@ def _live_token(db: Session, token: str) -> Token | None:
     parts = split_token(token)
     row = db.get(Token, parts[0]) if parts else None
     if parts is None or row is None or row.revoked_at is not None \
+            or (row.expires_at is not None and row.expires_at < time.time()) \
             or not matches(parts[1], row.secret_hash):
         return None
     return row
 
 
-def revoke_token(db: Session, token: str) -> bool:
-    """Revoke this one token (a browser's login, at logout); False when it is unknown."""
+def end_login(db: Session, token: str) -> bool:
+    """Revoke a browser's login token (at logout, or a new login over it); False when `token`
+    is none, or an API token (a cookie may hold one from before login tokens existed:
+    logging out must not break the learner's scripts)."""
     row = _live_token(db, token)
-    if row is None:
+    if row is None or row.kind != "login":
         return False
     row.revoked_at = time.time()
     db.commit()

@@ -44,7 +44,9 @@ class User(Base):
 
 
 class Token(Base):
-    """A bearer token: `<id>.<secret>`; only the secret's SHA-256 is stored."""
+    """A bearer token: `<id>.<secret>`; only the secret's SHA-256 is stored. `kind` "api" is
+    one `grader user add/token` printed (no expiry); "login" is a browser's, issued at login,
+    revoked at logout, dead after `expires_at` like the cookie that holds it."""
 
     __tablename__ = "tokens"
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -52,6 +54,8 @@ class Token(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    kind: Mapped[str] = mapped_column(String(8), default="api", server_default="api")
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Klass(Base):

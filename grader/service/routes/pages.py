@@ -43,8 +43,8 @@ def render(request: Request, name: str, status: int = 200,
 
 
 def _cookie(request: Request, response: Response, name: str, value: str) -> None:
-    response.set_cookie(name, value, max_age=30 * 24 * 3600, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
+    response.set_cookie(name, value, max_age=crud.LOGIN_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")
 
 
 def check_csrf(request: Request, sent: str) -> None:
@@ -77,7 +77,8 @@ def login(request: Request, db: SessionDep, token: Annotated[str, Form()],
                       error="That token is unknown or revoked.")
     # The cookie holds a token of its own, not the one typed in: logging out revokes it,
     # and the learner's API token (in scripts, on other devices) keeps working.
-    browser_token = crud.issue_token(db, user)
+    crud.end_login(db, request.cookies.get(COOKIE, ""))  # logging in again ends the last one
+    browser_token = crud.issue_token(db, user, kind="login")
     db.commit()
     response = _see("/")
     _cookie(request, response, COOKIE, browser_token)
@@ -87,7 +88,7 @@ def login(request: Request, db: SessionDep, token: Annotated[str, Form()],
 @router.post("/logout")
 def logout(request: Request, db: SessionDep, csrf: Csrf) -> Response:
     check_csrf(request, csrf)
-    crud.revoke_token(db, request.cookies.get(COOKIE, ""))
+    crud.end_login(db, request.cookies.get(COOKIE, ""))
     response = _see("/login")
     response.delete_cookie(COOKIE, path="/")
     return response
