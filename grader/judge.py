@@ -254,8 +254,8 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
             # → "inference mode (`torch.inference_mode()`)"); a name that carries none
             # (`nn.AdaptiveAvgPool2d`, `torch.float32`) is no omission
             idea = concept_of(point)
-            if idea is None:
-                continue
+            if idea is None or mentioned(idea.split(" (`")[0], said):
+                continue  # no idea, or the recall says it in words ("… in inference mode")
             point = idea
         proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],
                                  o.severity, o.why))

@@ -184,6 +184,12 @@ def test_an_api_name_is_said_with_the_idea_its_words_carry(tmp_path):
     assert [a.feedback for a in part.assessments] == [
         "you left out inference mode (`torch.inference_mode()`)."]
     assert not any("float32" in u for u in part.unverified)
+    # a recall that says the idea in words has not left it out, though it never names the API
+    said = ("# Notes\n\nSo, turning autograd off. Inside a no-grad block no graph is "
+            "recorded; for predictions alone inference mode skips even more.\n")
+    again = grade_with(tutor, said, AUTOGRAD, tmp_path / "said")
+    assert again.parts[0].omissions == ()
+    assert not [u for u in again.parts[0].unverified if "inference" in u]  # not even listed
 
 
 def test_a_gap_marked_in_two_parts_is_marked_once_where_it_is_major():
