@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .coverage import COVERED, PartEvidence, mentioned
+from .coverage import COVERED, PartEvidence, mentioned, sentences_of
 from .marks import GREEN_SHARE
 from .model import Claim, Passage
 from .retrieve import content_tokens, overlap, share
@@ -48,7 +48,10 @@ def backs(claim: str, passage: Passage, terms: Sequence[str]) -> bool:
         return False
     if set(_NUMBER_RE.findall(claim)) - set(_NUMBER_RE.findall(text)):
         return False
-    if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(text)):
+    # Polarity of the sentence that states it, not of the whole passage: "It has no weights
+    # to learn" must not back "max pooling does not output the largest value".
+    stating = max(sentences_of(passage), key=lambda s: overlap(claim, s))
+    if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(stating)):
         return False
     said, stated = content_tokens(claim), content_tokens(text)
     named = [t for t in terms if mentioned(t, said)]

@@ -244,7 +244,7 @@ def dropped_terms(claim: str, passage: Passage, concepts: set[str],
     own = {t.lower() for t in passage.terms} | {passage.section.split(SEP)[-1].lower()}
     said = set(content_tokens(claim))
     out = []
-    for sentence in _sentences(passage):
+    for sentence in sentences_of(passage):
         words, written = content_tokens(sentence), _flat(sentence)
         for term in sorted(concepts):
             # the term as written ("masked (causal) self-attention" does not write "causal
@@ -264,7 +264,7 @@ def _flat(text: str) -> str:
     return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
 
 
-def _sentences(passage: Passage) -> list[str]:
+def sentences_of(passage: Passage) -> list[str]:
     return ph.sentences(" ".join(passage.text.split())) or [passage.text]
 
 
@@ -273,14 +273,14 @@ def _restated_sentences(claim: str, passage: Passage) -> list[int]:
     content words ("Unrolling it instead is manifold learning" restates "Algorithms that
     model that manifold are called manifold learning algorithms", not the sentence before
     it that states the **manifold hypothesis**); -1 stands for the passage as a whole."""
-    return [-1] + [i for i, s in enumerate(_sentences(passage)) if overlap(claim, s) >= _RESTATED]
+    return [-1] + [i for i, s in enumerate(sentences_of(passage)) if overlap(claim, s) >= _RESTATED]
 
 
 def _said_in_other_words(point: KeyPoint, passage: Passage,
                          restated: set[tuple[int, int]]) -> bool:
     """Whether a claim restates the sentence that holds the key point; a heading, which no
     sentence holds, is said when a claim restates its first passage."""
-    holding = [i for i, s in enumerate(_sentences(passage))
+    holding = [i for i, s in enumerate(sentences_of(passage))
                if mentioned(point.term, content_tokens(s))]
     return any((passage.id, i) in restated for i in holding or [-1])
 
