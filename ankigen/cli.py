@@ -117,6 +117,7 @@ def main() -> None:
 
 _EXIT_AT_ONCE: list[bool] = []  # a command leaves nothing for the interpreter's own exit
 _ONE_SHOT: list[bool] = []  # this is the `ankigen` process itself (run), not a caller's main()
+_LEFT: list[object] = []  # a one-shot build's result, freed by os._exit rather than one by one
 
 
 def run() -> None:
@@ -234,7 +235,10 @@ def _build_with(paths: tuple[Path, ...], out: Path, include_green: bool, run_che
         # cards) in a process about to end with os._exit. A caller's main() keeps it.
         import gc
 
+        from . import build as building
+
         gc.disable()
+        building.LEFT_FOR_EXIT = []  # see there: os._exit frees it all at once
     if unsandboxed and run_checks:
         warn("ankigen", OPT_OUT_WARNING)
     if as_json or not _may_be_terminal():  # no bar to show: rich need not even load
@@ -253,6 +257,8 @@ def _build_with(paths: tuple[Path, ...], out: Path, include_green: bool, run_che
             hook = _check_hook(device, cb, unsandboxed) if run_checks else None
             result = build(list(paths), out, include_green=include_green, checks=hook,
                            progress=cb, use_cache=not no_cache, prune=prune, writer=writer)
+    if _ONE_SHOT:
+        _LEFT.append(result)
     return result
 
 

@@ -32,6 +32,15 @@ class WorkerDied(RuntimeError):
     pass
 
 
+_ENDING: list[int] = []  # workers told to end by close(reap=False), not yet waited for
+
+
+def reap_ended() -> None:
+    """Wait for the workers `close(reap=False)` left ending (a new ForkMap does this too)."""
+    while _ENDING:
+        os.waitpid(_ENDING.pop(), 0)
+
+
 class ForkMap:
     """`map(fn, jobs)` over `workers` forks of this process, forked at once; iterate for the
     results, in job order. Use as a context manager: leaving it ends the workers.
@@ -40,6 +49,7 @@ class ForkMap:
     fork stays held in the worker for good)."""
 
     def __init__(self, fn: Callable[[J], Any], jobs: Sequence[J], workers: int, chunksize: int):
+        reap_ended()
         chunksize = max(1, chunksize, -(-len(jobs) // _MAX_CHUNKS))
         self.chunks = [range(i, min(i + chunksize, len(jobs)))
                        for i in range(0, len(jobs), chunksize)]
@@ -74,8 +84,11 @@ class ForkMap:
     def __iter__(self) -> Iterator[Any]:
         return _collect(self.chunks, self.readers)
 
-    def close(self) -> None:
-        """End the workers (done, or the caller stopped early) and leave no zombie."""
+    def close(self, *, reap: bool = True) -> None:
+        """End the workers (done, or the caller stopped early) and leave no zombie.
+
+        `reap=False`: do not wait while the kernel tears down a worker's copy of this
+        process (a few ms for a big one) when all its results are in; `reap_ended` does."""
         for fd in self.readers:
             try:
                 os.close(fd)
@@ -87,7 +100,10 @@ class ForkMap:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(pid, 0)
+            if reap:
+                os.waitpid(pid, 0)
+            else:
+                _ENDING.append(pid)
         self.pids = []
 
 

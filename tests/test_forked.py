@@ -68,3 +68,20 @@ def test_leaving_early_ends_the_workers():
         pids = list(results.pids)
         assert next(iter(results)) == 0
     assert _gone(pids)
+
+
+def test_workers_closed_without_waiting_are_reaped_later():
+    from ankigen import forked
+
+    results = ForkMap(_square, range(100), 2, 10)
+    pids = list(results.pids)
+    assert list(results) == [n * n for n in range(100)]
+    results.close(reap=False)  # all results in: not waited for here
+    assert sorted(forked._ENDING) == sorted(pids)
+    forked.reap_ended()
+    assert forked._ENDING == [] and _gone(pids)  # no zombie either: kill(pid, 0) finds none
+    with ForkMap(_square, range(10), 1, 1) as again:  # a new map reaps what one left too
+        again.close(reap=False)
+        left = list(forked._ENDING)
+    assert left and ForkMap(_square, [], 1, 1).pids == [] and forked._ENDING == []
+    assert _gone(left)
