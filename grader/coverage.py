@@ -130,7 +130,10 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     top: dict[str, list[tuple[Passage, float]]] = {}
     wide: dict[str, list[tuple[Passage, float]]] = {}
     restated: set[tuple[int, int]] = set()  # (passage id, sentence) a claim restates
-    concepts = {k.term for k in sources.points if k.origin != "code"}
+    # The concepts a dropped term can be, as written, that the recall never says: the same
+    # for every claim, so found once (a big source defines thousands).
+    unsaid = [(t, _flat(t)) for t in sorted({k.term for k in sources.points if k.origin != "code"})
+              if not mentioned(t, recall_tokens)]
     dropped: dict[int, list[KeyPoint]] = defaultdict(list)
     voters: dict[str, int] = defaultdict(int)  # region → how many claims voted for it
     recalled: dict[int, set[tuple[str, str]]] = defaultdict(set)  # part → (file, section)s
@@ -141,7 +144,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         wide[claim.id] = offer_for(claim, topic, index)
         if found:
             best = found[0][0]
-            dropped[claim.part] += dropped_terms(claim.text, best, concepts, recall_tokens)
+            dropped[claim.part] += dropped_terms(claim.text, best, unsaid)
             fit = overlap(claim.text, best.text)
             if fit >= _RESTATED:
                 restated.update((best.id, i) for i in _restated_sentences(claim.text, best))
@@ -232,25 +235,25 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
     return out
 
 
-def dropped_terms(claim: str, passage: Passage, concepts: set[str],
-                  recall_tokens: Sequence[str]) -> list[KeyPoint]:
+def dropped_terms(claim: str, passage: Passage,
+                  unsaid: Sequence[tuple[str, str]]) -> list[KeyPoint]:
     """Key concepts a claim leaves out of the source sentence it recalls: a sentence of the
     claim's best passage that uses a concept defined elsewhere (bold or a heading, not this
     passage's own term), the claim sharing a third of its other words and it a third of the
     claim's, and the recall never saying the concept. "The decoder block is masked
     self-attention followed by the same feed-forward network" recalls "A decoder block has
     three sublayers: masked (causal) self-attention, then cross-attention …, then the
-    feed-forward network" without **cross-attention**."""
+    feed-forward network" without **cross-attention**. `unsaid`: (concept, its `_flat`
+    form) for each concept the recall never says, sorted."""
     own = {t.lower() for t in passage.terms} | {passage.section.split(SEP)[-1].lower()}
     said = set(content_tokens(claim))
     out = []
     for sentence in sentences_of(passage):
         words, written = content_tokens(sentence), _flat(sentence)
-        for term in sorted(concepts):
+        for term, flat in unsaid:
             # the term as written ("masked (causal) self-attention" does not write "causal
-            # mask"), that the recall never says
-            if term.lower() in own or _flat(term) not in written or \
-                    mentioned(term, recall_tokens):
+            # mask")
+            if flat not in written or term.lower() in own:
                 continue
             rest = set(words) - set(content_tokens(term))
             if share(rest, said) >= _DROPPED and overlap(claim, sentence) >= _DROPPED:
