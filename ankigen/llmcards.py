@@ -242,9 +242,10 @@ def _whole(context: str) -> str:
 def _what_you_wrote(ask: _Ask, front: str) -> str:
     """"What you wrote" on the model's card: the offline card's, in whole sentences, and the
     learner's sentences the plain front quoted that the model's front does not show (they
-    came after the offline card's words, so they go last). So the model's card shows at
-    least what the plain card showed of the learner's words, front and "what you wrote"
-    together, and never half a sentence of them."""
+    came after the offline card's words, so they go last). So the model's card shows what
+    the plain card showed of the learner's words, front and "what you wrote" together, less
+    the clipped sentence the offline text starts with (the 450-character trim cut it): never
+    half a sentence."""
     context = ask.gap.context.strip()
     add = [s for s in ask.shown if not _shows(front, s)]
     if not add:
