@@ -171,6 +171,8 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
                 j += 1
             if j < n and lines[j].strip(" \t"):
                 return None  # a lazy continuation line, or not: markdown-it decides
+            if any(ln[1:].lstrip(" \t").startswith(">") for ln in lines[i:j]):
+                return None  # a quote in a quote: where an empty inner one ends, it decides
             end = j
             if not lines[j - 1][1:].strip(" \t"):
                 end = _quote_end(lines, i, j)
