@@ -78,7 +78,7 @@ def _markdown_blocks(text: str, source_lines: list[str]) -> list[Block]:
         end = max(start, min(end, len(source_lines)))
         raw = "\n".join(source_lines[start - 1 : end])
         if tok.type == "heading_open":
-            title = raw.strip().lstrip("#").strip().rstrip("#").strip()
+            title = _heading_title(raw)
             blocks.append(Block("heading", start, end, title, level=int(tok.tag[1:])))
         elif tok.type == "paragraph_open":
             blocks.append(Block("para", start, end, raw))
@@ -97,6 +97,17 @@ def _markdown_blocks(text: str, source_lines: list[str]) -> list[Block]:
         elif tok.type == "html_block":
             blocks.append(Block("html", start, end, raw))
     return blocks
+
+
+_CLOSING_RE = re.compile(r"(?:^|[ \t])#+[ \t]*$")
+
+
+def _heading_title(line: str) -> str:
+    """An ATX heading's text as CommonMark reads it: the opening #s go, and a closing run of
+    #s only when a space comes before it ("## Sub ##" → "Sub", "# C#" → "C#")."""
+    text = line.strip().lstrip("#").strip()
+    closing = _CLOSING_RE.search(text)
+    return (text[: closing.start()] if closing else text).strip()
 
 
 def _is_fence_close(line: str) -> bool:
@@ -158,7 +169,7 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
                                 info=info.strip()))
             i = j + 1
         elif kind == "heading":
-            title = line.strip().lstrip("#").strip().rstrip("#").strip()
+            title = _heading_title(line)
             level = len(_HEADING_RE.match(line).group(1))  # type: ignore[union-attr]
             blocks.append(Block("heading", i + 1, i + 1, title, level=level))
             i += 1

@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Lines the walk builds blocks from, lines at the edges of what it accepts, and lines it
 # must hand to markdown-it (lists, tables, HTML, references, indented lines).
 LINES = [
-    "", "", "", " ", "\t", "  ", "text é😀", "para line", "# Head", "## Sub ##", "###### x",
+    "", "", "", " ", "\t", "  ", "text é😀", "para line", "# Head", "## Sub ##", "# C#", "###### x",
     "####### no", "#", "#x", "# ", "##\tTab", "```", "```python", "``` py ", "~~~", "~~~ x`y",
     "````", "`````", "``` `", "```x`", "  ```", "   ```", "\t```", "    ```", "``` ```", "~~~~",
     "``", "~~", "> quote", "> - q item", ">", "> ", ">  x", ">\t", "> > deep", "> >", ">>",
@@ -56,6 +56,18 @@ def test_the_walk_agrees_with_markdown_it_on_every_fixture():
     # Prose-and-marks recall sessions are what the walk is for: it must answer for them.
     assert "seeds/recall-ch9-10.md" in answered and "labelled/cnn/recall.md" in answered
     assert len(answered) >= 40, answered
+
+
+@pytest.mark.parametrize("line", ["# C#", "## Sub ##", "# #", "# a # b #", "### F#  ",
+                                  "#  spaced   ##   ", "# ####", "# x\\#"])
+def test_a_heading_title_is_what_commonmark_reads(line):
+    """A closing run of #s goes only after a space: "# C#" is about C#."""
+    from markdown_it import MarkdownIt
+
+    inline = [t for t in MarkdownIt("commonmark").parse(line) if t.type == "inline"]
+    (fast,) = _plain_blocks([line]) or []
+    (slow,) = _markdown_blocks(line, [line])
+    assert fast.text == slow.text == (inline[0].content if inline else "")
 
 
 @pytest.mark.parametrize("text", ["> >\n\n", "> a\n> >\n\nb", "> # h\n> >\n\n\nb", ">>\n\nx"])
