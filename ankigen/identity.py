@@ -214,10 +214,11 @@ def fresh_guid(file: str, anchor: str, taken: set[str], candidate: str = "") -> 
 
 def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
            reserved: frozenset[str] = frozenset()
-           ) -> tuple[list[Assigned], list[Entry], list[Entry]]:
+           ) -> tuple[list[Assigned], list[Entry]]:
     """Match this build's gaps to the previous build's.
 
-    Returns (one Assigned per wanted, the new manifest entries, orphaned entries).
+    Returns (one Assigned per wanted, orphaned entries); `manifest_entries` makes the new
+    manifest's entries from them.
     `reserved`: GUIDs of notes outside what this build judges (the rest of the vault when
     one file or folder is built): never matched, never handed out again.
     """
@@ -248,11 +249,12 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
 
     taken = {e.guid for e in previous} | used | reserved
     out: list[Assigned] = []
-    entries: list[Entry] = []
     for i, w in enumerate(wanted):
         old = match.get(i)
         if old is None:
-            guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
+            guid = w.candidate  # (fresh_guid's first answer, without the call: most gaps)
+            if not guid or guid in taken:
+                guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
             taken.add(guid)
             a = Assigned.of(guid, now, "new")
         elif old.hash == w.hash:
@@ -260,9 +262,15 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
         else:
             a = Assigned.of(old.guid, max(now, old.mtime + 1), "changed")
         out.append(a)
-        entries.append(Entry.of(a.guid, w.file, w.anchor, w.ordinal, w.hash, a.mtime))
     orphans = [e for e in previous if e.guid not in used]
-    return out, entries, orphans
+    return out, orphans
+
+
+def manifest_entries(wanted: list[Wanted], assigned: list[Assigned]) -> list[Entry]:
+    """The manifest entries of what `assign` gave (a build makes them while its deck is
+    written)."""
+    return [Entry.of(a.guid, w.file, w.anchor, w.ordinal, w.hash, a.mtime)
+            for w, a in zip(wanted, assigned, strict=True)]
 
 
 def _exact_anywhere(wanted: list[Wanted], match: dict[int, Entry], old: list[Entry],
