@@ -188,7 +188,7 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
                   if is_instruction(ln)]
         offline = (backing or {}).get(part.index)
         if mark is None and not orders and _ran_cleanly(runs) and (
-                green and _backed(mine, runs) or offline is not None):
+                green and _backed(mine) or offline is not None):
             end = content_end(lines, part.span.start, part.span.end)
             assessments.append(Assessment(part.index, end, Mark.GREEN,
                                           _green_feedback(mine, offline)))
@@ -232,12 +232,9 @@ def _green_feedback(judgements: Sequence[Judgement], offline: Backing | None) ->
             f"words, with its terms, numbers and negation ({cited}){silent}.")
 
 
-def _backed(judgements: Sequence[Judgement], runs: Sequence[CodeRun]) -> bool:
-    """🟢 needs evidence: most statements supported by a cited passage, every piece of
-    recalled Python run cleanly (pseudo-code, which cannot run, does not count against it),
-    and no statement the model doubts."""
-    if not _ran_cleanly(runs):
-        return False
+def _backed(judgements: Sequence[Judgement]) -> bool:
+    """🟢 needs evidence (and, the caller checks, code that ran cleanly): most statements
+    supported by a cited passage, and no statement the model doubts."""
     if any(j.doubt for j in judgements):
         return False  # the model doubts a statement the sources leave open: not a clean part
     supported = sum(j.verdict is Verdict.SUPPORTED for j in judgements)
