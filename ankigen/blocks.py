@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:  # markdown-it loads when a file first needs it (md_rules says why)
+    from markdown_it import MarkdownIt
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Block:
 
 @functools.cache
 def _md(normalize: bool = True) -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     # Only block structure is needed here: skipping inline parsing halves the cost.
     md = MarkdownIt("commonmark").enable("table").disable(["lheading", "code", "inline", "text_join"])
     # `normalize` only rewrites CR and NUL: text without them can skip its two passes.

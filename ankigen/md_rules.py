@@ -18,22 +18,25 @@ markdown-it's tokens, never on the raw text, so code spans and fences stay as wr
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
-from markdown_it.renderer import RendererHTML
-from markdown_it.rules_core import StateCore
-from markdown_it.rules_inline import StateInline
-from markdown_it.token import Token
-from markdown_it.utils import EnvType, OptionsDict
-from mdit_py_plugins.dollarmath import dollarmath_plugin
-from mdit_py_plugins.dollarmath.index import math_inline_dollar
-from mdit_py_plugins.footnote import footnote_plugin
+# markdown-it and its plugins are imported when a rule is first added or run, not with
+# this module: a vault of plain notes (blocks.py's walk, render's plain paths) never
+# needs them, and a build's start-up, before its parse workers fork, is one core alone.
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.renderer import RendererHTML
+    from markdown_it.rules_core import StateCore
+    from markdown_it.rules_inline import StateInline
+    from markdown_it.token import Token
+    from markdown_it.utils import EnvType, OptionsDict
 
-RenderRule = Callable[[RendererHTML, Sequence[Token], int, OptionsDict, EnvType], str]
-InlineRule = Callable[[StateInline, bool], bool]
+    RenderRule = Callable[[RendererHTML, Sequence[Token], int, OptionsDict, EnvType], str]
+    InlineRule = Callable[[StateInline, bool], bool]
 
 RAW_HTML = "ankigen_raw_html"  # env key: the field holds raw HTML that must be sanitized
 
@@ -73,7 +76,13 @@ def _render_math(display: bool, block: bool = False) -> RenderRule:
     return render
 
 
-_DOLLAR = math_inline_dollar(allow_space=False, allow_digits=False, allow_double=True)
+@functools.cache
+def _dollar() -> InlineRule:
+    from mdit_py_plugins.dollarmath.index import math_inline_dollar
+
+    rule: InlineRule = math_inline_dollar(allow_space=False, allow_digits=False,
+                                          allow_double=True)
+    return rule
 
 
 def _dollar_math(state: StateInline, silent: bool) -> bool:
@@ -82,7 +91,7 @@ def _dollar_math(state: StateInline, silent: bool) -> bool:
     if state.src[state.pos] != "$":
         return False
     start = state.pos
-    if not _DOLLAR(state, True):
+    if not _dollar()(state, True):
         return False
     end, state.pos = state.pos, start
     if "`" in state.src[start:end]:
@@ -90,7 +99,7 @@ def _dollar_math(state: StateInline, silent: bool) -> bool:
     if silent:  # a rule that matches in silent mode must still move past what it matched
         state.pos = end
         return True
-    return _DOLLAR(state, False)
+    return _dollar()(state, False)
 
 
 _CLOSE = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
@@ -101,6 +110,8 @@ def _math_in_alt(state: StateCore) -> None:
     note wrote it (markdown-it would drop it)."""
     if "![" not in state.src:
         return
+    from markdown_it.token import Token
+
     for tok in state.tokens:
         for child in tok.children or ():
             if child.type == "image" and child.children:
@@ -115,6 +126,8 @@ def add_math(md: MarkdownIt) -> None:
     # Pandoc's rule (allow_space/allow_digits off): the opening `$` is followed by a
     # non-space, the closing one preceded by a non-space and not followed by a digit, so
     # "$5 and $10" stays text. `$$…$$` inside a line is display math.
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
     dollarmath_plugin(md, allow_labels=False, allow_space=False, allow_digits=False,
                       allow_blank_lines=False, double_inline=True)
     md.add_render_rule("math_inline", _render_math(False))
@@ -179,6 +192,8 @@ def as_quote(text: str) -> str:
 
 def _callouts(state: StateCore) -> None:
     """`> [!tip] Title` as its first line makes a blockquote a callout (Obsidian's syntax)."""
+    from markdown_it.token import Token
+
     tokens = state.tokens
     i = 0
     while i < len(tokens) - 2:
@@ -252,6 +267,8 @@ def _fixed(text: str) -> RenderRule:
 
 
 def add_footnotes(md: MarkdownIt) -> None:
+    from mdit_py_plugins.footnote import footnote_plugin
+
     footnote_plugin(md)
     md.add_render_rule("footnote_ref", _footnote_ref)
     md.add_render_rule("footnote_block_open", _fixed('<ol class="footnotes">\n'))

@@ -14,14 +14,13 @@ import functools
 import html
 import re
 from collections.abc import Mapping
-from typing import Any
-
-from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
+from typing import TYPE_CHECKING, Any
 
 from . import md_rules
 from .text import clean
+
+if TYPE_CHECKING:  # markdown-it and pygments load on first use (see md_rules)
+    from markdown_it import MarkdownIt
 
 LIGHT_STYLE = "friendly"
 # Anything markdown could treat as markup sends the text through markdown-it.
@@ -31,6 +30,8 @@ DARK_STYLE = "monokai"
 
 def _highlight(code: str, lang: str, _attrs: str) -> str:
     # Imported on first use: most builds of a few notes highlight no code at all.
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
     from pygments.util import ClassNotFound
 
@@ -46,6 +47,8 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
 def _md() -> MarkdownIt:
     # html=True: a tag HTML knows is kept and the field sanitized (sanitize.py); text that
     # only looks like a tag ("List<String>", "x<y") is shown as written (md_rules.py).
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": True, "highlight": _highlight}).enable("table")
     return md_rules.add_all(md)
 
@@ -96,6 +99,8 @@ def plain(text: str) -> str:
 
 @functools.cache
 def _md_math_only() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("zero")  # text and nothing else: no emphasis, links or escapes
     md_rules.add_math(md)
     md.inline.ruler.at("math_inline", md_rules.math_rule)
@@ -122,6 +127,8 @@ _TABLE_DELIM_RE = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t
 @functools.cache
 def _md_inline() -> MarkdownIt:
     # breaks=True: a line break the learner wrote stays one, as on the page they wrote.
+    from markdown_it import MarkdownIt
+
     md = MarkdownIt("commonmark", {"html": True, "breaks": True})
     return md_rules.add_all(md, inline_only=True)
 
@@ -195,6 +202,8 @@ def readable(fg: str, bg: str, minimum: float = MIN_CONTRAST) -> str:
 def _readable_theme(style: str, scope: str, code_bg: str) -> str:
     """pygments' class CSS for `style` under `scope`, each token colour made to read on the
     background it is drawn on (its own, or the code block's)."""
+    from pygments.formatters import HtmlFormatter
+
     out = []
     for line in HtmlFormatter(style=style).get_style_defs(scope).splitlines():
         if not line.startswith(scope + " ."):  # page-wide rules and the block's own colours

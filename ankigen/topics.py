@@ -14,13 +14,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-
-from markdown_it import MarkdownIt
+from typing import TYPE_CHECKING
 
 from . import phrases as ph
 from .md_rules import reduce_wikilinks
 from .model import Document, Section, Span
 from .text import EMOJI_MARK
+
+if TYPE_CHECKING:  # markdown-it loads when a topic first needs it (md_rules says why)
+    from markdown_it import MarkdownIt
 
 # Headings that name a session's sections rather than a subject (NOTES-FORMAT.md).
 STRUCTURAL = frozenset({"goal", "goals", "debrief", "notes", "recall", "questions", "answers",
@@ -39,6 +41,8 @@ _INLINE_SYNTAX = frozenset("\\`*_[]!<&~\n\r\0")
 
 @functools.cache
 def _inline_md() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark")
 
 
