@@ -517,7 +517,8 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                    deck.enter_context(writing_to(out)),
                    max((a.mtime for a in assigned), default=int(time.time())))
             # A big deck is written by a fork while this process makes the manifest and
-            # saves the cache; a plain build runs no thread here (checks and --llm do).
+            # saves the cache. Only plain builds: checks and --llm keep threads of their
+            # own running (a fork copies the locks they hold, not the threads).
             if plain and len(cards) >= FORKED_DECK_FROM:
                 from .forked import ForkMap
 
@@ -533,7 +534,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         statuses = collections.Counter(a.status for a in assigned)
         # What the next build compares, with the manifest as this build is about to leave it.
         vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer),
-                               prune, manifest.encode("utf-8"))
+                               prune, manifest.encode("utf-8")) if use_cache else ""
         cache.save(keep)
         if deck_writer is not None:
             _wait_for(deck_writer)
