@@ -117,13 +117,6 @@ class DeckInfo:
                 "revToday": [163, 0], "timeToday": [163, 23598], "usn": -1}
 
 
-class _Deck(Protocol):  # ours, or a genanki.Deck (grader/service/decks.py makes those)
-    @property
-    def deck_id(self) -> int: ...
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
 class _Writable(Protocol):
     def write_to_file(self, file: str, timestamp: float | None = None) -> None: ...
 
@@ -197,7 +190,7 @@ class VaultPackage:
     `tests/test_deck_anki.py` checks the rows are the ones genanki's own notes would write.
     """
 
-    def __init__(self, decks: Sequence[_Deck], notes: list[NoteRow],
+    def __init__(self, decks: Sequence[DeckInfo], notes: list[NoteRow],
                  media: Mapping[str, bytes] | None = None):
         self.decks = list(decks)
         self._rows: list[NoteRow] | None = notes

@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import genanki
-
 from ankigen.cards import card_for, wanted
-from ankigen.deck import MODELS, NoteRow, VaultPackage, deck_id, write_package
+from ankigen.deck import MODELS, DeckInfo, NoteRow, VaultPackage, deck_id, write_package
 from ankigen.identity import guid_for, short_id
 from ankigen.model import Card
 from ankigen.parse import parse_text
@@ -63,7 +61,7 @@ def package(deck: str, sessions: Sequence[Graded]) -> bytes:
     """One deck holding every gap of `sessions`, in their order (newest first for the
     weak-spot deck); each note stamped with its session's grading time, so re-imports
     update only what a re-grade changed."""
-    d = genanki.Deck(deck_id(deck), deck)
+    d = DeckInfo(deck_id(deck), deck)
     rows: list[NoteRow] = []
     for g in sessions:
         for card in session_cards(g):
