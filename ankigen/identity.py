@@ -252,9 +252,7 @@ def assign(wanted: list[Wanted], previous: list[Entry], now: int | None = None,
     for i, w in enumerate(wanted):
         old = match.get(i)
         if old is None:
-            guid = w.candidate  # (fresh_guid's first answer, without the call: most gaps)
-            if not guid or guid in taken:
-                guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
+            guid = fresh_guid(w.file, w.anchor, taken, w.candidate)
             taken.add(guid)
             a = Assigned.of(guid, now, "new")
         elif old.hash == w.hash:
