@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
@@ -303,14 +302,10 @@ def _card_rows(rows: list[tuple[Card, int, int, int]], id_gen: Any
     ords = {name: _ords_of(m) for name, m in MODELS.items()}
     sort_field = {name: m.sort_field_index for name, m in MODELS.items()}
     model_id = {name: m.model_id for name, m in MODELS.items()}
-    sha1 = hashlib.sha1
     for c, mtime, due, did in rows:
         fields = c.fields
         nid = next(id_gen)
-        tags = " ".join(c.tags)
-        short = sha1(c.guid.encode()).hexdigest()[:12]  # identity.short_id
-        notes.append((nid, c.guid, model_id[c.model], mtime,
-                      f" {tags} ankigen::id::{short} " if tags else f" ankigen::id::{short} ",
+        notes.append((nid, c.guid, model_id[c.model], mtime, " " + " ".join(_tags(c)) + " ",
                       "\x1f".join(fields), fields[sort_field[c.model]]))
         for ord_ in ords[c.model](fields):
             cards.append((next(id_gen), nid, did, ord_, mtime, due))
