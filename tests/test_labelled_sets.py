@@ -1,10 +1,12 @@
 """The labelled sets that `grader eval` is measured on keep the conventions of their README.
 
 A broken fixture here would silently change the reported agreement, so every session of
-both splits (tuning `labelled/` and held-out `labelled-heldout/`) is loaded the way the
-README's recount does and checked: one closing mark per part, at least six parts, every
-`>` quote verbatim in a source, every "you left out X" naming a heading, bold term or
-inline code of a source. Counts are pinned so a session that stops parsing shows up.
+every split (tuning `labelled/`, held-out `labelled-heldout/`, validation
+`labelled-validation/`) is loaded the way the README's recount does and checked: one
+closing mark per part, at least six parts, every mark in the text parsed as an assessment
+of the part it sits in, every `>` quote verbatim in a source, every "you left out X"
+naming a heading, bold term or inline code of a source. Counts are pinned so a session
+that stops parsing shows up.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ankigen.model import Mark
 from ankigen.parse import parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SPLITS = {"labelled": 9, "labelled-heldout": 4}
+SPLITS = {"labelled": 9, "labelled-heldout": 4, "labelled-validation": 4}
 RANK = {Mark.GREEN: 0, Mark.YELLOW: 1, Mark.RED: 2}
 # X runs to the end of the sentence; a dot inside a name (`torch.inference_mode()`) is kept.
 LEFT_OUT = re.compile(r"you (?:left out|skipped|forgot|didn't mention) (?:the )?((?:[^.;,\n]|\.(?=\S))+)")
@@ -32,6 +34,13 @@ def _sessions(split: str) -> list[Path]:
 def _labels(session: Path) -> list[Mark]:
     doc = parse_file(session / "recall.md", include_green=True)
     return [max((a.mark for a in part.assessments), key=RANK.__getitem__) for part in doc.parts]
+
+
+def _recall_text(session: Path) -> str:
+    recall = (session / "recall.md").read_text(encoding="utf-8")
+    if "ðŸ" in recall:  # stored as mojibake on purpose; its quotes hold no repaired character
+        recall = recall.encode("cp1252", errors="ignore").decode("utf-8", errors="ignore")
+    return recall
 
 
 def _sources(session: Path) -> list[str]:
@@ -61,12 +70,23 @@ def test_each_split_has_its_sessions_each_with_six_marked_parts(split):
 
 
 def test_the_splits_share_no_topic_and_hold_the_counted_parts():
-    tuning = {s.name for s in _sessions("labelled")}
-    heldout = {s.name for s in _sessions("labelled-heldout")}
-    assert not tuning & heldout
+    names = {split: {s.name for s in _sessions(split)} for split in SPLITS}
+    assert not names["labelled"] & names["labelled-heldout"]
+    assert not names["labelled-validation"] & (names["labelled"] | names["labelled-heldout"])
     counts = {split: Counter(m for s in _sessions(split) for m in _labels(s)) for split in SPLITS}
     assert counts["labelled-heldout"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
+    assert counts["labelled-validation"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
     assert counts["labelled"] == {Mark.GREEN: 17, Mark.YELLOW: 19, Mark.RED: 18}
+
+
+@pytest.mark.parametrize("session", [s for split in SPLITS for s in _sessions(split)],
+                         ids=lambda s: f"{s.parent.name}/{s.name}")
+def test_every_mark_is_an_assessment_of_the_part_it_sits_in(session):
+    # the fixtures hold no "---" line inside code, so the raw parts are the text between them
+    raw_parts = re.split(r"(?m)^---$", _recall_text(session).split("# Notes", 1)[1])
+    in_text = [sum(part.count(mark) for mark in "🟢🟡🔴") for part in raw_parts]
+    parsed = [len(part.assessments) for part in parse_file(session / "recall.md", include_green=True).parts]
+    assert parsed == in_text, session.name
 
 
 @pytest.mark.parametrize("session", [s for split in SPLITS for s in _sessions(split)],
@@ -74,9 +94,7 @@ def test_the_splits_share_no_topic_and_hold_the_counted_parts():
 def test_quotes_are_verbatim_and_omissions_name_a_source_term(session):
     sources = _sources(session)
     flat = [" ".join(s.split()) for s in sources]
-    recall = (session / "recall.md").read_text(encoding="utf-8")
-    if "ðŸ" in recall:  # stored as mojibake on purpose; its quotes hold no repaired character
-        recall = recall.encode("cp1252", errors="ignore").decode("utf-8", errors="ignore")
+    recall = _recall_text(session)
     quotes = [" ".join(ln[2:].split()) for ln in recall.splitlines() if ln.startswith("> ")]
     assert quotes, session.name
     for quote in quotes:
