@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 # identity (GUIDs) and media (image references in fields).
 CACHED_CODE = ("blocks.py", "model.py", "parse.py", "phrases.py", "text.py", "code_claims.py",
                "cards.py", "render.py", "layout.py", "identity.py", "fronts.py", "md_rules.py",
-               "sanitize.py", "topics.py", "media.py", "marks.py", "python_code.py", "errors.py")
+               "sanitize.py", "topics.py", "media.py", "marks.py", "python_code.py", "errors.py",
+               "wrote.py")
 
 
 @functools.cache

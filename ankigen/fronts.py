@@ -67,10 +67,16 @@ def direct_question(clause: str) -> str:
             verb = re.match(r"^(?P<np>(?:[\w.'-]+\s+){0,3}?[\w.'-]+)\s+(?P<v>[a-z]+[^s\s])s\s+(?P<tail>.+)$",
                             rest)
             if verb and wh != "what" and not re.search(rf"\b(?:{_AUX})\b", verb.group("np")):
-                c = f"{wh} does {verb.group('np')} {verb.group('v')} {verb.group('tail')}"
+                c = f"{wh} does {verb.group('np')} {_stem_verb(verb.group('v'))} {verb.group('tail')}"
             else:
                 c = f"{wh} {rest}"
     return c[:1].upper() + c[1:] + "?"
+
+
+def _stem_verb(v: str) -> str:
+    """A verb's base form from its "-s" form less the "s": "goe" (goes) → "go", "pushe" →
+    "push", "passe" → "pass"; "take", "use" stay."""
+    return v[:-1] if v.endswith("e") and v[:-1].endswith(("o", "sh", "ch", "ss", "x", "z")) else v
 
 
 # --- feedback that holds the point -------------------------------------------------------

@@ -37,9 +37,9 @@ from . import phrases as ph
 from .cardcheck import verify
 from .marks import MARK_RE
 from .model import Document, Gap, GapKind, check_key
-from .parse import trim_context
 from .passages import Passage, content_words, matching, passages_of
 from .text import decode
+from .wrote import trim
 
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
@@ -230,27 +230,17 @@ def _shows(front: str, sentence: str) -> bool:
     return sum(w in have for w in mine) >= len(mine) / 2
 
 
-def _whole(context: str) -> str:
-    """A trimmed "what you wrote" without its clipped first sentence ("…of the last step,
-    so …. Nesterov …" keeps "Nesterov …"); as it was when one sentence is all it holds."""
-    if not context.startswith("…"):
-        return context
-    rest = ph.sentences(context[1:])[1:]
-    return " ".join(rest) if rest else context
-
-
 def _what_you_wrote(ask: _Ask, front: str) -> str:
-    """"What you wrote" on the model's card: the offline card's, in whole sentences, and the
-    learner's sentences the plain front quoted that the model's front does not show (they
-    came after the offline card's words, so they go last). So the model's card shows what
-    the plain card showed of the learner's words, front and "what you wrote" together, less
-    the clipped sentence the offline text starts with (the 450-character trim cut it): never
-    half a sentence."""
+    """"What you wrote" on the model's card: the offline card's (whole sentences, less what
+    the plain front showed), and the learner's sentences the plain front quoted that the
+    model's front does not show (they came after the offline card's words, so they go
+    last). So the model's card shows what the plain card showed of the learner's words,
+    front and "what you wrote" together, never half a sentence."""
     context = ask.gap.context.strip()
     add = [s for s in ask.shown if not _shows(front, s)]
     if not add:
-        return _whole(context)
-    return _whole(trim_context(" ".join([context, *add]).strip()))
+        return context
+    return trim(" ".join([context, *add]).strip())
 
 
 def as_data(payload: Any) -> str:

@@ -32,6 +32,7 @@ from .model import (
 )
 from .python_code import fence_lang, is_python
 from .text import EMOJI_MARK, read_notes
+from .wrote import what_you_wrote
 
 CLOZE_SLOT = "\ue000"  # where {{c1::term}} goes; the renderer escapes the term
 _QUOTE_PREFIX_RE = re.compile(r"^\s*>\s?")
@@ -41,7 +42,6 @@ _QUESTION_LEAD_RE = re.compile(r"^(?:one|my)\s+question\s+(?:I\s+have\s+)?is,?\s
 _BULLET_RE = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|>\s*)?(?:\*\*|__)?")
 _CODE_HEAD_RE = re.compile(r"^\s*(?:for|while|if|elif|else|def|class|with|try|except)\b.*:\s*(#.*)?$")
 _ANSWER_LIMIT = 900
-_CONTEXT_LIMIT = 450
 
 
 @dataclass
@@ -419,7 +419,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
         return
     recall = _recall_text(st, judged)
     wrote = _join(recall, before) if inline else recall
-    context = _trim_context(wrote)
+    context = wrote
     answer, source = _best_answer(quote, followups, corrections, feedback)
     named = ph.named_miss(feedback)
     if named and ph.GO_ON_RE.search(feedback) and not (quote or followups or corrections):
@@ -455,8 +455,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     front: fronts.Front | None
     if inline and (bool(pre and ph.FORGETFUL_PAREN_RE.search(pre)) or not feedback) and not found:
         near, earlier = fronts.nearest(before, 30)
-        front = fronts.Front(f"{topic} — {near} … what else?", context=_trim_context(
-            _join(recall, earlier)))  # no gap was added since `recall` was read
+        front = fronts.Front(f"{topic} — {near} … what else?",
+                             context=_join(recall, earlier))  # no gap added since `recall` was read
         if not (quote or followups or arrowed):
             answer, source = None, None
     elif found:
@@ -472,7 +472,7 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
         near, earlier = fronts.nearest(before or wrote)
         prompt = (f"{topic} — you wrote: “{near}” What is missing or wrong here?" if near
                   else f"{topic} — what is missing or wrong here?")
-        front = fronts.Front(prompt, context=_trim_context(earlier) if earlier else None)
+        front = fronts.Front(prompt, context=earlier if earlier else None)
     if front.answer and source in ("feedback", None):
         answer, source = front.answer, front.source or "feedback"
     elif front.answer and source == "followup" and front.source == "feedback":
@@ -545,18 +545,6 @@ def _paragraphs(lines: list[str], items: list[_Item]) -> list[str]:
     return [" ".join(v) for v in paras.values()]
 
 
-def _trim_context(text: str) -> str:
-    text = text.strip()
-    if len(text) <= _CONTEXT_LIMIT:
-        return text
-    cut = text[-_CONTEXT_LIMIT:]
-    space = cut.find(" ")
-    return "…" + cut[space + 1 if 0 <= space < 40 else 0 :]
-
-
-trim_context = _trim_context  # llmcards.py: a model card's "what you wrote", trimmed the same way
-
-
 # --- unmarked gaps inside one line ------------------------------------------------------------
 
 
@@ -621,8 +609,7 @@ def _line_cues(st: _PartState, items: list[_Item], i: int) -> None:
         asks = fronts.forgotten(st.topic_at(it.start), own, forgot.end())
         if asks:  # "I'm not sure how X is made => …": ask it; the learner's line is below
             _plain_gap(st, GapKind.FORGOT, it.start, span, own, before, asks, answer=answer,
-                       source="inline" if answer else None, context=_join(before, own) if answer
-                       else before)
+                       source="inline" if answer else None, context=_join(before, own))
         elif answer:
             shown = _shown_before(before, own)
             cloze = f"{_join(shown, own)} → {CLOZE_SLOT}"
@@ -686,7 +673,7 @@ def _cloze_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, t
     term = term.strip().strip("`").strip()
     answer = cloze.replace(CLOZE_SLOT, term)
     # "What you wrote" is the learner's words the front does not already show.
-    context = _trim_context(before[: len(before) - len(shown)] if shown else before)
+    context = before[: len(before) - len(shown)] if shown else before
     st.gaps.append(_gap(st, kind, None, line, span, cloze.replace(CLOZE_SLOT, "[…]"),
                         context, answer, "inline", cloze=cloze,
                         term=term, anchor=ph.normalise(f"{kind.value} {own}")))
@@ -696,13 +683,15 @@ def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, b
                prompt: str, *, answer: str | None = None, source: str | None = None,
                anchor_text: str | None = None, context: str | None = None) -> None:
     wrote = _join(before, own) if context is None else context
-    st.gaps.append(_gap(st, kind, None, line, span, prompt, _trim_context(wrote),
+    st.gaps.append(_gap(st, kind, None, line, span, prompt, wrote,
                         answer, source, anchor=ph.normalise(f"{kind.value} {anchor_text or own}")))
 
 
 def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span, prompt: str,
          context: str, answer: str | None, source: str | None, *, cloze: str | None = None,
          term: str | None = None, anchor: str, code: str | None = None) -> Gap:
+    # "What you wrote": the learner's words the front does not show, in whole sentences.
+    context = what_you_wrote(f"{prompt}\n{code}" if code else prompt, context)
     return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic_at(line),
                chapter=st.chapter, section=st.section, prompt=prompt, context=context,
                answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,

@@ -474,10 +474,10 @@ OOM = "GPU memory is also limited and a model that does not fit crashes with an 
 
 
 def test_what_you_wrote_on_a_model_card_is_whole_sentences(tmp_path: Path, col: Collection) -> None:
-    """The plain RMSProp card's "what you wrote" is the long paragraph's end, cut mid-sentence
-    ("…the gradient to a decayed copy"): the model's card starts at the next whole sentence.
-    The plain GPU front quotes the learner's last sentence in “…”, so the model's front, which
-    does not, gets that sentence back in full after the one before it."""
+    """The RMSProp gap's paragraph is longer than "what you wrote" keeps: the plain card and
+    the model's keep its last whole sentences after "… " (once cut mid-sentence: "…the gradient
+    to a decayed copy"). The plain GPU front quotes the learner's last sentence in “…”, so the
+    model's front, which does not, gets that sentence back in full after the one before it."""
     vault = Path(shutil.copytree(WROTE, tmp_path / "v"))
 
     def write(gap: dict[str, Any]) -> dict[str, Any]:
@@ -497,9 +497,9 @@ def test_what_you_wrote_on_a_model_card_is_whole_sentences(tmp_path: Path, col: 
     import_apkg(col, tmp_path / "d.apkg")
     fields = [dict(col.get_note(n).items()) for n in col.find_notes("")]
     wrote = {f["Front"]: html.unescape(f["WhatYouWrote"]) for f in fields}
-    assert wrote['<div class="front">What does RMSProp do to each step?</div>'] == (
-        NESTEROV + " AdaGrad scales each parameter's step by the square root of the sum of its "
-        "past squared gradients, so steep directions get small steps.")
+    kept = ("… " + NESTEROV + " AdaGrad scales each parameter's step by the square root of the "
+            "sum of its past squared gradients, so steep directions get small steps.")
+    assert wrote['<div class="front">What does RMSProp do to each step?</div>'] == kept
     assert wrote['<div class="front">In PyTorch, what limits the benefit of moving tensors to the '
                  'GPU?</div>'] == f"{GPU} {OOM}"
     assert all(q.strip() and a.strip() for _, q, a in rendered(col))
