@@ -15,7 +15,8 @@ the exit status is 3 while any session waits, 0 once every session was graded. N
 cached between runs (each run asks every request again; the replay tool answers the ones it
 knows at once), so the numbers always come from one complete run.
 
-Per split (tuning `tests/fixtures/labelled`, held-out `tests/fixtures/labelled-heldout`) it
+Per split (tuning `tests/fixtures/labelled`, validation `tests/fixtures/labelled-validation`,
+held-out `tests/fixtures/labelled-heldout`) it
 prints agreement, Cohen's κ, false-accept, omission recall, false omissions and a
 per-session table; with a model also the doubts the model raised ("doubtful (not in your
 sources)") and how many sit in a paragraph the tutor marked 🔴 (their precision). `--record
@@ -58,6 +59,7 @@ from grader.model import Verdict  # noqa: E402
 from grader.recall import recall_from_text  # noqa: E402
 
 SPLITS = {"tuning": ROOT / "tests/fixtures/labelled",
+          "validation": ROOT / "tests/fixtures/labelled-validation",
           "held-out": ROOT / "tests/fixtures/labelled-heldout"}
 WAITING = 3
 
@@ -188,7 +190,7 @@ def main() -> int:
     ap.add_argument("--base-url", help="OpenAI-compatible endpoint; none: offline")
     ap.add_argument("--model", default="replay", help="model name at the endpoint")
     ap.add_argument("--split", action="append", choices=sorted(SPLITS),
-                    help="only this split (repeatable; default: both)")
+                    help="only this split (repeatable; default: all three)")
     ap.add_argument("--store-report", type=Path, help="write every number as JSON here")
     ap.add_argument("--record", type=Path,
                     help="keep the model's answers of a complete run here, in request order")

@@ -124,9 +124,7 @@ def offer_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, flo
 def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
            recall_text: str, sources: SourceSet, index: Index,
            topics: dict[int, str] | None = None) -> list[PartEvidence]:
-    titled = titled_files(sources.passages)
     recall_tokens = content_tokens(recall_text)
-    votes: dict[int, dict[str, float]] = {p: defaultdict(float) for p in parts}
     top: dict[str, list[tuple[Passage, float]]] = {}
     wide: dict[str, list[tuple[Passage, float]]] = {}
     restated: set[tuple[int, int]] = set()  # (passage id, sentence) a claim restates
@@ -134,8 +132,8 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     # for every claim, so found once (a big source defines thousands).
     unsaid = [(t, _flat(t)) for t in sorted({k.term for k in sources.points if k.origin != "code"})
               if not mentioned(t, recall_tokens)]
-    dropped: dict[int, list[KeyPoint]] = defaultdict(list)
-    voters: dict[str, int] = defaultdict(int)  # region → how many claims voted for it
+    # a dropped concept → (how closely the claim recalls its sentence, the claim's part, it)
+    dropped_by: dict[str, tuple[float, int, KeyPoint]] = {}
     recalled: dict[int, set[tuple[str, str]]] = defaultdict(set)  # part → (file, section)s
     for claim in claims:
         topic = (topics or {}).get(claim.part, "")
@@ -144,56 +142,49 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         wide[claim.id] = offer_for(claim, topic, index)
         if found:
             best = found[0][0]
-            dropped[claim.part] += dropped_terms(claim.text, best, unsaid)
+            for k, fit in dropped_terms(claim.text, best, unsaid):
+                if fit > dropped_by.get(k.term.lower(), (-1.0,))[0]:
+                    dropped_by[k.term.lower()] = (fit, claim.part, k)
             fit = overlap(claim.text, best.text)
             if fit >= _RESTATED:
                 restated.update((best.id, i) for i in _restated_sentences(claim.text, best))
             if fit >= _VOTE_FLOOR:
-                votes[claim.part][region_of(best, titled)] += fit
-                voters[region_of(best, titled)] += 1
                 recalled[claim.part].add((best.file, best.section))
+    about = sections_about(parts, claims, part_texts, top, index)
+    # A sentence the learner breaks off ("The loss is the reconstruction loss plus (can't
+    # remember the second term)"): what its source sentence adds is the gap they name,
+    # first in its part, even a term that sentence's own passage defines.
     for part in parts:
-        found = index.top(part_texts.get(part, ""), 1)
-        if found:
-            votes[part][region_of(found[0][0], titled)] += 1.0
-    owner = _region_owners(votes)
-    matched: dict[int, tuple[str, ...]] = {}
-    pool: list[KeyPoint] = []
+        for before in gap_contexts(part_texts.get(part, "")):
+            found = index.top(f"{before} {(topics or {}).get(part, '')}", 1)
+            for k, fit in dropped_terms(before, found[0][0], unsaid, gap=True) if found else []:
+                if 1 + fit > dropped_by.get(k.term.lower(), (-1.0,))[0]:
+                    dropped_by[k.term.lower()] = (1 + fit, part, k)
     # a term is a candidate once per session; one the learner dropped from a sentence
-    # they recalled belongs to that sentence's part
-    taken = {k.term.lower() for found in dropped.values() for k in found}
-    for part in parts:
-        ranked = sorted(votes[part].items(), key=lambda kv: -kv[1])
-        total = sum(votes[part].values())
-        matched[part] = tuple(r for r, v in ranked[:2] if v >= max(1.0, 0.25 * total))
-        own = [r for r in matched[part] if owner.get(r) == part]
-        points = [k for k in _candidates(own, sources, titled, recall_tokens)
-                  if k.term.lower() not in taken]
-        taken.update(k.term.lower() for k in points)
-        pool += points
-    # A region no part matched that two or more claims are about was recalled in passing
-    # ("Reshaping: view gives you the same data …" within a part about tensors): its key
-    # points are candidates too, for the part closest to their section.
-    everyone = {r for m in matched.values() for r in m}
-    unmatched = [r for r in owner if r not in everyone and voters[r] >= 2]
-    points = [k for k in _candidates(unmatched, sources, titled, recall_tokens)
-              if k.term.lower() not in taken]
-    taken.update(k.term.lower() for k in points)
-    pool += points
+    # they recalled belongs to the part that recalls that sentence most closely
+    dropped: dict[int, list[KeyPoint]] = defaultdict(list)
+    for _, part, k in dropped_by.values():
+        dropped[part].append(k)
+    taken = set(dropped_by)
     skipped = skipped_sections(parts, recalled, sources, recall_tokens, taken)
     taken.update(k.term.lower() for found in skipped.values() for k in found)
-    # A region is wider than a part: each of its key points goes to the part whose own text
-    # is closest to the point's section ("cross-attention" to the part about the decoder,
-    # not to the part about attention scores that happened to vote for the region first).
+    # Every other key point of a section some part is about, that the recall never says
+    # and no claim restates, goes to the part whose own text is closest to its section
+    # ("cross-attention" to the part about the decoder, not the one about attention
+    # scores), provided that part is about the section too.
     closest = closest_parts(parts, part_texts, sources)
-    # A passage a claim restates (its best match, sharing most of the claim's words) was
-    # recalled, if in other words: "the Normal Equation solves it in one step" says the
-    # passage that calls it a **closed-form solution**.
     mine_by_part: dict[int, list[KeyPoint]] = defaultdict(list)
-    for k in pool:
-        if _said_in_other_words(k, sources.passages[k.passage], restated):
+    regions = _regions(about, sources)
+    for k in _section_candidates(about, sources, recall_tokens):
+        if k.term.lower() in taken or _said_in_other_words(k, sources.passages[k.passage],
+                                                            restated):
             continue
-        mine_by_part[closest.get(k.section, parts[0])].append(k)
+        home = regions[k.section]
+        near = [p for p in parts if any(regions.get(s) == home for s in about.get(p, ()))]
+        part = closest.get(k.section, near[0])
+        taken.add(k.term.lower())
+        mine_by_part[part if part in near else near[0]].append(k)
+    matched = {p: tuple(sorted(about.get(p, set()))) for p in parts}
     out = []
     for part in parts:
         candidates = list({k.term.lower(): k for k in dropped[part]}.values())
@@ -235,8 +226,24 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
     return out
 
 
-def dropped_terms(claim: str, passage: Passage,
-                  unsaid: Sequence[tuple[str, str]]) -> list[KeyPoint]:
+_GAP_RE = re.compile(r"(?<!\bif )\b(?:I\s+)?(?:forgot|can'?t\s+(?:remember|recall)|cannot\s+"
+                     r"(?:remember|recall)|don'?t\s+(?:remember|recall))\b", re.I)
+
+
+def gap_contexts(text: str) -> list[str]:
+    """What a learner wrote before breaking a sentence off ("The loss is the reconstruction
+    loss plus (can't remember the second term)" → "The loss is the reconstruction loss
+    plus"); not a conditional ("If I forgot the zero_() line …")."""
+    out = []
+    for sentence in ph.sentences(" ".join(text.split())):
+        m = _GAP_RE.search(sentence)
+        if m and m.start() > 0:
+            out.append(sentence[: m.start()].rstrip(" ,;:-—(🟡"))
+    return [b for b in out if b]
+
+
+def dropped_terms(claim: str, passage: Passage, unsaid: Sequence[tuple[str, str]],
+                  gap: bool = False) -> list[tuple[KeyPoint, float]]:
     """Key concepts a claim leaves out of the source sentence it recalls: a sentence of the
     claim's best passage that uses a concept defined elsewhere (bold or a heading, not this
     passage's own term), the claim sharing a third of its other words and it a third of the
@@ -244,8 +251,11 @@ def dropped_terms(claim: str, passage: Passage,
     self-attention followed by the same feed-forward network" recalls "A decoder block has
     three sublayers: masked (causal) self-attention, then cross-attention …, then the
     feed-forward network" without **cross-attention**. `unsaid`: (concept, its `_flat`
-    form) for each concept the recall never says, sorted."""
-    own = {t.lower() for t in passage.terms} | {passage.section.split(SEP)[-1].lower()}
+    form) for each concept the recall never says, sorted. Each comes with how much of its
+    sentence the claim shares. A broken-off sentence (`gap`) need only recall a third of
+    the sentence's words, and may leave out the passage's own term."""
+    own = set() if gap else {t.lower() for t in passage.terms} | {
+        passage.section.split(SEP)[-1].lower()}
     said = set(content_tokens(claim))
     out = []
     for sentence in sentences_of(passage):
@@ -256,8 +266,9 @@ def dropped_terms(claim: str, passage: Passage,
             if flat not in written or term.lower() in own:
                 continue
             rest = set(words) - set(content_tokens(term))
-            if share(rest, said) >= _DROPPED and overlap(claim, sentence) >= _DROPPED:
-                out.append(KeyPoint(term, passage.section, passage.id, "bold"))
+            fit = share(rest, said)
+            if (gap or fit >= _DROPPED) and overlap(claim, sentence) >= _DROPPED:
+                out.append((KeyPoint(term, passage.section, passage.id, "bold"), fit))
     return out
 
 
@@ -308,35 +319,50 @@ def closest_parts(parts: Sequence[int], part_texts: dict[int, str],
             for j, s in enumerate(sections)}
 
 
-def _region_owners(votes: dict[int, dict[str, float]]) -> dict[str, int]:
-    """Each region's omissions are reported once: in the part that matches it best."""
-    best: dict[str, tuple[float, int]] = {}
-    for part, regions in votes.items():
-        for region, v in regions.items():
-            if region not in best or v > best[region][0]:
-                best[region] = (v, part)
-    return {r: part for r, (_, part) in best.items()}
+def sections_about(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
+                   top: dict[str, list[tuple[Passage, float]]], index: Index) -> dict[int, set[str]]:
+    """The source sections each part is about: the section of the passage closest to the
+    part's whole text, and each section holding the best passage of two or more of its
+    statements (one statement in passing, or one stray match, does not make a subject)."""
+    about: dict[int, set[str]] = {p: set() for p in parts}
+    count: dict[tuple[int, str], int] = defaultdict(int)
+    for claim in claims:
+        found = top.get(claim.id)
+        if found and overlap(claim.text, found[0][0].text) >= _VOTE_FLOOR:
+            count[(claim.part, found[0][0].section)] += 1
+    for (part, section), n in count.items():
+        if n >= 2:
+            about[part].add(section)
+    for part in parts:
+        best = index.top(part_texts.get(part, ""), 1)
+        if best:
+            about[part].add(best[0][0].section)
+    return about
 
 
-def _candidates(regions: Sequence[str], sources: SourceSet, titled: frozenset[str],
-                recall_tokens: Sequence[str]) -> list[KeyPoint]:
-    by_id = {p.id: p for p in sources.passages}
-    found: list[KeyPoint] = []
-    for region in regions:
-        own_heading = region.split("#", 1)[1].split(SEP)[-1]
-        for point in sources.points:
-            passage = by_id[point.passage]
-            if region_of(passage, titled) != region:
-                continue
-            if point.origin == "heading" and point.term == own_heading:
-                continue  # the region's own subject: the part is about it already
-            if not mentioned(point.term, recall_tokens):
-                found.append(point)
+def _section_candidates(about: dict[int, set[str]], sources: SourceSet,
+                        recall_tokens: Sequence[str]) -> list[KeyPoint]:
+    """The key points of the regions the parts are about (a section's chapter-level
+    section, which holds its neighbours and subsections: "Feature scaling" under "Gradient
+    descent") that the recall never mentions, concepts (bold, headings) before API names; a
+    section's own heading is not one when a part is about that section."""
+    regions = _regions(about, sources)
+    sections = {s for found in about.values() for s in found}
+    found = [k for k in sources.points if regions.get(k.section) is not None
+             and not (k.origin == "heading" and k.section in sections
+                      and k.term == k.section.split(SEP)[-1])
+             and not mentioned(k.term, recall_tokens)]
     found.sort(key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
-    unique: dict[str, KeyPoint] = {}
-    for k in found:
-        unique.setdefault(k.term.lower(), k)
-    return list(unique.values())
+    return list({k.term.lower(): k for k in reversed(found)}.values())[::-1]
+
+
+def _regions(about: dict[int, set[str]], sources: SourceSet) -> dict[str, str]:
+    """Each section inside a region some part is about → that region: a top-level section,
+    or in a file with a single title heading, a section under the title."""
+    titled = titled_files(sources.passages)
+    region = {p.section: region_of(p, titled) for p in sources.passages}
+    wanted = {region[s] for found in about.values() for s in found if s in region}
+    return {s: r for s, r in region.items() if r in wanted}
 
 
 def offline_omissions(evidence: PartEvidence) -> list[KeyPoint]:

@@ -170,7 +170,8 @@ def assemble(recall: Recall, sources: SourceSet, judgements: Sequence[Judgement]
     (`green`), its verdicts (`_backed`); offline, a `backing` for the part."""
     lines = recall.lines
     out = []
-    marked, listed = mk.sort_omissions(omissions, judgements, supplied_names(recall))
+    failed = [r.part for r in code_runs if r.status == "error"] + [n.part for n in names]
+    marked, listed = mk.sort_omissions(omissions, judgements, supplied_names(recall), failed)
     for part in recall.doc.parts:
         mine = [j for j in judgements if j.claim.part == part.index]
         missed = [o for o in marked if o.part == part.index]

@@ -107,7 +107,8 @@ def omission_assessment(lines: Sequence[str], part: int, span_start: int, span_e
 
 
 def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement],
-                   supplied: Sequence[str]) -> tuple[list[Omission], list[Omission]]:
+                   supplied: Sequence[str], failed: Sequence[int] = ()
+                   ) -> tuple[list[Omission], list[Omission]]:
     """Which proposed omissions a part is marked for ("you left out …", 🟡), and which are
     only listed as "also in the source" (no mark, not counted as left out). Per part:
     - two points about one idea (half the words of the shorter in common) are one point;
@@ -115,6 +116,8 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
       session) is not left out: the learner described the idea and forgot only its name;
     - beside a contradicted statement, the correction is the lesson: the model tends to list
       the contradicted idea again as left out, so the part's omissions are listed, unmarked;
+      so, beside recalled code that fails or a name that does not exist (`failed`: those
+      parts), is the fix: a tutor marks the error 🔴 and names no gap there;
     - a point that a correction in another part already teaches is not said twice;
     - a point that names no term of the source the recall lacks (`Omission.key`, see
       grader/gaps.py) is a detail, not what a tutor calls left out: listed, unmarked;
@@ -124,7 +127,7 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
     """
     contradicted = [j for j in judgements
                     if j.verdict is Verdict.CONTRADICTED and j.passage is not None]
-    wrong = {j.claim.part for j in contradicted}
+    wrong = {j.claim.part for j in contradicted} | set(failed)
     by_part: dict[int, list[Omission]] = defaultdict(list)
     for o in omissions:
         by_part[o.part].append(o)

@@ -48,11 +48,17 @@ def _stem(word: str) -> str:
     return stemmer.stemWord(word) if stemmer is not None else word  # type: ignore[attr-defined]
 
 
+# "K-Means++" is not "k-means", nor "C#" "C": the suffix is a word of its own.
+_SUFFIX_RE = re.compile(r"(?<=\w)\+\+|(?<=\b[A-Za-z])#")
+
+
 def content_tokens(text: str) -> list[str]:
     """Lowercased, stemmed content words; identifiers (`nn.Parameter`, `requires_grad`)
-    whole and in pieces."""
+    whole and in pieces; a `++` or `#` suffix as a word (`plusplus`, `sharp`)."""
     stop = _stopwords()
     out: list[str] = []
+    if "+" in text or "#" in text:
+        text = _SUFFIX_RE.sub(lambda m: " plusplus" if m.group(0) == "++" else " sharp", text)
     for m in _WORD_RE.finditer(text):
         word = m.group(0).lower()
         split = re.split(r"[._]+", word)

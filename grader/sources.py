@@ -172,15 +172,32 @@ def _terms(body: str, kind: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+# "Centroid Initialization and K-Means++", "DBSCAN versus K-Means": a heading naming two
+# things names each; a recall may cover one and leave out the other.
+_HEADING_JOIN_RE = re.compile(r"\s*(?:,|:|&|\band\b|\bversus\b|\bvs\b\.?)\s*", re.I)
+
+
+def heading_terms(heading: str) -> list[str]:
+    """A heading's subject, and when it joins several, each of them."""
+    if not heading or _GENERIC.match(heading) or len(heading.split()) > 6:
+        return []
+    pieces = [x for x in _HEADING_JOIN_RE.split(heading) if len(x) >= 2 and not _GENERIC.match(x)]
+    return [heading] + (pieces if len(pieces) > 1 else [])
+
+
 def key_points(passages: Sequence[Passage]) -> list[KeyPoint]:
-    """Per section: its heading's subject, then the bold and code terms its passages define."""
+    """Per section: its heading's subject (and each thing a heading joins), then the bold
+    and code terms its passages define. A term both joined in the heading and defined in
+    bold is the bold one, with the passage that defines it."""
     points: list[KeyPoint] = []
     seen: set[tuple[str, str]] = set()
+    defined = {(p.section, t.lower()) for p in passages for t in p.terms}
     for p in passages:
         heading = p.section.split(SEP)[-1]
-        candidates: list[tuple[str, str]] = []
-        if heading and not _GENERIC.match(heading) and len(heading.split()) <= 6:
-            candidates.append((heading, "heading"))
+        joined = heading_terms(heading)
+        candidates: list[tuple[str, str]] = [
+            (t, "heading") for n, t in enumerate(joined)
+            if n == 0 or (p.section, t.lower()) not in defined]
         candidates += [(t, "code" if f"`{t}`" in p.text else "bold") for t in p.terms]
         for term, origin in candidates:
             key = (p.section, term.lower())
