@@ -1,6 +1,8 @@
 """Checks on a card a model wrote (ankigen/llmcards.py): the back says only what the text it
-cites says, the front asks one short question and gives nothing of the answer away. Each check
-returns why a card cannot be used, in words the build summary shows.
+cites says, the front asks one short question and gives nothing of the answer away, and both
+keep the notes' own terms (the plain question's names for its subject on the front, the
+answer's names, code names and numbers on the card). Each check returns why a card cannot be
+used, in words the build summary shows.
 """
 
 from __future__ import annotations
@@ -119,6 +121,27 @@ def left_out(answer: str, back: str) -> str:
     return ""
 
 
+_END_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w|\.\d)")  # "0.999." ends a sentence
+_CAMEL = re.compile(r"\b[A-Za-z]*[A-Z][a-z0-9]*[A-Z]\w*\b")  # ResNet, AdamW, RMSProp, SGD
+
+
+def dropped_term(answer: str, front: str, back: str) -> str:
+    """The first key term of the notes' answer (its first paragraph, as `left_out` reads it)
+    that the card leaves out, or "": its code names, hyphenated terms, numbers and names
+    written with capitals inside ("ResNet", "SGD"), each on the back or, where it sets the
+    scene ("In ResNet, what are …?"), on the front."""
+    first = _SOURCE_LINE.sub("", answer.strip().split("\n\n")[0])
+    prose = _TICKED.sub(" ", first)
+    terms = _names(first) | {m.group(0) for m in _CAMEL.finditer(prose)}
+    terms |= {m.group(0) for m in re.finditer(r"[A-Za-z]+(?:-[A-Za-z]+)+", prose)}
+    terms |= {m.group(0) for m in _END_NUMBER.finditer(prose)}
+    card = f"{front}\n{back}"
+    for term in sorted(terms):
+        if not _holds(card, term) and not _holds(card, term.rstrip("()")):
+            return term
+    return ""
+
+
 def _same(a: str, b: str) -> bool:
     """One word in two forms: equal stems, or one stem the start of the other ("shuffl" and
     "shuffle"), at least four letters."""
@@ -133,6 +156,60 @@ def subject(plain: str, topic: str, quoted: str = "") -> list[str]:
         plain = plain[len(topic) + 3:]
     skip = _VAGUE | set(content_words(quoted))
     return [w for w in dict.fromkeys(content_words(_QUOTE.sub(" ", plain))) if w not in skip]
+
+
+# Stop words that say which one is asked about: "the other quirk", "another trick".
+_WHICH = frozenset(("other", "another"))
+_TOKEN = re.compile(r"\w[\w'-]*")
+
+
+def _term_words(text: str) -> list[tuple[str, int, int]]:
+    """(stem, start, end) of each word of `text`, lowercased."""
+    return [(stem(m.group(0).lower()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+def subject_phrases(plain: str, topic: str, quoted: str = "") -> list[str]:
+    """The notes' terms the plain question names its subject with: two words truly side by
+    side (only a space between) that are content words, or "other"/"another" before one
+    ("weight decay", "residual connections", "the other quirk"), as "stem stem"; not the
+    topic's, the learner's words it quotes (`quoted`, any “…”), numbers or words that
+    name nothing."""
+    if topic and plain.startswith(topic + " — "):
+        plain = plain[len(topic) + 3:]
+    plain = _QUOTE.sub(" ; ", plain)
+    mine = set(content_words(quoted))
+
+    def naming(w: str) -> bool:
+        short = len(w) < 3 and not (re.search(r"\d", w) and re.search(r"[a-z]", w))  # "L2" is one
+        return w in _WHICH or (w not in STOPWORDS and not short and not w.isdigit()
+                               and w not in _VAGUE)
+
+    words = _term_words(plain)
+    out = []
+    for (a, first, end), (b, start, last) in zip(words, words[1:], strict=False):
+        if (naming(a) and naming(b) and b not in _WHICH and not plain[end:start].strip()
+                and not (a in mine and b in mine)):
+            out.append(plain[first:last])
+    return list(dict.fromkeys(out))
+
+
+def _like(a: str, b: str) -> bool:
+    """One word in two forms: `_same`, or a short form ("go", "goe")."""
+    return _same(a, b) or (min(len(a), len(b)) >= 2 and abs(len(a) - len(b)) <= 2
+                           and (a.startswith(b) or b.startswith(a)))
+
+
+def dropped_phrase(front: str, phrases: Sequence[str]) -> str:
+    """The first of `phrases` the front does not keep: its two words in order, at most one
+    word between them ("bigger initialization variance" keeps "bigger variance"; "what
+    quirk, other than …" does not keep "other quirk")."""
+    words = [w for w, _, _ in _term_words(front)]
+    for phrase in phrases:
+        a, b = (w for w, _, _ in _term_words(phrase))
+        if not any(_like(words[i], a) and any(_like(w, b) for w in words[i + 1:i + 3])
+                   for i in range(len(words))):
+            return phrase
+    return ""
 
 
 def question_form(front: str, notes: str, code: str = "") -> str:
@@ -182,6 +259,10 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
         if len(kept) < SUBJECT_KEPT * len(named):
             return (f"the front keeps {len(kept)} of the {len(named)} words the plain question "
                     f"names its subject with: it asks about something else")
+    dropped = dropped_phrase(front, subject_phrases(gap.prompt, gap.topic, quoted))
+    if dropped:
+        return (f"the front drops {dropped!r}, the notes' words the plain question names its "
+                f"subject with")
     if back is None:
         if gap.unanswered:
             return ""  # a better question; the back still says the notes hold no answer
@@ -213,6 +294,9 @@ def verify(gap: Gap, front: str, back: str | None, cites: Sequence[str], *,
     missing = left_out(gap.answer or "", back)
     if missing:
         return missing
+    term = dropped_term(gap.answer or "", front, back)
+    if term:
+        return f"the back drops {term!r}, a term of the notes' answer"
     said = content_words(back)
     if said:
         have = set(content_words(cited))

@@ -44,7 +44,7 @@ from .wrote import trim
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
 
-PROMPT_VERSION = "cards-llm-4"
+PROMPT_VERSION = "cards-llm-5"
 BACK_CHARS = 1200
 MAX_LINES = 24  # of the learner's and tutor's lines per gap
 QUOTED_WORDS = 4  # learner's words in a row on the plain front: a quote of what they wrote
@@ -63,17 +63,22 @@ For each gap write, as a good tutor would:
   Which, How, Why, When, Where, Who, Is, Does, Can ...) or with "Name"; no lead-in before
   it ("Besides ...", "Apart from ..."). Ask ONE thing: never two questions joined by "and"
   ("..., and why?", "... and what does it do?"). Name the subject with the notes' own terms,
-  as "asks" names it ("What are residual connections?" names its subject; a front that
-  talks around it does not); where the tutor says a topic was left out ("you forgot
-  RMSProp"), ask about that topic by name. Never name the answer or its key terms: where
+  word for word as "asks" and the learner's and tutor's lines name it: keep each of its
+  names and phrases whole and in their order ("the other optimizer" stays "the other
+  optimizer", not "which optimizer, besides ..."; "the encoder" and "the decoder" are named,
+  not described by what they do; "What are residual connections?" names its subject,
+  a front that talks around it does not); where the tutor says a topic was left out ("you
+  forgot RMSProp"), ask about that topic by name. Never name the answer or its key terms: where
   the learner forgot a name, the front asks for that name and does not show it. Do not copy
   the learner's sentences (the card shows them below the question). Keep code names (like
   nn.Embedding or optimizer.zero_grad()) exactly as written.
 - "back": the answer in one to three whole sentences taken from the lines you cite, stating
   ONLY what the given lines and passages state, nothing from your own knowledge; null when
-  they hold no answer. Keep the key content of the answer ("answer" and the tutor's answer
-  lines) and its key phrases in the notes' own words ("half of its inputs are zeroed" stays
-  so), adding only what makes the sentences whole.
+  they hold no answer. Copy the answer's wording ("answer" and the tutor's answer lines):
+  its words in their order, its pronouns too ("its", "they"), its names, code names and
+  numbers exactly; change or add words only where a sentence would not be whole without
+  them (a bare code name gets its verb). Never swap the notes' words for your own
+  synonyms or spell out what "it" or "its" stands for.
 - "cites": the ids of this gap's lines ("L14"), passages ("cnn-notes.md:12") and plain
   answer ("A") the back comes from: every line whose words the back uses, only ids given
   with this gap.

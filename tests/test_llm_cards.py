@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from fake_openai import FakeOpenAI, Reply, closed_port
 from scripted_cards import CardModel
 
-from ankigen.cardcheck import leaked_phrase
+from ankigen.cardcheck import dropped_phrase, leaked_phrase, subject_phrases
 from ankigen.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "llm-cards" / "vault"
@@ -503,3 +503,55 @@ def test_what_you_wrote_on_a_model_card_is_whole_sentences(tmp_path: Path, col: 
     assert wrote['<div class="front">In PyTorch, what limits the benefit of moving tensors to the '
                  'GPU?</div>'] == f"{GPU} {OOM}"
     assert all(q.strip() and a.strip() for _, q, a in rendered(col))
+
+
+def test_a_front_that_drops_a_term_the_plain_question_names_keeps_the_offline_card(
+        vault: Path, tmp_path: Path) -> None:
+    """"1x1 convolution" is the notes' term for what the plain question asks about: a front
+    that words it otherwise ("convolutions with a 1x1 kernel") falls back; one that keeps
+    the two words in order, at most one word between them, is the model's."""
+    def edit(front: str):
+        def change(gap: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+            return {**card, "front": front} if "1x1" in gap["asks"] else card
+        return change
+
+    with FakeOpenAI(CardModel(edit=edit("What are convolutions with a 1x1 kernel for?"))) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert result["model_kept"] == [
+        f"{RECALL}:22: rejected: the front drops '1x1 convolution', the notes' words the plain "
+        "question names its subject with"]
+    with FakeOpenAI(CardModel(edit=edit("What is a 1x1 pointwise convolution for?"))) as srv:
+        result = build(vault, tmp_path / "e.apkg", "--no-cache", base_url=srv.base_url)
+    assert (result["model_wrote"], result["model_kept"]) == (4, [])
+
+
+def test_subject_phrases_are_the_notes_terms_side_by_side() -> None:
+    plain = "PyTorch — Gradients add up between backward calls. What's the other quirk of autograd?"
+    quoted = "Gradients add up between backward calls."
+    assert subject_phrases(plain, "PyTorch", quoted) == ["other quirk"]
+    assert dropped_phrase("What quirk of autograd, other than gradients adding up between "
+                          "backward calls, should you know about?", ["other quirk"]) == "other quirk"
+    assert dropped_phrase("What is the other quirk of autograd?", ["other quirk"]) == ""
+    assert subject_phrases("Optimizers — what is the difference between weight decay and L2 "
+                           "regularization?", "Optimizers") == ["weight decay", "L2 regularization"]
+    # A topic's words, numbers and words that name nothing make no term.
+    assert subject_phrases("Deep nets — what are the 3 kinds of layer?", "Deep nets") == []
+
+
+def test_a_back_that_drops_a_number_of_the_notes_answer_keeps_the_offline_card(
+        tmp_path: Path) -> None:
+    vault = Path(shutil.copytree(QUOTED, tmp_path / "v"))
+
+    def write(gap: dict[str, Any]) -> dict[str, Any]:
+        lid = gap["lines"][-1][0]
+        if "Adam" in gap["asks"]:
+            return {"gap": gap["id"], "front": "What are the default hyperparameter values of "
+                    "the Adam optimizer?", "back": "Adam's defaults are lr 0.001 and betas 0.9.",
+                    "cites": [lid, "A"]}
+        return {"gap": gap["id"], "front": "What does a stride of 2 do to a convolution?",
+                "back": STRIDE_BACK, "cites": [lid]}
+
+    with FakeOpenAI(CardModel(write=write)) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert result["model_kept"] == [
+        "recall-optim.md:9: rejected: the back drops '0.999', a term of the notes' answer"]
