@@ -98,7 +98,7 @@ class Recorder:
 
 def rule(broke: str) -> str:
     """A rule's name from a miss ("short: 64 words …" → "short", "front lacks 'x'" → "front lacks")."""
-    return re.split(r"[:(']", broke, maxsplit=1)[0].strip()
+    return re.split(r"[:(['\[]", broke, maxsplit=1)[0].strip()
 
 
 def run(root: Path, llm: LLM, names: list[str] | None = None) -> dict[str, Any]:

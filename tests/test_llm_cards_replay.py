@@ -14,7 +14,9 @@ checks (`result`) and, once the checks have changed since (`replayed_with`: the 
 version whose checks), under `replayed` what replaying it through today's checks gives:
 what this test holds the code to, updated when a check changes on purpose. (cards-llm-4's
 front checks reject some fronts of the cards-llm-3 run: two questions in one, a lead-in
-before the question; those gaps keep their offline cards.)
+before the question; those gaps keep their offline cards. cards-llm-5's reject a front that
+drops the plain question's terms and a card that drops a term of the notes' answer, and
+"what you wrote" is whole sentences on every card.)
 """
 
 from __future__ import annotations
