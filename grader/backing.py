@@ -29,6 +29,14 @@ from .sources import SourceSet
 SILENT = 0.5  # below this share of its words in the sources, the sources are silent on a claim
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 _NEGATION_RE = re.compile(r"\b(?:not|no|never|cannot|nor|neither)\b|n't\b", re.I)
+# Words that say which way something goes, each with its opposite: "a higher C means more
+# regularization" against "higher values of C mean less regularization" is a flipped
+# direction, as a flipped negation is.
+_OPPOSITES = (("more", "less"), ("more", "fewer"), ("higher", "lower"), ("larger", "smaller"),
+              ("bigger", "smaller"), ("increase", "decrease"), ("increases", "decreases"),
+              ("raise", "lower"), ("up", "down"), ("above", "below"), ("before", "after"),
+              ("faster", "slower"), ("first", "last"), ("maximum", "minimum"),
+              ("max", "min"), ("inside", "outside"), ("with", "without"), ("positive", "negative"))
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,22 @@ def backs(claim: str, passage: Passage, terms: Sequence[str]) -> bool:
     stating = max(sentences_of(passage), key=lambda s: overlap(claim, s))
     if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(stating)):
         return False
+    if _flipped(claim, stating):
+        return False
     said, stated = content_tokens(claim), content_tokens(text)
     named = [t for t in terms if mentioned(t, said)]
     if any(not mentioned(t, stated) for t in named):
         return False
     return not _swapped(said, stated, named)
+
+
+def _flipped(claim: str, stating: str) -> bool:
+    """Whether the claim says one way where the sentence stating it says the opposite (and
+    not that way too): "more regularization" for "less regularization"."""
+    mine = set(re.findall(r"[a-z]+", claim.lower()))
+    theirs = set(re.findall(r"[a-z]+", stating.lower()))
+    return any((a in mine and b in theirs and a not in theirs) or
+               (b in mine and a in theirs and b not in theirs) for a, b in _OPPOSITES)
 
 
 def _swapped(said: Sequence[str], stated: Sequence[str], terms: Sequence[str]) -> bool:

@@ -201,27 +201,33 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
                      sources: SourceSet, recall_tokens: Sequence[str],
                      taken: set[str]) -> dict[int, list[KeyPoint]]:
     """Key points of the sections a part skips: one or two sections in a row that no claim
-    recalls, lying in their file between two sections the part's claims recall (a learner
-    going through a chapter in order who left one out; a longer stretch is more likely a
-    stray match than a skip)."""
+    recalls, lying in their file between two sections the part's claims recall, or between
+    the part's last one and the next a later part recalls (a learner going through a chapter
+    in order who left one out before going on; a longer stretch is more likely a stray
+    match than a skip). Concepts (bold) before headings."""
     order: dict[tuple[str, str], int] = {}
     for p in sources.passages:
         order.setdefault((p.file, p.section), len(order))
     anyone = {s for found in recalled.values() for s in found}
+    later = {part: {order[s] for q in parts if q > part for s in recalled.get(q, ())}
+             for part in parts}
     out: dict[int, list[KeyPoint]] = {}
     seen = set(taken)
     for part in parts:
         mine = sorted(order[s] for s in recalled.get(part, ()))
         gap: set[int] = set()
-        for a, b in zip(mine, mine[1:]):
+        after = min((i for i in later[part] if mine and i > mine[-1]), default=None)
+        ends = list(zip(mine, mine[1:])) + ([(mine[-1], after)] if after is not None else [])
+        for a, b in ends:
             between = [s for s, i in order.items() if a < i < b]
             if between and len(between) <= _SKIPPED_MAX and all(
                     s not in anyone and s[0] == between[0][0] for s in between):
                 gap.update(order[s] for s in between)
-        out[part] = [k for k in sources.points
-                     if order[(sources.passages[k.passage].file, k.section)] in gap
-                     and k.origin != "code" and k.term.lower() not in seen
-                     and not mentioned(k.term, recall_tokens)]
+        out[part] = sorted((k for k in sources.points
+                            if order[(sources.passages[k.passage].file, k.section)] in gap
+                            and k.origin != "code" and k.term.lower() not in seen
+                            and not mentioned(k.term, recall_tokens)),
+                           key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
         seen.update(k.term.lower() for k in out[part])  # each point in one part only
     return out
 
