@@ -123,7 +123,11 @@ def offer_for(claim: Claim, topic: str, index: Index) -> list[tuple[Passage, flo
 
 def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
            recall_text: str, sources: SourceSet, index: Index,
-           topics: dict[int, str] | None = None) -> list[PartEvidence]:
+           topics: dict[int, str] | None = None,
+           prompted: frozenset[int] = frozenset()) -> list[PartEvidence]:
+    """Each part's claims with their passages, and its omission candidates. `recall_text`
+    is what counts as said; a claim on a `prompted` line (written after the tutor's mark in
+    its part) is judged, but what it recalls is not taken as recalled unprompted."""
     recall_tokens = content_tokens(recall_text)
     top: dict[str, list[tuple[Passage, float]]] = {}
     wide: dict[str, list[tuple[Passage, float]]] = {}
@@ -140,7 +144,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         found = passages_for(claim, topic, index)
         top[claim.id] = found
         wide[claim.id] = offer_for(claim, topic, index)
-        if found:
+        if found and claim.line not in prompted:
             best = found[0][0]
             for k, fit in dropped_terms(claim.text, best, unsaid):
                 if fit > dropped_by.get(k.term.lower(), (-1.0,))[0]:
@@ -150,7 +154,8 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
                 restated.update((best.id, i) for i in _restated_sentences(claim.text, best))
             if fit >= _VOTE_FLOOR:
                 recalled[claim.part].add((best.file, best.section))
-    about = sections_about(parts, claims, part_texts, top, index)
+    about = sections_about(parts, [c for c in claims if c.line not in prompted], part_texts,
+                           top, index)
     # A sentence the learner breaks off ("The loss is the reconstruction loss plus (can't
     # remember the second term)"): what its source sentence adds is the gap they name,
     # first in its part, even a term that sentence's own passage defines.
@@ -203,25 +208,36 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
     """Key points of the sections a part skips: one or two sections in a row that no claim
     recalls, lying in their file between two sections the part's claims recall, or between
     the part's last one and the next a later part recalls (a learner going through a chapter
-    in order who left one out before going on; a longer stretch is more likely a stray
-    match than a skip). Concepts (bold) before headings."""
+    in order who left one out before going on; for the last part, having recalled two
+    sections of the file, the end of it),
+    a longer stretch being more likely a stray match than a skip. Concepts (bold) before
+    headings."""
     order: dict[tuple[str, str], int] = {}
     for p in sources.passages:
         order.setdefault((p.file, p.section), len(order))
     anyone = {s for found in recalled.values() for s in found}
     later = {part: {order[s] for q in parts if q > part for s in recalled.get(q, ())}
              for part in parts}
+    files = {i: s[0] for s, i in order.items()}
     out: dict[int, list[KeyPoint]] = {}
     seen = set(taken)
     for part in parts:
         mine = sorted(order[s] for s in recalled.get(part, ()))
         gap: set[int] = set()
-        after = min((i for i in later[part] if mine and i > mine[-1]), default=None)
-        ends = list(zip(mine, mine[1:])) + ([(mine[-1], after)] if after is not None else [])
+        ends = list(zip(mine, mine[1:]))
+        if mine:
+            # after the part's last section: up to the next one a later part recalls, or,
+            # for the session's last part, the end of the file (the learner stopped there)
+            last = mine[-1]
+            after = min((i for i in later[part] if i > last), default=None)
+            if after is None and part == parts[-1] and sum(files[i] == files[last]
+                                                           for i in mine) >= 2:
+                after = 1 + max(i for s, i in order.items() if s[0] == files[last])
+            ends += [(last, after)] if after is not None else []
         for a, b in ends:
             between = [s for s, i in order.items() if a < i < b]
             if between and len(between) <= _SKIPPED_MAX and all(
-                    s not in anyone and s[0] == between[0][0] for s in between):
+                    s not in anyone and s[0] == files[a] for s in between):
                 gap.update(order[s] for s in between)
         out[part] = sorted((k for k in sources.points
                             if order[(sources.passages[k.passage].file, k.section)] in gap

@@ -137,9 +137,10 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
 def _evidence(recall: Recall, claims: Sequence[Claim], sources: SourceSet,
               index: Index) -> list[PartEvidence]:
     parts = [p.index for p in recall.doc.parts]
-    texts = {p.index: part_text(recall, p.span) for p in recall.doc.parts}
+    texts = {p.index: part_text(recall, p.span, recall.prompted) for p in recall.doc.parts}
     topics = {p.index: p.topic for p in recall.doc.parts}
-    return gather(parts, claims, texts, recall.learner_text, sources, index, topics)
+    return gather(parts, claims, texts, recall.unprompted_text, sources, index, topics,
+                  recall.prompted)
 
 
 def offline_judgements(evidence: Sequence[PartEvidence]) -> list[Judgement]:

@@ -243,7 +243,7 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
     judgements = [_guarded(by_claim[v.id], v, offered[v.id], every, sources, scores[v.id])
                   for v in {v.id: v for v in answer.claims}.values()]
     judgements.sort(key=lambda j: int(j.claim.id[1:]))
-    said = content_tokens(recall.learner_text)
+    said = content_tokens(recall.unprompted_text)
     proposed = []
     for o in answer.omissions:
         point = " ".join(o.point.split())

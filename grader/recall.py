@@ -56,6 +56,10 @@ class Recall:
     # learner's words only, the sole source of claims and of what the recall "mentions"
     learner: tuple[str, ...] = ()
     set_aside: int = 0  # tutor lines and line tails left out of `learner`
+    # lines written after a tutor's mark in the same part (a re-graded session): the
+    # learner's words, judged as claims, but prompted: what they add after "you skipped
+    # stacking" was still left out
+    prompted: frozenset[int] = frozenset()
 
     @property
     def lines(self) -> list[str]:
@@ -64,6 +68,13 @@ class Recall:
     @property
     def learner_text(self) -> str:
         return "\n".join(self.learner)
+
+    @property
+    def unprompted_text(self) -> str:
+        """The learner's words before any tutor mark of their part: what counts as said
+        when asking what a part left out."""
+        return "\n".join("" if n in self.prompted else line
+                         for n, line in enumerate(self.learner, start=1))
 
 
 def load_recall(path: Path) -> Recall:
@@ -77,12 +88,12 @@ def load_recall(path: Path) -> Recall:
 
 def recall_from_text(text: str, path: str = "<recall>") -> Recall:
     marked = parse_text(text, path, kind="recall")
-    text, removed = strip_marks(text, marked)
+    text, removed, prompted = strip_marks(text, marked)
     doc = parse_text(text, path, kind="recall")
     learner, set_aside = learner_lines(text, doc)
     if not any(_claim_lines(learner, doc)) and not doc.code_blocks:
         raise RecallError("empty recall: no sentences or code to grade", path=path)
-    return Recall(path, text, doc, removed, tuple(learner), set_aside)
+    return Recall(path, text, doc, removed, tuple(learner), set_aside, prompted)
 
 
 # "I forgot the name of that layer, the name is bottleneck layer": the answer after the cue
@@ -138,19 +149,23 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
     return out, set_aside
 
 
-def strip_marks(text: str, doc: Document) -> tuple[str, int]:
+def strip_marks(text: str, doc: Document) -> tuple[str, int, frozenset[int]]:
     """The recall without its assessments: their lines and tails go, inline tutor remarks
-    (`… 🟡 => feedback`) are cut from the line, a learner's own inline mark loses its emoji."""
+    (`… 🟡 => feedback`) are cut from the line, a learner's own inline mark loses its emoji.
+    Also returns the numbers (in the text returned) of the lines that follow a tutor's mark
+    in the same part: written after the feedback."""
     lines = text.split("\n")
     drop: set[int] = set()
-    for a in doc.assessments:
-        if a.inline:
-            continue
-        drop.add(a.line)
-        drop.update(tail_lines(lines, a.line))
-    out: list[str] = []
+    marks = {a.line for a in doc.assessments if not a.inline}
+    for line_no in marks:
+        drop.add(line_no)
+        drop.update(tail_lines(lines, line_no))
+    ends = {p.span.end for p in doc.parts}
+    out: list[tuple[str, bool]] = []
     edited = 0
+    after = False
     for n, line in enumerate(lines, start=1):
+        after = (after and n - 1 not in ends) or n in marks
         if n in drop:
             continue
         if MARK_RE.search(line):
@@ -158,8 +173,11 @@ def strip_marks(text: str, doc: Document) -> tuple[str, int]:
             new = _INLINE_MARK_RE.sub("", new).rstrip() if new == line else new.rstrip()
             edited += new != line
             line = new
-        out.append(line)
-    return "\n".join(_squeeze(out)), len(drop) + edited
+        out.append((line, after))
+    kept = _squeeze(out)
+    prompted = frozenset(n for n, (line, late) in enumerate(kept, start=1)
+                         if late and line.strip())
+    return "\n".join(line for line, _ in kept), len(drop) + edited, prompted
 
 
 def tail_lines(lines: list[str], line: int) -> list[int]:
@@ -190,11 +208,11 @@ def tail_lines(lines: list[str], line: int) -> list[int]:
     return tail
 
 
-def _squeeze(lines: list[str]) -> list[str]:
+def _squeeze(lines: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     """No more than one blank line in a row where tutor lines were taken out."""
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     for line in lines:
-        if not line.strip() and out and not out[-1].strip():
+        if not line[0].strip() and out and not out[-1][0].strip():
             continue
         out.append(line)
     return out
@@ -281,6 +299,7 @@ def is_instruction(text: str) -> bool:
     return bool(_INSTRUCTION_RE.search(text))
 
 
-def part_text(recall: Recall, span: Span) -> str:
-    """The learner's words in a part (tutor lines blanked)."""
-    return "\n".join(recall.learner[span.start - 1 : span.end])
+def part_text(recall: Recall, span: Span, without: frozenset[int] = frozenset()) -> str:
+    """The learner's words in a part (tutor lines blanked), but the lines in `without`."""
+    return "\n".join("" if n in without else recall.learner[n - 1]
+                     for n in range(span.start, span.end + 1))
