@@ -120,8 +120,12 @@ def grade_recall(recall: Recall, sources: SourceSet, options: GradeOptions,
         with LLM(options.endpoint, cache) as llm:
             claims = judge.decompose(llm, recall, code_runs)
             evidence = _evidence(recall, claims, sources, index)
+            # the candidate key points come from the learner's own sentences, as offline:
+            # the model's claims are reworded and regrouped
+            hints = {e.part: offline_omissions(e)
+                     for e in _evidence(recall, sentence_claims(recall), sources, index)}
             judgements, omissions = judge.judge(llm, recall, evidence, sources, code_runs,
-                                                options.context_tokens)
+                                                options.context_tokens, hints)
             calls, hits = llm.calls, llm.cache_hits
     finally:
         if cache is not None:
