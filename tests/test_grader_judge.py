@@ -60,6 +60,24 @@ def test_sources_that_fit_are_shown_whole_grouped_by_section(tmp_path, cnn):
     assert len(bodies) == 2 and report.llm_calls == 2
 
 
+def test_each_part_comes_with_its_candidate_key_points_and_its_prompted_paragraphs(tmp_path):
+    """What offline would mark goes with each part (the real model never proposed
+    transfer-learning 3's discriminative learning rates), and in a re-graded session the
+    paragraphs written after the tutor's remark are named: what they add is still left out."""
+    session = LABELLED / "decision-trees"
+    recall = recall_from_text((session / "recall.md").read_text(), str(session / "recall.md"))
+    _, bodies = run(tmp_path, Tutor(), recall, load_sources([session / "sources"]))
+    data = data_of(judge_request(bodies))
+    keys = {p["part"]: [k["point"] for k in p["candidate_key_points"]] for p in data["parts"]}
+    assert keys[3] == ["Sensitivity to Axis Orientation"] and keys[5] == ["Extra-Trees"]
+    assert "Stacking" in keys[6]
+    late = {p["part"]: p["after_feedback"] for p in data["parts"] if "after_feedback" in p}
+    (line,) = late[6]
+    assert recall.lines[line - 1].startswith("Right, stacking.")
+    assert all(k["passage"] in {q["id"] for g in data["sources"] for q in g["passages"]}
+               for p in data["parts"] for k in p["candidate_key_points"])
+
+
 def test_a_claim_may_cite_a_passage_retrieval_would_not_have_offered(tmp_path, cnn):
     """"Pooling halves the channels" is settled by the pooling passage, whatever BM25 ranks."""
     pooling = next(p for p in cnn.passages if "same number of channels" in p.text)

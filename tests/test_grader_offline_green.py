@@ -14,10 +14,10 @@ from anki.collection import Collection
 from anki_helpers import import_apkg, rendered
 
 from ankigen.build import build
-from ankigen.model import Mark
+from ankigen.model import Mark, Span
 from grader.backing import backs
 from grader.grade import GradeOptions, grade_recall
-from grader.model import PartGrade, Verdict
+from grader.model import PartGrade, Passage, Verdict
 from grader.recall import recall_from_text
 from grader.sources import load_sources
 
@@ -78,6 +78,16 @@ def test_a_changed_number_or_a_flipped_negation_leaves_the_part_unmarked():
     assert _part(f"So, stride. {STEP} With a stride of 2 the output is not half as tall and "
                  "half as wide, and it does not cut the computation in the next layers."
                  ).mark is None
+
+
+def test_a_direction_word_turned_the_other_way_is_not_backed():
+    """"A higher C means more regularization" in the words of "higher values of `C` mean
+    less regularization": one word flipped, neither a number, a negation nor a key term."""
+    text = ("In Scikit-Learn the regularization strength is controlled by `C`, the inverse of "
+            "alpha: higher values of `C` mean less regularization.")
+    passage = Passage(0, "logistic.md", Span(1, 1), "Regularization", "item", text)
+    assert not backs("A higher C means more regularization in Scikit-Learn.", passage, [])
+    assert backs("A higher C means less regularization in Scikit-Learn.", passage, [])
 
 
 def test_a_key_term_the_passage_does_not_name_means_it_does_not_back_the_claim():

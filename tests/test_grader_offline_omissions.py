@@ -125,3 +125,53 @@ def test_the_middle_section_recalled_is_not_skipped():
                     "axes, so trees are sensitive to how the data is oriented. " + VARIANCE)
     (part,) = report.parts
     assert part.omissions == () and part.mark is None
+
+
+def test_a_sentence_the_learner_breaks_off_names_the_gap_its_source_sentence_fills(tmp_path):
+    """"The loss is the reconstruction loss plus (can't remember the second term)": the source
+    sentence the learner was recalling names it, though its own passage defines it."""
+    (tmp_path / "vae.md").write_text(
+        "# Autoencoders\n\n## Variational autoencoders\n\n- The encoder outputs a mean coding "
+        "and a standard deviation, and the coding is sampled from that Gaussian.\n- The loss "
+        "has two parts: the usual **reconstruction loss**, and the **latent loss**, the KL "
+        "divergence between the Gaussian of the codings and a standard Gaussian.\n")
+    sources = load_sources([tmp_path / "vae.md"])
+    text = ("# Notes\n\nSo, variational autoencoders. The encoder gives a mean coding and a "
+            "standard deviation, and the coding is sampled from that Gaussian. The loss is the "
+            "reconstruction loss plus {}.\n")
+    (part,) = grade_recall(recall_from_text(text.format("(can't remember the second term)")),
+                           sources, NO_CODE).parts
+    assert [o.point for o in part.omissions] == ["latent loss"]
+    (said,) = grade_recall(recall_from_text(text.format("the latent loss")), sources,
+                           NO_CODE).parts
+    assert said.omissions == ()
+
+
+STACKING = ("So, boosting. Boosting trains the predictors one after another, each one fixing the "
+            "mistakes of the one before. AdaBoost raises the weights of the misclassified "
+            "training instances. Gradient boosting fits each new tree to the residual errors "
+            "of the ensemble so far, and HistGradientBoosting bins the features.\n\n"
+            "Bagging trains each predictor on a random sample drawn with replacement, pasting "
+            "without replacement.\n\n")
+AFTER_MARK = ("🟡 => good on boosting, but you skipped stacking.\n\nRight, stacking. You train a "
+              "final model, the blender, on the predictions of the base models.\n\n"
+              "🟢 => good.\n")
+
+
+def test_what_the_learner_says_only_after_the_tutors_mark_is_still_left_out():
+    """A re-graded session: "Right, stacking. …" answers the tutor's "you skipped stacking".
+    It is judged as the learner's, but the part still left stacking out (the chapter's last
+    section, after the last one the part recalled)."""
+    recall = recall_from_text(f"# Notes\n\n{STACKING}{AFTER_MARK}")
+    assert [recall.lines[n - 1][:15] for n in sorted(recall.prompted)] == ["Right, stacking"]
+    assert "stacking" not in recall.unprompted_text.lower()
+    report = grade_recall(recall, load_sources([LABELLED / "decision-trees" / "sources"]),
+                          NO_CODE)
+    (part,) = report.parts
+    assert "Stacking" in [o.point for o in part.omissions]
+    unprompted = recall_from_text(f"# Notes\n\n{STACKING}Stacking trains a final model, the "
+                                  "blender, on the predictions of the base models.\n")
+    assert unprompted.prompted == frozenset()
+    (said,) = grade_recall(unprompted, load_sources([LABELLED / "decision-trees" / "sources"]),
+                           NO_CODE).parts
+    assert "Stacking" not in [o.point for o in said.omissions]

@@ -160,6 +160,15 @@ def test_a_point_naming_a_supplied_name_in_other_words_is_not_left_out():
     assert sort_omissions([point], [], ["feature map"]) == ([point], [])
 
 
+def test_beside_failing_code_or_a_wrong_name_the_gap_is_listed_not_marked():
+    """The error is the lesson, as beside a contradiction: a tutor marks the part 🔴 and names
+    no gap there (the validation split's autoencoders 6: `torch.normal_like` beside VAEs)."""
+    passage = load_sources([SOURCES]).passages[0]
+    point = Omission(0, "latent loss", passage)
+    assert sort_omissions([point], [], [], failed=[0]) == ([], [point])
+    assert sort_omissions([point], [], [], failed=[1]) == ([point], [])
+
+
 AUTOGRAD = FIXTURES / "labelled" / "tensors-autograd" / "sources"
 NO_GRAD = ("# Notes\n\nSo, turning autograd off. Inside a with torch.no_grad(): block no graph is "
            "recorded, and you use it for evaluation and for manual parameter updates.\n")

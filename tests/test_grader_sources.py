@@ -81,3 +81,24 @@ def test_bm25_finds_the_passage_a_claim_is_about():
     (best, score), *_ = index.top(claim.text)
     assert best.section.endswith("Pooling layers") and score > 0
     assert index.top("entirely unrelated zebra words") == []
+
+
+def test_a_heading_joining_two_things_names_each(tmp_path):
+    """"Centroid Initialization and K-Means++": a recall may cover the first and leave out the
+    second; a term the heading joins and a passage defines in bold is the bold one."""
+    (tmp_path / "n.md").write_text(
+        "# Clustering\n\n## Centroid initialization and K-Means++\n\nRun it several times and "
+        "keep the best.\n\n## Projection and manifold learning\n\nThose are **manifold "
+        "learning** algorithms.\n")
+    points = [(k.term, k.origin) for k in load_sources([tmp_path / "n.md"]).points]
+    assert points == [("Centroid initialization and K-Means++", "heading"),
+                      ("Centroid initialization", "heading"), ("K-Means++", "heading"),
+                      ("Projection and manifold learning", "heading"),
+                      ("Projection", "heading"), ("manifold learning", "bold")]
+
+
+def test_a_plus_plus_suffix_is_a_word_of_its_own():
+    """K-Means++ is not k-means: the learner who says "k-means" never said "K-Means++"."""
+    assert content_tokens("K-Means++ and C#") == ["mean", "plusplus", "sharp"]
+    assert not mentioned("K-Means++", content_tokens("then k-means moves every centroid"))
+    assert mentioned("K-Means++", content_tokens("k-means++ picks spread-out centroids"))
