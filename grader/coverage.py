@@ -1,15 +1,15 @@
 """What each part of the recall is about in the sources, and what it leaves out.
 
-Each claim's best passages vote for a *region* of the sources (a top-level section, or
-the sections under a file's single title). The regions a part matches are the part's
-subject, and so is a region two or more claims recall in passing; their key points that the
-learner never mentions are omission candidates, minus those in a source sentence a claim
-restates in other words. A region is wider than a part, so each candidate then goes to the
-part whose own text is closest to the candidate's section. First come the concepts a claim
-drops from the very sentence it recalls (`dropped_terms`), then those of a section the part
-skips between two it recalls (`skipped_sections`): they belong to that part.
-The same candidates go to a model judging from retrieved passages (which picks what
-matters) and, offline, the best few straight into the graded notes as 🟡 omissions.
+A part is about the section closest to its whole text and each section that two or more of
+its statements recall (`sections_about`). The key points of those sections' *regions* (a
+top-level section, or a section under a file's single title: its subsections and
+neighbours) that the learner never mentions are omission candidates, minus those in a
+source sentence a claim restates in other words; each goes to the part whose own text is
+closest to its section, among the parts about its region. First come the concepts a claim
+drops from the very sentence it recalls (`dropped_terms`) or that a sentence the learner
+breaks off would have named (`gap_contexts`), then those of a section the part skips
+(`skipped_sections`): they belong to that part. Offline, the best few go straight into the
+graded notes as 🟡 omissions; with a model, they are the candidates each part is shown.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class PartEvidence:
     part: int
     claims: tuple[Claim, ...]
     top: dict[str, list[tuple[Passage, float]]]  # this part's claim ids → best passages
-    regions: tuple[str, ...]  # matched source regions, best first
+    regions: tuple[str, ...]  # the sections the part is about (sections_about)
     candidates: tuple[KeyPoint, ...]  # key points of those regions the recall never mentions
     # what a model judging from retrieved passages is offered per claim (OFFER_K)
     offered: dict[str, list[tuple[Passage, float]]] = field(default_factory=dict)
