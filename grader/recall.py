@@ -131,10 +131,12 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
     code = _code_lines(doc)
     out: list[str] = []
     set_aside = 0
+    runs_on = False  # the line before ended inside the tutor's words ("=> the name is")
     for n, line in enumerate(text.split("\n"), start=1):
         s = line.strip()
         if n in code or not s:
             out.append(line)
+            runs_on = False
             continue
         kept = line
         if s.startswith((">", ph.ARROW)):
@@ -144,9 +146,25 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
         elif (cue := ph.FORGOT_NAME_RE.search(line)) is not None:
             m = _SUPPLIED_NAME_RE.search(line, cue.end())
             kept = line[: m.start()].rstrip() if m else line
+        elif runs_on and not _NEW_BLOCK_RE.match(s):
+            # a hard wrap split the tutor's words: the rest of their clause opens this line
+            # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …")
+            end = _CLAUSE_END_RE.search(line)
+            kept = line[end.end():].strip() if end else ""
+        # only when what was set aside reaches the line's end can it run on past it
+        runs_on = (kept != line and line.startswith(kept.rstrip())
+                   and bool(_UNFINISHED_RE.search(line)))
         set_aside += kept != line
         out.append(kept)
     return out, set_aside
+
+
+# the tutor's words at a line's end stop mid-clause ("=> the name is", "=> the"), so a hard
+# wrap carries the rest of them onto the next line
+_UNFINISHED_RE = re.compile(
+    r"(?:\b(?:is|are|called|the|a|an|of|to|name|term|answer)|[,:])\s*$", re.I)
+_CLAUSE_END_RE = re.compile(r"[,;:.!?](?=\s|$)")
+_NEW_BLOCK_RE = re.compile(r"(?:[-*+>#|]|\d+[.)]\s|=>)")
 
 
 def strip_marks(text: str, doc: Document) -> tuple[str, int, frozenset[int]]:

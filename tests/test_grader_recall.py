@@ -107,3 +107,19 @@ def test_learner_lines_keep_line_numbers_and_code():
     lines, n = learner_lines(recall.text, recall.doc)
     assert n == 1 and len(lines) == len(recall.lines)
     assert lines[2] == "So, x. A tensor has a shape" and lines[5] == "f = lambda a: a  # => 1"
+
+
+def test_a_wrapped_supplied_name_is_set_aside_up_to_its_clause_end():
+    # a hard wrap leaves the tutor's "=> the name is" at one line's end and the name at the
+    # next one's start; the learner's sentence goes on after the comma
+    text = ("# Notes\n\nSo, embeddings. In PyTorch you load them with, I forgot the name of the\n"
+            "method => the name is\nnn.Embedding.from_pretrained, and freeze=True keeps them\n"
+            "fixed, or freeze=False to fine-tune them.\n\nNext paragraph => fine\nstays mine.\n")
+    recall = recall_from_text(text)
+    lines, n = learner_lines(recall.text, recall.doc)
+    assert lines[3] == "method"
+    assert lines[4] == "and freeze=True keeps them"
+    assert lines[5] == "fixed, or freeze=False to fine-tune them."
+    assert lines[8] == "stays mine."  # "=> fine" is a finished remark: nothing runs on
+    assert n == 3
+    assert "from_pretrained" not in recall.learner_text
