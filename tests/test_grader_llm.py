@@ -75,7 +75,9 @@ def test_the_contradiction_lands_after_its_paragraph_with_the_source_quoted(tmp_
     assert red.quote.startswith("A pooling layer shrinks its input")
     assert "Pooling layers have no trainable parameters" in red.quote
     gap = next(g for g in doc.gaps if g.line == red.line)
-    assert "learns its own weights" in gap.context and "trainable" not in gap.prompt
+    # The learner's contradicted sentence is on the front, so not again under "what you wrote".
+    assert "learns its own weights" in gap.prompt and "trainable" not in gap.prompt
+    assert "learns its own weights" not in gap.context
 
 
 def test_green_needs_supported_statements_and_says_how_many(tmp_path, sources):
