@@ -18,6 +18,7 @@ LIMIT = 450  # characters of "what you wrote" kept, the last whole sentences
 SHOWN = 0.75  # share of a sentence's words the front holds, in runs, for it to show it
 _BREAK_RE = re.compile(r"(?<=[.!?])\s+|[ \t]*\n\s*")
 _MORE = "… "  # in front of what is kept when earlier sentences were trimmed
+_WORD_RE = re.compile(r"\w+")  # the words ph.normalise keeps, as it splits them
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -39,15 +40,17 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def shows(front_words: list[str], sentence: str) -> bool:
+def shows(front_words: list[str], sentence: str, have: frozenset[str] | None = None) -> bool:
     """The front holds at least SHOWN of the sentence's words, in runs of two or more (a
     sentence of one word: that word), in order: quoted, or the cloze made of it."""
-    mine = ph.normalise(sentence).split()
-    if not mine:
-        return False
-    have = set(front_words)
-    if sum(w in have for w in mine) < SHOWN * len(mine):
+    mine = _WORD_RE.findall(sentence.lower())  # ph.normalise(sentence).split(), in one call
+    if not mine or len(mine) * SHOWN > len(front_words):
+        return False  # matched words are front words: a sentence this long cannot be shown
+    have = frozenset(front_words) if have is None else have
+    if sum(map(have.__contains__, mine)) < SHOWN * len(mine):
         return False  # the cheap bound: most sentences share few words with the front
+    if f" {' '.join(mine)} " in f" {' '.join(front_words)} ":
+        return True  # quoted whole: the longest matching block is all of it
     blocks = difflib.SequenceMatcher(None, mine, front_words, autojunk=False).get_matching_blocks()
     least = min(2, len(mine))
     return sum(b.size for b in blocks if b.size >= least) >= SHOWN * len(mine)
@@ -72,9 +75,12 @@ def what_you_wrote(front: str, text: str) -> str:
     text = text.strip()
     if not text:
         return ""
-    words = ph.normalise(front).split()
+    words = _WORD_RE.findall(front.lower())  # ph.normalise(front).split(), in one call
+    if not words:
+        return trim(text)  # a front of no words shows no sentence
+    have = frozenset(words)
     spans = sentence_spans(text)
     ends = [a for a, _ in spans[1:]] + [len(text)]  # each with the whitespace after it
     kept = [text[a:end] for (a, b), end in zip(spans, ends, strict=True)
-            if not shows(words, text[a:b])]
+            if not shows(words, text[a:b], have)]
     return trim("".join(kept))
