@@ -15,8 +15,8 @@ the exit status is 3 while any session waits, 0 once every session was graded. N
 cached between runs (each run asks every request again; the replay tool answers the ones it
 knows at once), so the numbers always come from one complete run.
 
-Per split (tuning `tests/fixtures/labelled`, validation `tests/fixtures/labelled-validation`,
-held-out `tests/fixtures/labelled-heldout`) it
+Per split (tuning `tests/fixtures/labelled`, validation `tests/fixtures/labelled-validation`
+and `tests/fixtures/labelled-validation-2`, held-out `tests/fixtures/labelled-heldout`) it
 prints agreement, Cohen's κ, false-accept, omission recall, false omissions and a
 per-session table; with a model also the doubts the model raised ("doubtful (not in your
 sources)") and how many sit in a paragraph the tutor marked 🔴 (their precision). `--record
@@ -60,6 +60,7 @@ from grader.recall import recall_from_text  # noqa: E402
 
 SPLITS = {"tuning": ROOT / "tests/fixtures/labelled",
           "validation": ROOT / "tests/fixtures/labelled-validation",
+          "validation-2": ROOT / "tests/fixtures/labelled-validation-2",
           "held-out": ROOT / "tests/fixtures/labelled-heldout"}
 WAITING = 3
 
@@ -190,7 +191,7 @@ def main() -> int:
     ap.add_argument("--base-url", help="OpenAI-compatible endpoint; none: offline")
     ap.add_argument("--model", default="replay", help="model name at the endpoint")
     ap.add_argument("--split", action="append", choices=sorted(SPLITS),
-                    help="only this split (repeatable; default: all three)")
+                    help="only this split (repeatable; default: all)")
     ap.add_argument("--store-report", type=Path, help="write every number as JSON here")
     ap.add_argument("--record", type=Path,
                     help="keep the model's answers of a complete run here, in request order")
