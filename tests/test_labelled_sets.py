@@ -2,11 +2,11 @@
 
 A broken fixture here would silently change the reported agreement, so every session of
 every split (tuning `labelled/`, held-out `labelled-heldout/`, validation
-`labelled-validation/` and `labelled-validation-2/`) is loaded the way the README's recount does and checked: one
-closing mark per part, at least six parts, every mark in the text parsed as an assessment
-of the part it sits in, every `>` quote verbatim in a source, every "you left out X"
-naming a heading, bold term or inline code of a source. Counts are pinned so a session
-that stops parsing shows up.
+`labelled-validation/` and `labelled-validation-2/`) is loaded the way the README's
+recount does and checked: one closing mark per part, at least six parts, every mark in
+the text parsed as an assessment of the part it sits in, every `>` quote verbatim in a
+source, every "you left out X" naming a heading, bold term or inline code of a source.
+Counts are pinned so a session that stops parsing shows up.
 """
 
 from __future__ import annotations
