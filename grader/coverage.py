@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
 from ankigen import phrases as ph
@@ -70,10 +71,12 @@ def titled_files(passages: Sequence[Passage]) -> frozenset[str]:
     return frozenset(f for f, t in tops.items() if len(t) == 1 and f in deep)
 
 
-def mentioned(term: str, recall_tokens: Sequence[str]) -> bool:
+def mentioned(term: str, recall_tokens: Sequence[str],
+              words: AbstractSet[str] = frozenset()) -> bool:
     """Whether the recall says `term`: a one-word term anywhere; a longer one as a phrase,
     its words at most one word apart ("padding mask" is not said by "pad the input. A causal
-    mask")."""
+    mask"); a short form the learner writes counts unless the sources (`words`) use it as
+    a word of its own."""
     # Identifiers count by their words (`torch.inference_mode()` → torch, infer, mode).
     want = list(dict.fromkeys(t for t in content_tokens(term) if not {".", "_"} & set(t)))
     if not want:
@@ -81,8 +84,9 @@ def mentioned(term: str, recall_tokens: Sequence[str]) -> bool:
     window = 1 if len(want) == 1 else len(want) + 1
     for i, tok in enumerate(recall_tokens):
         near = recall_tokens[i : i + window]
-        if same_word(tok, want[0]) or len(want) > 1 and any(same_word(tok, w) for w in want):
-            if all(any(same_word(w, t) for t in near) for w in want):
+        if same_word(tok, want[0], words) or len(want) > 1 and any(
+                same_word(tok, w, words) for w in want):
+            if all(any(same_word(t, w, words) for t in near) for w in want):
                 return True
     return False
 
@@ -135,7 +139,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     # The concepts a dropped term can be, as written, that the recall never says: the same
     # for every claim, so found once (a big source defines thousands).
     unsaid = [(t, _flat(t)) for t in sorted({k.term for k in sources.points if k.origin != "code"})
-              if not mentioned(t, recall_tokens)]
+              if not mentioned(t, recall_tokens, sources.words)]
     # a dropped concept → (how closely the claim recalls its sentence, the claim's part, it)
     dropped_by: dict[str, tuple[float, int, KeyPoint]] = {}
     recalled: dict[int, set[tuple[str, str]]] = defaultdict(set)  # part → (file, section)s
@@ -242,7 +246,7 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
         out[part] = sorted((k for k in sources.points
                             if order[(sources.passages[k.passage].file, k.section)] in gap
                             and k.origin != "code" and k.term.lower() not in seen
-                            and not mentioned(k.term, recall_tokens)),
+                            and not mentioned(k.term, recall_tokens, sources.words)),
                            key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
         seen.update(k.term.lower() for k in out[part])  # each point in one part only
     return out
@@ -373,7 +377,7 @@ def _section_candidates(about: dict[int, set[str]], sources: SourceSet,
     found = [k for k in sources.points if regions.get(k.section) is not None
              and not (k.origin == "heading" and k.section in sections
                       and k.term == k.section.split(SEP)[-1])
-             and not mentioned(k.term, recall_tokens)]
+             and not mentioned(k.term, recall_tokens, sources.words)]
     found.sort(key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
     return list({k.term.lower(): k for k in reversed(found)}.values())[::-1]
 

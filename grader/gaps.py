@@ -42,7 +42,8 @@ def names(words: Sequence[str], text: str) -> bool:
 
 def new_terms(sources: SourceSet, said: Sequence[str]) -> list[KeyPoint]:
     """The sources' key terms that the recall (its content tokens, `said`) never mentions."""
-    return [k for k in sources.points if term_words(k) and not mentioned(term_text(k), said)]
+    return [k for k in sources.points
+            if term_words(k) and not mentioned(term_text(k), said, sources.words)]
 
 
 def mark_key(omissions: Sequence[Omission], sources: SourceSet,

@@ -266,14 +266,14 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
     proposed = []
     for o in answer.omissions:
         point = " ".join(o.point.split())
-        if o.passage not in every or mentioned(point, said):
+        if o.passage not in every or mentioned(point, said, sources.words):
             continue  # cites nothing shown, or the recall says it
         if is_bare_api(point):
             # said with the idea its words carry, as offline says it (`torch.inference_mode()`
             # → "inference mode (`torch.inference_mode()`)"); a name that carries none
             # (`nn.AdaptiveAvgPool2d`, `torch.float32`) is no omission
             idea = concept_of(point)
-            if idea is None or mentioned(idea.split(" (`")[0], said):
+            if idea is None or mentioned(idea.split(" (`")[0], said, sources.words):
                 continue  # no idea, or the recall says it in words ("… in inference mode")
             point = idea
         proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import bm25s
 import numpy as np
@@ -93,13 +94,23 @@ class Index:
         return [(self.passages[i], float(scores[i])) for i in order if scores[i] > 0]
 
 
-def same_word(a: str, b: str) -> bool:
-    """Equal stems, or a short form of the other: `vgg` / `vggnet`, `conv` / `convolut`
-    (the shorter at least 3 letters and half the longer, so `net` is not `network`)."""
+def same_word(a: str, b: str, words: AbstractSet[str] = frozenset()) -> bool:
+    """Whether `a`, as written, says `b`: equal stems, or a short form of the other: `vgg` /
+    `vggnet`, `conv` / `convolut` (the shorter at least 3 letters and half the longer, so
+    `net` is not `network`). A shorter `a` is no short form of `b` when the sources use it
+    as a word of its own (`words`, their `vocabulary`): notes that write `log` (log-odds,
+    −log(p)) beside `logit` mean two things by them. A longer `a` still says `b`
+    (`LayerNorm` says "layer")."""
     if a == b:
         return True
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return len(short) >= 3 and 2 * len(short) >= len(long_) and long_.startswith(short)
+    return (len(short) >= 3 and 2 * len(short) >= len(long_) and long_.startswith(short)
+            and not (short == a and a in words))
+
+
+def vocabulary(passages: Sequence[Passage]) -> frozenset[str]:
+    """Every content word the passages use, their section headings included."""
+    return frozenset(t for p in passages for t in content_tokens(f"{p.section} {p.text}"))
 
 
 def share(mine: set[str], theirs: set[str]) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ankigen.blocks import to_blocks
@@ -20,6 +21,7 @@ from ankigen.text import read_notes
 
 from .errors import SourceError
 from .model import KeyPoint, Passage
+from .retrieve import vocabulary
 
 SOURCE_SUFFIXES = (".md", ".markdown", ".mdown", ".txt")
 SEP = " › "
@@ -45,6 +47,12 @@ class SourceSet:
     files: tuple[str, ...]
     passages: tuple[Passage, ...]
     points: tuple[KeyPoint, ...]
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The content words the sources use: a short form they use as a word of its own
+        is not short for a longer one (`retrieve.same_word`)."""
+        return vocabulary(self.passages)
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:

@@ -55,6 +55,25 @@ def test_short_forms_match_but_short_words_do_not():
     assert not same_word("net", "network") and not same_word("pad", "padding_mask")
 
 
+def test_a_short_form_the_sources_use_as_a_word_is_not_short_for_a_longer_one(tmp_path: Path):
+    """Notes that write `log` (log-odds, −log(p)) beside `logit` mean two things by them;
+    notes that never write `vgg` or `conv` alone still take them for `VGGNet`, `convolution`."""
+    (tmp_path / "notes.md").write_text(
+        "# Logistic regression\n\nThe score t is the **logit**: t = log(p / (1 - p)), the "
+        "log of the odds.\n\n# CNNs\n\nA **convolutional layer** slides kernels. "
+        "**VGGNet** uses 3 x 3 convolutions. A `LayerNorm` normalizes each token.\n")
+    words = load_sources([tmp_path]).words
+    assert {"log", "logit", "layer"} <= words and not {"vgg", "conv"} & words
+    said = content_tokens("The cost is -log(p). VGG is regular. A conv layer is cheap.")
+    assert not mentioned("logit", said, words)
+    assert mentioned("logit", said)  # without the sources' words, the old short form
+    assert mentioned("VGGNet", said, words) and mentioned("convolution", said, words)
+    # the learner's longer word still says the shorter one, whatever the sources use
+    assert same_word("logit", "log", words) and not same_word("log", "logit", words)
+    assert mentioned("layer normalization", content_tokens("a normalization, LayerNorm(x)"),
+                     words)
+
+
 def test_a_longer_key_term_is_mentioned_only_as_a_phrase():
     said = content_tokens("We pad the inputs. A causal mask hides the future. VGG is regular.")
     assert not mentioned("padding mask", said)
