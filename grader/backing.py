@@ -1,7 +1,8 @@
 """Offline 🟢: a part whose every statement one source passage backs, closely and specifically.
 
 Offline cannot judge a statement, but it can check that one passage says the same thing in
-much the same words: the passage holds at least half of the claim's content words, every
+much the same words: the passage, and the one sentence of it that states the claim, hold at
+least half of the claim's content words, every
 number the claim gives, every key term (bold or heading) the claim names, and is negated
 alike, without giving one term what it says of another. So "Incremental PCA is the
 stochastic one" is not backed by the passage on **Randomized PCA**, nor "you don't need to
@@ -59,6 +60,11 @@ def backs(claim: str, passage: Passage, terms: Sequence[str]) -> bool:
     # Polarity of the sentence that states it, not of the whole passage: "It has no weights
     # to learn" must not back "max pooling does not output the largest value".
     stating = max(sentences_of(passage), key=lambda s: overlap(claim, s))
+    # One sentence states it: words gathered across a passage ("max pooling", "layer",
+    # "window" from three sentences) would back "a max pooling layer learns its own weights"
+    # beside "pooling layers have no trainable parameters".
+    if overlap(claim, stating) < COVERED:
+        return False
     if bool(_NEGATION_RE.search(claim)) != bool(_NEGATION_RE.search(stating)):
         return False
     if _flipped(claim, stating):

@@ -53,6 +53,9 @@ def endpoint_options(fn: F) -> F:
                      help="Run recalled code in the sandboxed check runner."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True, help="Where recalled code runs."),
+        click.option("--offline-green/--no-offline-green", default=True, show_default=True,
+                     help="Offline, give 🟢 to a part when one source passage states each of "
+                     "its statements in much the same words."),
     ]):
         fn = option(fn)
     return fn
@@ -60,7 +63,7 @@ def endpoint_options(fn: F) -> F:
 
 def options_from(base_url: str | None, model: str | None, offline: bool, timeout: float | None,
                  budget: float | None, no_cache: bool, context_tokens: int, run_code: bool,
-                 device: str) -> GradeOptions:
+                 device: str, offline_green: bool) -> GradeOptions:
     from ankigen.llm import endpoint_from
 
     from .grade import GradeOptions
@@ -68,7 +71,8 @@ def options_from(base_url: str | None, model: str | None, offline: bool, timeout
     endpoint = None if offline else endpoint_from(base_url, model, timeout_s=timeout,
                                                   budget_s=budget)
     return GradeOptions(endpoint=endpoint, run_code=run_code, device=device,
-                        use_cache=not no_cache, context_tokens=context_tokens)
+                        use_cache=not no_cache, context_tokens=context_tokens,
+                        offline_green=offline_green)
 
 
 @main.command("grade", help="Grade a recall session against its sources; write graded notes "
@@ -89,11 +93,11 @@ def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report:
               as_json: bool, unsandboxed: bool, **endpoint: Any) -> None:
     from ankigen.identity import atomic_write
 
-    from .grade import OFFLINE_NOTE, grade
+    from .grade import OFFLINE_NOTES, grade, offline_note
 
     options = replace(options_from(**endpoint), unsandboxed=unsandboxed)
     if options.endpoint is None:
-        click.echo(f"grader: {OFFLINE_NOTE}", err=True)
+        click.echo(f"grader: {offline_note(options)}", err=True)
     if unsandboxed and options.run_code:
         warn("grader", OPT_OUT_WARNING)
     result = grade(recall, list(sources), options)
@@ -103,7 +107,7 @@ def grade_cmd(recall: Path, sources: tuple[Path, ...], out: Path | None, report:
     if out is not None:
         atomic_write(out, result.graded_markdown.encode("utf-8"))
     for w in result.warnings:
-        if w != OFFLINE_NOTE:
+        if w not in OFFLINE_NOTES:
             warn("grader", w)
     if as_json:
         click.echo(data)
@@ -129,14 +133,14 @@ def eval_cmd(folder: Path, as_json: bool, **endpoint: Any) -> None:
     from rich.progress import Progress
 
     from .evaluate import evaluate
-    from .grade import OFFLINE_NOTE
+    from .grade import offline_note
     from .report import show_eval
 
     err = Console(stderr=True, highlight=False)
 
     options = options_from(**endpoint)
     if options.endpoint is None:
-        click.echo(f"grader: {OFFLINE_NOTE}", err=True)
+        click.echo(f"grader: {offline_note(options)}", err=True)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("grading sessions", total=None)
         result = evaluate(folder, options,

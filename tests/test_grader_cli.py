@@ -17,7 +17,8 @@ from grader.cli import main
 pytestmark = pytest.mark.timeout(60)
 FIXTURES = Path(__file__).parent / "fixtures" / "grader"
 OFFLINE_NOTE = ("grader: offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so "
-                "statements are checked for coverage only and no part gets 🟢\n")
+                "statements are checked against the sources' wording only: a part gets 🟢 "
+                "only when one passage states each of its statements in much the same words\n")
 
 
 @pytest.fixture

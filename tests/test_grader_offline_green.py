@@ -1,7 +1,6 @@
-"""Offline 🟢, when asked for (GradeOptions.offline_green; off by default since it gave a
-false 🟢 on the held-out labelled split): a part gets it only when one source passage states
-each of its statements in much the same words, with the same key terms, numbers and
-negation; statements the sources never speak of are listed as unverified, any other doubt
+"""Offline 🟢 (GradeOptions.offline_green, on by default since 2026-12-01: docs/grader.md):
+a part gets it only when one source passage states each of its statements in much the same
+words, with the same key terms, numbers and negation; statements the sources never speak of are listed as unverified, any other doubt
 leaves the part unmarked.
 """
 
@@ -47,18 +46,33 @@ def test_a_part_each_statement_of_which_one_passage_states_is_green_citing_them(
     assert {j.verdict for j in part.judgements} == {Verdict.UNJUDGED}
 
 
-def test_offline_gives_no_green_unless_asked_and_says_which_it_does():
+def test_offline_gives_green_unless_told_not_to_and_says_which_it_does():
     notes = f"# Notes\n\nSo, stride. {STEP} {HALF}\n"
     plain = grade_recall(recall_from_text(notes), load_sources([SOURCES]),
-                         GradeOptions(run_code=False))
+                         GradeOptions(run_code=False, offline_green=False))
     assert plain.marks == (None,)
     assert plain.warnings[0].endswith("checked for coverage only and no part gets 🟢")
-    asked = grade_recall(recall_from_text(notes), load_sources([SOURCES]), NO_CODE)
-    assert asked.marks == (Mark.GREEN,)
-    assert asked.warnings[0] == (
-        "offline 🟢 is on: a part gets 🟢 when one source passage states each of its "
-        "statements in much the same words; on the held-out labelled split this gave 🟢 to a "
-        "part with a mistake (docs/grader.md)")
+    default = grade_recall(recall_from_text(notes), load_sources([SOURCES]),
+                           GradeOptions(run_code=False))
+    assert default.marks == (Mark.GREEN,)
+    assert default.warnings[0] == (
+        "offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so statements "
+        "are checked against the sources' wording only: a part gets 🟢 only when one passage "
+        "states each of its statements in much the same words")
+
+
+def test_words_gathered_across_a_passage_do_not_back_what_no_sentence_of_it_says():
+    """"A max pooling layer learns its own weights …" has half its words in the pooling
+    passage, spread over three sentences, one of which says the opposite ("no trainable
+    parameters"); the sentence that states it must hold half its words."""
+    text = ("A pooling layer shrinks its input to reduce computation, memory use and the number "
+            "of parameters. **Max pooling** outputs the largest value in each window. Pooling "
+            "layers have no trainable parameters: they only aggregate values.")
+    passage = Passage(0, "cnn.md", Span(1, 1), "Pooling layers", "prose", text)
+    assert not backs("A max pooling layer learns its own weights to pick the strongest "
+                     "activation in each window.", passage, ["Max pooling"])
+    assert backs("Max pooling outputs the largest value in each window.", passage,
+                 ["Max pooling"])
 
 
 def test_a_statement_the_sources_never_speak_of_is_listed_and_does_not_block_green():
