@@ -117,7 +117,9 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
       the contradicted idea again as left out, so the part's omissions are listed, unmarked;
       so, beside recalled code that fails or a name that does not exist (`failed`: those
       parts), is the fix: a tutor marks the error 🔴 and names no gap there;
-    - a point that a correction in another part already teaches is not said twice;
+    - a point that a correction in another part already teaches (one citing the point's own
+      section: "the raw logits" of nn.BCEWithLogitsLoss does not teach the logit) is not
+      said twice;
     - a point that names no term of the source the recall lacks (`Omission.key`, see
       grader/gaps.py) is a detail, not what a tutor calls left out: listed, unmarked;
     - a major gap is the lesson too: minor points beside one are listed, unmarked;
@@ -134,11 +136,13 @@ def sort_omissions(omissions: Sequence[Omission], judgements: Sequence[Judgement
     also: list[Omission] = []
     for part, found in sorted(by_part.items()):
         found = _one_per_idea(sorted(found, key=lambda o: o.severity != "major"))
-        taught = [content_tokens(j.correction) for j in contradicted if j.claim.part != part]
+        taught = [(j.passage, content_tokens(j.correction)) for j in contradicted
+                  if j.claim.part != part]
         # a supplied name's words anywhere in the point ("nonparametric vs parametric
         # models" names "nonparametric model"), not only as one phrase
         forgot = [o for o in found if any(names(content_tokens(n), o.point) for n in supplied)
-                  or any(mentioned(_head(o.point), t) for t in taught)]
+                  or any(_same_section(p, o.passage) and mentioned(_head(o.point), t)
+                         for p, t in taught)]
         left = [o for o in found if o not in forgot]
         if part in wrong:
             also += found
@@ -185,6 +189,10 @@ def _one_per_idea(found: Sequence[Omission]) -> list[Omission]:
             out[same] = replace(k, point=f"{k.point} ({o.point})", key=k.key or o.key,
                                 terms=tuple(dict.fromkeys(k.terms + o.terms)))
     return out
+
+
+def _same_section(a: Passage | None, b: Passage) -> bool:
+    return a is not None and (a.file, a.section) == (b.file, b.section)
 
 
 def _head(point: str) -> str:

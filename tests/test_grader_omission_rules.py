@@ -1,7 +1,7 @@
 """Which omissions a part is marked for (grader/marks.py `sort_omissions`), over the real
 client and the scripted loopback server: a gap is 🟡, never 🔴; beside a contradiction or a
 major gap, naming what the tutor supplied after "I forgot the name", taught already by a
-correction in another part, or naming no term of the sources (a detail, grader/gaps.py), it
+correction in another part (one citing the point's own section), or naming no term of the sources (a detail, grader/gaps.py), it
 is listed as "also in the source (not marked)"; two points about one idea, or naming one
 source term, are one; at most two marked; a gap marked in two parts is marked once; an API
 name is said with the idea its words carry. The sources are tests/fixtures/grader/sources/cnn-notes.md with a few more
@@ -25,7 +25,7 @@ from ankigen.parse import parse_text
 from grader.gaps import mark_key
 from grader.grade import GradeOptions, grade_recall
 from grader.marks import sort_omissions
-from grader.model import Omission
+from grader.model import Claim, Judgement, Omission, Verdict
 from grader.recall import load_recall, recall_from_text, supplied_names
 from grader.retrieve import content_tokens
 from grader.sources import load_sources
@@ -67,21 +67,20 @@ def test_the_names_the_tutor_supplied_are_read_across_hard_wraps():
 def test_a_major_gap_is_yellow_and_the_details_beside_it_are_listed_unmarked(report):
     conv = report.parts[0]
     assert conv.mark is Mark.YELLOW  # "major" in the model's answer, still a gap, not an error
-    # one idea, two wordings: one point; the minor "stride", the name the learner only
-    # forgot ("feature map") and what the pooling part's correction teaches ("trainable
-    # parameters") are listed, not marked
-    assert [o.point for o in conv.omissions] == ["zero padding (zeros are added around the input)"]
+    # one idea, two wordings: one point; the minor "stride" and the name the learner only
+    # forgot ("feature map") are listed, not marked; "trainable parameters", which the
+    # pooling part's correction says of the pooling section, is this section's own term
+    assert [o.point for o in conv.omissions] == [
+        "zero padding (zeros are added around the input)", "trainable parameters"]
     assert [a.feedback for a in conv.assessments] == [
-        "you left out zero padding (zeros are added around the input)."]
+        "you left out zero padding (zeros are added around the input) and trainable "
+        "parameters."]
     assert [u for u in conv.unverified if u.startswith("also")] == [
         "also in the source (not marked): stride: stride is central to Chapter 14 — "
         "Convolutional neural networks › Convolutional layers › Padding and stride "
         "(cnn-notes.md § Convolutional layers › Padding and stride)",
         "also in the source (not marked): feature map: feature map is central to Chapter 14 — "
         "Convolutional neural networks › Convolutional layers "
-        "(cnn-notes.md § Chapter 14 — Convolutional neural networks › Convolutional layers)",
-        "also in the source (not marked): trainable parameters: trainable parameters is central "
-        "to Chapter 14 — Convolutional neural networks › Convolutional layers "
         "(cnn-notes.md § Chapter 14 — Convolutional neural networks › Convolutional layers)"]
 
 
@@ -125,10 +124,10 @@ def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(repor
         cards = rendered(col)
     finally:
         col.close()
-    # a card per marked point (3) and the contradiction, and ankigen's own card for the
+    # a card per marked point (4) and the contradiction, and ankigen's own card for the
     # learner's "I forgot the name" cue; none for a point only listed
     text = " ".join(q + a for _, q, a in cards)
-    assert result.notes == len(cards) == 5
+    assert result.notes == len(cards) == 6
     assert "what is zero padding" in text and "what is optimizer?" in text and "what is loss?" in text
     assert "also in the source" not in text and "stride is central" not in text
 
@@ -158,6 +157,21 @@ def test_a_point_naming_a_supplied_name_in_other_words_is_not_left_out():
     # "nonparametric model" is in the point, though not as one phrase
     assert sort_omissions([point], [], ["nonparametric model"]) == ([], [point])
     assert sort_omissions([point], [], ["feature map"]) == ([point], [])
+
+
+def test_a_point_is_taught_by_a_correction_in_another_part_only_from_its_own_section():
+    """The model's correction of one part teaches the idea it cites; a word of it in passing
+    teaches nothing elsewhere (validation logistic-regression: part 6's correction says "the
+    raw logits" of nn.BCEWithLogitsLoss; part 1 still left out the logit, the log-odds)."""
+    passages = load_sources([SOURCES]).passages
+    pooling, training = passages[3], passages[4]
+    claim = Claim("c9", 2, 30, "Max pooling learns its own weights.")
+    point = Omission(0, "trainable parameters", pooling, "major")
+    for cited, taught in ((pooling, True), (training, False)):
+        wrong = Judgement(claim, Verdict.CONTRADICTED, cited, 1.0,
+                          correction="Pooling layers have no trainable parameters.")
+        assert sort_omissions([point], [wrong], []) == (([], [point]) if taught
+                                                        else ([point], []))
 
 
 def test_beside_failing_code_or_a_wrong_name_the_gap_is_listed_not_marked():
