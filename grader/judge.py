@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -279,9 +280,27 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
         proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],
                                  o.severity, o.why))
     omissions: dict[tuple[int, str], Omission] = {}
+    claimed = {e.part: content_tokens(" ".join(c.text for c in e.claims)) for e in evidence}
     for om in mark_key(proposed, sources, said):
+        if om.key and om.severity == "minor" and one_more_item(om.passage, sources,
+                                                                claimed.get(om.part, [])):
+            om = replace(om, key=False)
         omissions.setdefault((om.part, om.point.lower()), om)
     return judgements, list(omissions.values())
+
+
+def one_more_item(passage: Passage, sources: SourceSet, said: Sequence[str]) -> bool:
+    """Whether a point is one more item of a list the part went through: its passage is a
+    list item, and the part names the term of each other item of its section, two at least
+    ("agglomerative clustering, HDBSCAN and Gaussian mixtures" of a list that goes on to
+    mean-shift and spectral clustering). Left out of a list recalled, an item is a detail a
+    tutor does not mark; the model calling it minor says as much."""
+    if passage.kind != "item":
+        return False
+    others = {p.id for p in sources.passages if p.id != passage.id and p.kind == "item"
+              and (p.file, p.section) == (passage.file, passage.section)}
+    terms = {k.term for k in sources.points if k.passage in others and k.origin == "bold"}
+    return len(terms) >= 2 and all(mentioned(t, said, sources.words) for t in terms)
 
 
 def _retrieved_request(evidence: Sequence[PartEvidence], sources: SourceSet,

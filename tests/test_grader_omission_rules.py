@@ -251,3 +251,21 @@ def test_two_points_naming_one_source_term_are_one_gap():
     # in two parts, the first keeps it
     apart = [keyed[0], replace(keyed[1], part=3)]
     assert sort_omissions(apart, [], []) == ([apart[0]], [apart[1]])
+
+
+def test_a_minor_pointone_more_item_of_a_list_the_part_went_through_is_a_detail():
+    """Validation clustering 6 names agglomerative clustering, HDBSCAN and Gaussian mixtures
+    from "Other clustering algorithms"; the model's minor "Mean-shift and spectral clustering",
+    the list's last item, is a detail a tutor does not mark (they gave 🟢)."""
+    from grader.judge import one_more_item
+
+    sources = load_sources([FIXTURES / "labelled-validation" / "clustering" / "sources"])
+    last = next(p for p in sources.passages if p.text.startswith("**Mean-shift**"))
+    went = content_tokens("Other algorithms: agglomerative clustering that merges the closest "
+                          "clusters, HDBSCAN for varying densities, and Gaussian mixtures.")
+    assert one_more_item(last, sources, went)
+    # one item short of the list, or a point of prose, is no list gone through
+    assert not one_more_item(last, sources, content_tokens(
+        "Other algorithms: agglomerative clustering and HDBSCAN for varying densities."))
+    prose = next(p for p in sources.passages if p.kind == "prose")
+    assert not one_more_item(prose, sources, went)
