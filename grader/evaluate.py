@@ -168,11 +168,25 @@ def left_out_terms(doc: Document) -> list[tuple[int, str]]:
     out = []
     for p in doc.parts:
         for a in p.assessments:
-            named = ph.named_miss(a.feedback)
+            named = ph.named_miss(_without_explanation(a.feedback))
             if named and re.search(r"\b(?:left out|skipped|forgot|missed|didn'?t mention|"
                                    r"did not mention|omitted|missing)\b", a.feedback, re.I):
                 out += [(p.index, t.strip()) for t in re.split(r",|\band\b|&", named) if t.strip()]
     return out
+
+
+def _without_explanation(feedback: str) -> str:
+    """The feedback up to what it names: "you left out fake.detach(), which keeps the
+    discriminator's loss from …" names fake.detach(); "you skipped padding, stride and
+    dilation" names three things (short items, an "and")."""
+    m = ph.NAMED_MISS_RE.search(feedback)
+    if not m:
+        return feedback
+    head, comma, rest = m.group("x").partition(",")
+    items = [t.strip() for t in rest.split(",")]
+    if not comma or (re.search(r"\band\b", rest) and all(0 < len(t.split()) <= 4 for t in items)):
+        return feedback
+    return feedback[: m.start("x")] + head
 
 
 def _found(term: str, reported: Sequence[str]) -> bool:

@@ -45,6 +45,24 @@ def test_labels_are_each_parts_worst_mark_and_omissions_come_from_the_feedback()
     assert left_out_terms(doc) == [(0, "torch.optim.SGD(momentum=0.9)"), (0, "Nesterov momentum")]
 
 
+def test_what_the_tutor_adds_after_a_comma_is_no_second_omission():
+    """"You left out X, which …" names X and explains it (the second validation split's
+    tutor wrote so: read as two omissions, or none when the whole ran past eight words);
+    "padding, stride and dilation" names three."""
+    feedback = ["right, but you left out fake.detach(), which keeps the discriminator's loss "
+                "from backpropagating into the generator.",
+                "correct, but you didn't mention scaler.unscale_(optimizer), which you need "
+                "before gradient clipping.",
+                "correct, but you left out checkpoint_sequential, the way to checkpoint a "
+                "whole stack.",
+                "right, but you skipped padding, stride and dilation."]
+    text = "# Notes\n\n" + "\n\n---\n\n".join(
+        f"So, part {i}. It says something.\n\n🟡 => {f}" for i, f in enumerate(feedback)) + "\n"
+    assert left_out_terms(parse_text(text, kind="recall")) == [
+        (0, "fake.detach()"), (1, "scaler.unscale_(optimizer)"), (2, "checkpoint_sequential"),
+        (3, "padding"), (3, "stride"), (3, "dilation")]
+
+
 def _labelled(tmp_path: Path, *names: str) -> Path:
     for name in names:
         shutil.copytree(FIXTURES / "labelled" / name, tmp_path / "labelled" / name)
