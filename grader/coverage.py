@@ -231,9 +231,12 @@ def skipped_sections(parts: Sequence[int], recalled: dict[int, set[tuple[str, st
         ends = list(zip(mine, mine[1:]))
         if mine:
             # after the part's last section: up to the next one a later part recalls, or,
-            # for the session's last part, the end of the file (the learner stopped there)
+            # for the session's last part, the end of the file (the learner stopped there);
+            # a later part that returns to that last section goes on from it, so what comes
+            # after is its gap, not this part's (a k-fold part touching the time-series order
+            # did not skip the grouped folds that follow time series splits)
             last = mine[-1]
-            after = min((i for i in later[part] if i > last), default=None)
+            after = min((i for i in later[part] if i >= last), default=None)
             if after is None and part == parts[-1] and sum(files[i] == files[last]
                                                            for i in mine) >= 2:
                 after = 1 + max(i for s, i in order.items() if s[0] == files[last])

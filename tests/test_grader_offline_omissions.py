@@ -176,3 +176,16 @@ def test_what_the_learner_says_only_after_the_tutors_mark_is_still_left_out():
     (said,) = grade_recall(unprompted, load_sources([LABELLED / "decision-trees" / "sources"]),
                            NO_CODE).parts
     assert "Stacking" not in [o.point for o in said.omissions]
+
+
+
+def test_a_section_skipped_after_one_a_later_part_returns_to_is_that_parts_gap():
+    """Chapter 7 goes k-fold, stratified folds, leave-one-out, time series splits, grouped
+    folds, grid search. The k-fold part touches the time-series order in passing ("unless
+    the order matters"); it did not skip grouped folds: the part about time series splits,
+    which goes on from there, did (the second validation split's cross-validation 4)."""
+    session = LABELLED.parent / "labelled-validation-2" / "cross-validation"
+    report = grade_recall(recall_from_text((session / "recall.md").read_text()),
+                          load_sources([session / "sources"]), NO_CODE)
+    assert [[o.point for o in p.omissions] for p in report.parts] == [
+        ["Retraining After Selection"], [], [], ["Grouped Folds"], [], []]
