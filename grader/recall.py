@@ -114,7 +114,8 @@ def supplied_names(recall: Recall) -> list[str]:
             m = _SUPPLIED_NAME_RE.search(text, cue.end())
             if m:
                 name = re.sub(r"^.*?\b(?:is|called)\s+", "", m.group(0))
-                out.append(re.split(r"[.;!?](?:\s|$)", name)[0].strip(" ,"))
+                name = name.split(ph.ARROW, 1)[0]  # "=> Good name!" is no part of it
+                out.append(_CLAUSE_END_RE.split(name, maxsplit=1)[0].strip())  # as learner_lines
     return list(dict.fromkeys(out))
 
 
@@ -139,24 +140,43 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
             runs_on = False
             continue
         kept = line
+        name_open = False  # a supplied name set aside here has not reached its clause's end
         if s.startswith((">", ph.ARROW)):
             kept = ""
         elif ph.ARROW in line:
-            kept = line.split(ph.ARROW, 1)[0].rstrip()
+            before, after = line.split(ph.ARROW, 1)
+            kept, name_open = _after_supplied_name(before, after)
         elif (cue := ph.FORGOT_NAME_RE.search(line)) is not None:
             m = _SUPPLIED_NAME_RE.search(line, cue.end())
-            kept = line[: m.start()].rstrip() if m else line
+            kept, name_open = _after_supplied_name(line[: m.start()], m.group(0)) if m \
+                else (line, False)
         elif runs_on and not _NEW_BLOCK_RE.match(s):
             # a hard wrap split the tutor's words: the rest of their clause opens this line
             # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …")
             end = _CLAUSE_END_RE.search(line)
             kept = line[end.end():].strip() if end else ""
         # only when what was set aside reaches the line's end can it run on past it
-        runs_on = (kept != line and line.startswith(kept.rstrip())
-                   and bool(_UNFINISHED_RE.search(line)))
+        runs_on = name_open or (kept != line and line.startswith(kept.rstrip())
+                                and bool(_UNFINISHED_RE.search(line)))
         set_aside += kept != line
         out.append(kept)
     return out, set_aside
+
+
+def _after_supplied_name(before: str, tutor: str) -> tuple[str, bool]:
+    """The learner's words of a line whose tutor's part (`tutor`, from its `=>` or its "the
+    name is") supplies a name: the name ends with its clause ("=> the name is learning
+    schedule. One pass of m iterations is an epoch.": the second sentence is the learner's,
+    written on after the tutor's insert), any other remark runs to the line's end. Returns
+    the words kept and whether the name runs on past the line's end (a hard wrap)."""
+    lead = _NAME_LEAD_RE.match(tutor)
+    if lead is None:
+        return before.rstrip(), False
+    end = _CLAUSE_END_RE.search(tutor, lead.end())
+    if end is None:
+        return before.rstrip(), True
+    rest = tutor[end.end():].split(ph.ARROW, 1)[0].strip()  # "=> Good name!" is the tutor's
+    return (f"{before.rstrip()} {rest}" if rest else before.rstrip()), False
 
 
 # the tutor's words at a line's end stop mid-clause ("=> the name is", "=> the"), so a hard
@@ -164,6 +184,10 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
 _UNFINISHED_RE = re.compile(
     r"(?:\b(?:is|are|called|the|a|an|of|to|name|term|answer)|[,:])\s*$", re.I)
 _CLAUSE_END_RE = re.compile(r"[,;:.!?](?=\s|$)")
+# what opens a supplied name: "=> the name is", "it's called", after any punctuation
+_NAME_LEAD_RE = re.compile(
+    r"[,;:.!(\s]*(?:but\s+)?(?:the\s+(?:name|term|answer)\s+is|it'?s\s+called|it\s+is\s+called)"
+    r"\s+\S", re.I)
 _NEW_BLOCK_RE = re.compile(r"(?:[-*+>#|]|\d+[.)]\s|=>)")
 
 

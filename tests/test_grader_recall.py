@@ -10,7 +10,14 @@ import pytest
 from ankigen import phrases as ph
 from grader.coverage import mentioned
 from grader.grade import GradeOptions, grade_recall
-from grader.recall import learner_lines, load_recall, paragraphs, recall_from_text, sentence_claims
+from grader.recall import (
+    learner_lines,
+    load_recall,
+    paragraphs,
+    recall_from_text,
+    sentence_claims,
+    supplied_names,
+)
 from grader.retrieve import content_tokens
 from grader.sources import load_sources
 
@@ -123,3 +130,21 @@ def test_a_wrapped_supplied_name_is_set_aside_up_to_its_clause_end():
     assert lines[8] == "stays mine."  # "=> fine" is a finished remark: nothing runs on
     assert n == 3
     assert "from_pretrained" not in recall.learner_text
+
+
+def test_the_learner_writes_on_after_a_supplied_name():
+    # the tutor inserts the name; the learner's sentences after it on the line are recall
+    text = ("# Notes\n\nSo, SGD. People lower the learning rate as training goes on, I forgot the "
+            "name of the function that does that => the name is learning schedule. One pass of m "
+            "iterations is an epoch.\n\nSo, BN. I forgot the name of the scale one => the name is "
+            "gamma, and the shift is beta.\n\nSo, p. I forgot the name => the name is "
+            "nn.Parameter => Good name!\n")
+    recall = recall_from_text(text)
+    lines, n = learner_lines(recall.text, recall.doc)
+    assert lines[2] == ("So, SGD. People lower the learning rate as training goes on, I forgot "
+                        "the name of the function that does that One pass of m iterations is an "
+                        "epoch.")
+    assert lines[4] == "So, BN. I forgot the name of the scale one and the shift is beta."
+    assert lines[6] == "So, p. I forgot the name"
+    assert n == 3
+    assert supplied_names(recall) == ["learning schedule", "gamma", "nn.Parameter"]
