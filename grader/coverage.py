@@ -184,7 +184,7 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
     closest = closest_parts(parts, part_texts, sources)
     mine_by_part: dict[int, list[KeyPoint]] = defaultdict(list)
     regions = _regions(about, sources)
-    for k in _section_candidates(about, sources, recall_tokens):
+    for k in _section_candidates(about, regions, sources, recall_tokens):
         if k.term.lower() in taken or _said_in_other_words(k, sources.passages[k.passage],
                                                             restated):
             continue
@@ -369,13 +369,13 @@ def sections_about(parts: Sequence[int], claims: Sequence[Claim], part_texts: di
     return about
 
 
-def _section_candidates(about: dict[int, set[str]], sources: SourceSet,
-                        recall_tokens: Sequence[str]) -> list[KeyPoint]:
+def _section_candidates(about: dict[int, set[str]], regions: dict[str, str],
+                        sources: SourceSet, recall_tokens: Sequence[str]) -> list[KeyPoint]:
     """The key points of the regions the parts are about (a section's chapter-level
     section, which holds its neighbours and subsections: "Feature scaling" under "Gradient
     descent") that the recall never mentions, concepts (bold, headings) before API names; a
-    section's own heading is not one when a part is about that section."""
-    regions = _regions(about, sources)
+    section's own heading is not one when a part is about that section. `regions`:
+    `_regions(about, sources)`."""
     sections = {s for found in about.values() for s in found}
     found = [k for k in sources.points if regions.get(k.section) is not None
              and not (k.origin == "heading" and k.section in sections
