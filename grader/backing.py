@@ -124,7 +124,6 @@ def offline_backing(evidence: Sequence[PartEvidence], sources: SourceSet) -> dic
     """Each part whose every claim is backed by one of its retrieved passages or is one the
     sources are silent on, with at least two claims, and two thirds of them, backed."""
     terms = sorted({k.term for k in sources.points if k.origin != "code"})
-    vocabulary = {t for p in sources.passages for t in content_tokens(f"{p.section} {p.text}")}
     out: dict[int, Backing] = {}
     for e in evidence:
         backed: list[tuple[Claim, Passage]] = []
@@ -135,7 +134,7 @@ def offline_backing(evidence: Sequence[PartEvidence], sources: SourceSet) -> dic
             passage = next((p for p in found if backs(claim.text, p, terms)), None)
             if passage is not None:
                 backed.append((claim, passage))
-            elif share(set(content_tokens(claim.text)), vocabulary) < SILENT:
+            elif share(set(content_tokens(claim.text)), sources.words) < SILENT:
                 silent.append(claim)
             else:
                 break  # in the sources' words, yet no passage backs it: maybe wrong

@@ -113,7 +113,7 @@ def vocabulary(passages: Sequence[Passage]) -> frozenset[str]:
     return frozenset(t for p in passages for t in content_tokens(f"{p.section} {p.text}"))
 
 
-def share(mine: set[str], theirs: set[str]) -> float:
+def share(mine: set[str], theirs: AbstractSet[str]) -> float:
     """The share of the words in `mine` that `theirs` has, short forms counting."""
     if not mine:
         return 0.0
