@@ -196,9 +196,9 @@ def main() -> int:
     ap.add_argument("--record", type=Path,
                     help="keep the model's answers of a complete run here, in request order")
     ap.add_argument("--no-code", action="store_true", help="do not run recalled code")
-    ap.add_argument("--offline-green", action=argparse.BooleanOptionalAction, default=True,
-                    help="offline: give 🟢 where one passage backs each statement (the "
-                         "grader's default; --no-offline-green as before 2026-12-01)")
+    ap.add_argument("--offline-green", action=argparse.BooleanOptionalAction, default=False,
+                    help="offline: give 🟢 where one passage backs each statement (off, the "
+                         "grader's default)")
     ap.add_argument("--aggregate-only", action="store_true",
                     help="print and store each split's totals only, nothing per session")
     ap.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS)

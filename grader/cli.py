@@ -53,9 +53,10 @@ def endpoint_options(fn: F) -> F:
                      help="Run recalled code in the sandboxed check runner."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True, help="Where recalled code runs."),
-        click.option("--offline-green/--no-offline-green", default=True, show_default=True,
+        click.option("--offline-green/--no-offline-green", default=False, show_default=True,
                      help="Offline, give 🟢 to a part when one source passage states each of "
-                     "its statements in much the same words."),
+                     "its statements in much the same words (wording alone: a swapped "
+                     "term can pass)."),
     ]):
         fn = option(fn)
     return fn

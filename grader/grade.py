@@ -63,11 +63,12 @@ class GradeOptions:
     cache_path: Path | None = None  # the LLM response cache; default under ANKIGEN_CACHE_DIR
     # the judge's whole request (sources shown whole when it fits), estimated in tokens
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
-    # Offline 🟢 where one passage backs each statement (backing.py). On by default since its
-    # false-accept was 0 % on the tuning, validation and (first contact) validation-2 labelled
-    # splits, the rule set before that contact (docs/grader.md); an earlier version of it gave
-    # a tutor-🔴 part of the held-out split 🟢.
-    offline_green: bool = True
+    # Offline 🟢 where one passage sentence states each statement in much the same words
+    # (backing.py). Off by default: its false-accept was 0 % on every labelled split, but
+    # wording cannot tell a swap from the truth ("Ridge adds an L1 penalty" beside "Lasso adds
+    # an L1 penalty"; batch norm's train and test statistics swapped, both found in review),
+    # and offline must never claim a 🟢 it cannot back (docs/grader.md).
+    offline_green: bool = False
 
 
 def offline_note(options: GradeOptions) -> str:

@@ -6,8 +6,8 @@ The rules, offline and with a model alike:
   a gap, not an error); which ones are marked is `sort_omissions`' rules;
 - recalled code that fails when run: 🔴, after the code;
 - 🟢 only when no problem was found and the part's statements are backed: with a model, at
-  least two thirds supported by a cited passage; offline (GradeOptions.offline_green, on by
-  default, `--no-offline-green`), each statement stated by one passage sentence in much the
+  least two thirds supported by a cited passage; offline, only when asked for
+  (GradeOptions.offline_green, `--offline-green`), each statement stated by one passage sentence in much the
   same words (backing.py). grade.assemble places it.
 - "not in source" is never a mark: it is an `=> unverified:` note.
 """

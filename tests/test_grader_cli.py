@@ -17,8 +17,7 @@ from grader.cli import main
 pytestmark = pytest.mark.timeout(60)
 FIXTURES = Path(__file__).parent / "fixtures" / "grader"
 OFFLINE_NOTE = ("grader: offline: no model endpoint is set (--base-url or OPENAI_BASE_URL), so "
-                "statements are checked against the sources' wording only: a part gets 🟢 "
-                "only when one passage states each of its statements in much the same words\n")
+                "statements are checked for coverage only and no part gets 🟢\n")
 
 
 @pytest.fixture

@@ -140,23 +140,23 @@ def test_inline_tutor_remarks_are_cut_and_learner_marks_lose_only_the_emoji():
                            "GoogLeNet had inception modules, (forgot the rest) and ResNet had skips.\n")
 
 
-def test_offline_never_marks_green_when_told_not_to_on_the_labelled_sessions(runner):
+def test_offline_never_marks_green_by_default_on_the_labelled_sessions(runner):
     from grader.evaluate import evaluate
 
-    result = evaluate(Path(__file__).parent / "fixtures" / "labelled",
-                      GradeOptions(offline_green=False), runner)
+    result = evaluate(Path(__file__).parent / "fixtures" / "labelled", OFFLINE, runner)
     assert len(result.sessions) == 9 and len(result.pairs) == 54
     assert all(m is not Mark.GREEN for s in result.sessions for m in s.grader)
     assert result.false_accept == 0.0
 
 
-def test_offline_green_by_default_goes_to_tutor_green_parts_of_the_tuning_split(runner):
-    """Offline 🟢 (GradeOptions.offline_green, on by default) needs one passage sentence
-    stating each statement: on the tuning split it goes to 5 parts, each one the tutor marked
-    🟢 (docs/grader.md measures it on every split)."""
+def test_offline_green_when_asked_goes_to_tutor_green_parts_of_the_tuning_split(runner):
+    """Asked for (GradeOptions.offline_green), offline 🟢 needs one passage sentence stating
+    each statement: on the tuning split it goes to 5 parts, each one the tutor marked 🟢
+    (docs/grader.md measures it on every split, and says why it is off by default)."""
     from grader.evaluate import evaluate
 
-    result = evaluate(Path(__file__).parent / "fixtures" / "labelled", OFFLINE, runner)
+    result = evaluate(Path(__file__).parent / "fixtures" / "labelled",
+                      GradeOptions(offline_green=True), runner)
     assert len(result.sessions) == 9 and len(result.pairs) == 54
     greens = [(s.name, i + 1) for s in result.sessions for i, m in enumerate(s.grader)
               if m is Mark.GREEN]
