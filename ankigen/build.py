@@ -174,6 +174,7 @@ def discover_vault(paths: list[Path]) -> Discovered:
 
 
 CACHE_FORMAT = 4  # entries: pickled (warnings, plain cards, pickled document or b"")
+ParseResult = tuple[tuple[str, ...], list[Card], bytes]  # what a cache entry pickles
 
 
 @dataclass
@@ -231,6 +232,7 @@ class ParseCache:
         self.enabled = enabled
         self.data: dict[str, tuple[str, bytes]] = {}
         self.cards: dict[str, tuple[str, list[Card]]] = {}  # cards that carry check outputs
+        self._unpickled: dict[str, ParseResult] = {}  # entries of `data` pickled when saved
         self.dirty = False
         if enabled and self.path.exists():
             try:
@@ -259,6 +261,16 @@ class ParseCache:
         self.dirty = True
         return _unpack(rel, digest, blob, data, include_green)
 
+    def put_parsed(self, rel: str, digest: str, result: ParseResult, data: bytes,
+                   include_green: bool) -> Parsed:
+        """`put` for a file parsed in this process: pickled for the cache when it is saved."""
+        self.data[rel] = (digest, b"")
+        self._unpickled[rel] = result
+        self.dirty = True
+        warnings, cards, doc_blob = result
+        return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green,
+                      images=any(has_images(c) for c in cards))
+
     def cards_for(self, parsed: Parsed, doc: Document, gaps: list[Gap],
                   outputs: dict[str, CheckOutput]) -> list[Card]:
         """Card fields depend only on the document and its checks' outputs: reuse them."""
@@ -285,6 +297,11 @@ class ParseCache:
         if not (self.dirty or stale):
             return
         try:
+            for rel, result in self._unpickled.items():
+                if rel in self.data:
+                    self.data[rel] = (self.data[rel][0],
+                                      pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+            self._unpickled.clear()
             payload = {"version": parser_version(), "format": CACHE_FORMAT, "docs": self.data,
                        "cards": self.cards}
             atomic_write(self.path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
@@ -307,19 +324,23 @@ def _parse_doc(rel: str, data: bytes, include_green: bool) -> Document:
                    warnings=read.warnings + doc.warnings)
 
 
-def _parse_one(job: tuple[str, bytes, bool, bool]) -> bytes:
-    """Parse one file and make its cards as they are without check outputs, pickled.
+def _parse_here(job: tuple[str, bytes, bool, bool]) -> ParseResult:
+    """Parse one file and make its cards as they are without check outputs.
 
-    The pickle is both what the worker sends back and the file's cache entry. Cards carry
-    the GUID they get unless another gap took it first (hashing it here spreads the work).
-    """
+    Cards carry the GUID they get unless another gap took it first (hashing it here
+    spreads the work over the parse workers)."""
     rel, data, include_green, keep_doc = job
     doc = _parse_doc(rel, data, include_green)
     mine = [g for g in doc.gaps if wanted(g, include_green)]
     cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor), keep_gap=False)
              for i, g in enumerate(mine)]
     doc_blob = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL) if keep_doc else b""
-    return pickle.dumps((doc.warnings, cards, doc_blob), protocol=pickle.HIGHEST_PROTOCOL)
+    return doc.warnings, cards, doc_blob
+
+
+def _parse_one(job: tuple[str, bytes, bool, bool]) -> bytes:
+    """`_parse_here`, pickled: both what a parse worker sends back and the file's cache entry."""
+    return pickle.dumps(_parse_here(job), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
@@ -373,23 +394,29 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
     jobs = [(rel, data, include_green, keep_docs) for rel, _, data in todo]
     done = len(files) - len(todo)
 
-    def take(blobs: Iterable[bytes]) -> None:
-        """Unpack each result as it arrives, while the workers go on parsing."""
+    def take(blobs: Iterable[bytes | ParseResult]) -> None:
+        """Unpack each result as it arrives (a worker's pickle, or what this process parsed
+        itself), while the workers go on parsing."""
         nonlocal done
         for (rel, digest, data), blob in zip(todo, blobs, strict=True):
-            found[rel] = cache.put(rel, digest, blob, data, include_green)
+            found[rel] = (cache.put(rel, digest, blob, data, include_green)
+                          if isinstance(blob, bytes)
+                          else cache.put_parsed(rel, digest, blob, data, include_green))
             done += 1
             if progress:
                 progress("parse", done, len(files))
 
-    workers = min(os.cpu_count() or 1, 8)
-    if len(todo) >= PARALLEL_FROM and workers > 1:
+    cores = min(os.cpu_count() or 1, 8)
+    if len(todo) >= PARALLEL_FROM and cores > 1:
         from .forked import ForkMap
 
         # Forks: workers inherit the imported parser and every file's bytes; nothing is
-        # re-imported or sent to them. Small chunks: the last worker to finish idles its
-        # partner for less time.
-        with ForkMap(_parse_one, jobs, workers, max(1, len(jobs) // (workers * 32))) as results:
+        # re-imported or sent to them. This process parses too (`here`) while it waits:
+        # one fork fewer, and its own results are never pickled to come back (the cache's
+        # pickles of them are made when the cache is saved, after the parse). Small
+        # chunks: the last one to finish idles its partner for less time.
+        with ForkMap(_parse_one, jobs, cores - 1, max(1, len(jobs) // (cores * 32)),
+                     here=_parse_here) as results:
             if started:
                 started([data for _, _, data in todo])
             take(results)
