@@ -413,8 +413,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     corrections = tuple(s for s in arrowed[1:] if not ph.is_ack(s))
     answered = bool(followups or quote or corrections)
     question = asked or ((_question_in(feedback) or fronts.asked(feedback)) if answered else None)
-    st.assessments.append(Assessment(mark, it.start, feedback, corrections, tuple(followups),
-                                     quote, question, judged, inline))
+    st.assessments.append(Assessment.of(mark, it.start, feedback, corrections, tuple(followups),
+                                        quote, question, judged, inline))
     if mark is Mark.GREEN and not include_green:
         return
     recall = _recall_text(st, judged)
@@ -703,10 +703,10 @@ def _plain_gap(st: _PartState, kind: GapKind, line: int, span: Span, own: str, b
 def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span, prompt: str,
          context: str, answer: str | None, source: str | None, *, cloze: str | None = None,
          term: str | None = None, anchor: str, code: str | None = None) -> Gap:
-    return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic_at(line),
-               chapter=st.chapter, section=st.section, prompt=prompt, context=context,
-               answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,
-               code=code, anchor=anchor)
+    return Gap.of(kind=kind, mark=mark, line=line, span=span, part=st.index,
+                  topic=st.topic_at(line), chapter=st.chapter, section=st.section, prompt=prompt,
+                  context=context, answer=answer, answer_source=source if answer else None,
+                  cloze=cloze, term=term, code=code, anchor=anchor)
 
 
 # --- code -------------------------------------------------------------------------------------
