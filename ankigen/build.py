@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cards import card_for, wanted
-from .deck import TEMPLATE_VERSION, to_package, writing_to
+from .deck import TEMPLATE_VERSION, NoteTable, to_package, writing_to
 from .errors import InputError
 from .identity import (
+    Assigned,
     Entry,
     Wanted,
     assign,
     atomic_write,
     first_guid,
+    fresh_guid,
     load,
     manifest_entries,
     manifest_text,
@@ -375,13 +377,16 @@ def _read_bytes(path: Path) -> bytes:
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
               progress: Progress | None = None, *, keep_docs: bool = False,
-              started: Callable[[list[bytes]], None] | None = None
+              started: Callable[[list[bytes]], None] | None = None,
+              each: Callable[[Parsed], None] | None = None
               ) -> tuple[list[Parsed], int]:
     """Every file as parsed: from the cache where its bytes are unchanged, else parsed now.
 
     `keep_docs`: the caller will want every document (checks do), so keep them pickled.
     `started(contents)`: told what is being parsed once the parse is under way (after the
     pool has forked: it may start threads), if anything is to be parsed.
+    `each(parsed)`: told each file as it arrives, in file order, while the rest are still
+    being parsed; only when every file is parsed now (none from the cache).
     """
     found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
@@ -393,6 +398,8 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
             found[rel] = hit
     jobs = [(rel, data, include_green, keep_docs) for rel, _, data in todo]
     done = len(files) - len(todo)
+    if done:
+        each = None
 
     def take(blobs: Iterable[bytes | ParseResult]) -> None:
         """Unpack each result as it arrives (a worker's pickle, or what this process parsed
@@ -402,6 +409,8 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
             found[rel] = (cache.put(rel, digest, blob, data, include_green)
                           if isinstance(blob, bytes)
                           else cache.put_parsed(rel, digest, blob, data, include_green))
+            if each is not None:
+                each(found[rel])
             done += 1
             if progress:
                 progress("parse", done, len(files))
@@ -475,6 +484,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
     timings: dict[str, tuple[float, float]] = {}
+    previous = load(root)
+    plain = checks is None and writer is None
+    # A vault's first plain build (no manifest): each card's identity is final as its file
+    # arrives, so identities and the deck's note rows are made while the rest still parse.
+    first = _FirstBuild(int(time.time()) if now is None else now) \
+        if plain and not previous else None
     t_parse = time.perf_counter()
     prestart = getattr(checks, "prestart", None)
 
@@ -485,12 +500,11 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
 
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
                                      keep_docs=checks is not None or writer is not None,
-                                     started=started)
+                                     started=started, each=first.add if first else None)
     timings["parse"] = (t_parse, time.perf_counter())
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build
         keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
-    plain = checks is None and writer is None
     cards: list[Card] = []
     checks_run, checks_note = 0, "not requested"
     written = None
@@ -524,18 +538,23 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     images = (_attach_images(cards, root, contents)
               if not plain or any(p.images for p in parsed_files) else Attached(cards))
     cards = images.cards
-    previous = load(root)
     # Only what was built is judged: the rest of the vault's notes are neither
     # orphans nor forgotten by --prune, and keep their entries as they are.
     outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
     if outside:
         previous = [e for e in previous if scope.covers(e.file)]
-    wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
-                  for c in cards]
-    assigned, orphans = assign(wanted_ids, previous, now=now,
-                               reserved=frozenset(e.guid for e in outside))
-    cards = [c if c.guid == a.guid else _with_guid(c, a.guid)
-             for c, a in zip(cards, assigned, strict=True)]
+    notes_ahead = None
+    orphans: list[Entry] = []
+    if first is not None and first.complete(parsed_files):  # what assign would give
+        cards, wanted_ids, assigned = first.cards, first.wanted, first.assigned
+        notes_ahead = first.notes
+    else:
+        wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
+                      for c in cards]
+        assigned, orphans = assign(wanted_ids, previous, now=now,
+                                   reserved=frozenset(e.guid for e in outside))
+        cards = [c if c.guid == a.guid else _with_guid(c, a.guid)
+                 for c, a in zip(cards, assigned, strict=True)]
     # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
@@ -555,7 +574,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             t_deck = time.perf_counter()
             job = (triples, {n: m.data for n, m in images.media.items()},
                    deck.enter_context(writing_to(out)),
-                   max((a.mtime for a in assigned), default=int(time.time())))
+                   max((a.mtime for a in assigned), default=int(time.time())), notes_ahead)
             # A big deck is written by a fork while this process makes the manifest and
             # saves the cache. Only plain builds: checks and --llm keep threads of their
             # own running (a fork copies the locks they hold, not the threads).
@@ -630,10 +649,48 @@ def _with_guid(card: Card, guid: str) -> Card:
     return new
 
 
-def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int]) -> None:
+def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int,
+                          NoteTable | None]) -> None:
     """The package into a temp file that `deck.writing_to` made and will move into place."""
-    triples, media, tmp, stamp = job
-    to_package(triples, media).write_to_file(str(tmp), timestamp=stamp)
+    triples, media, tmp, stamp, notes_ahead = job
+    to_package(triples, media, notes_ahead).write_to_file(str(tmp), timestamp=stamp)
+
+
+class _FirstBuild:
+    """`assign` for a build with no previous manifest, file by file as the parse delivers
+    them (in file order): each card keeps the GUID its worker hashed unless an earlier card
+    took it, as `assign` gives, and the deck's note rows are made with it. The parse keeps
+    both cores busy, so what is done here costs about half what it would after the parse.
+    A file with images gives up (attaching them changes the cards): `assign` then runs."""
+
+    def __init__(self, now: int):
+        self.now = now
+        self.taken: set[str] = set()
+        self.cards: list[Card] = []
+        self.wanted: list[Wanted] = []
+        self.assigned: list[Assigned] = []
+        self.notes = NoteTable(now)  # the package's timestamp: the newest mtime, now
+        self.files = 0
+        self.ok = True
+
+    def add(self, parsed: Parsed) -> None:
+        if not self.ok or parsed.images:
+            self.ok = False
+            return
+        self.files += 1
+        mine = []
+        for c in parsed.cards:
+            guid = fresh_guid(c.file, c.anchor, self.taken, c.guid)
+            self.taken.add(guid)
+            self.wanted.append(Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid))
+            self.assigned.append(Assigned.of(guid, self.now, "new"))
+            mine.append(c if c.guid == guid else _with_guid(c, guid))
+        self.cards.extend(mine)
+        self.notes.add(mine, self.now)
+
+    def complete(self, parsed: list[Parsed]) -> bool:
+        """Whether every file came through `add`, none with images."""
+        return self.ok and self.files == len(parsed)
 
 
 def _wait_for(writer: ForkMap) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -205,6 +206,8 @@ class VaultPackage:
         package._rows, package._cards = None, cards
         return package
 
+    notes_ahead: NoteTable | None = None  # the notes' rows, made while the build parsed
+
     @property
     def rows(self) -> list[NoteRow]:
         if self._rows is None:
@@ -215,7 +218,6 @@ class VaultPackage:
     def write_to_file(self, file: str, timestamp: float | None = None) -> None:
         """genanki's layout (collection.anki2, a `media` map, one zip member per file),
         media taken from memory under their bare names, and the scratch database removed."""
-        import itertools
         import sqlite3
         import zipfile
 
@@ -269,7 +271,11 @@ class VaultPackage:
             models[str(model_id)] = model.to_json(timestamp, did)
         cursor.execute("UPDATE col SET decks = ?, models = ?",
                        (json.dumps(decks), json.dumps(models)))
-        if self._cards is not None:
+        ahead = self.notes_ahead
+        if self._cards is not None and ahead is not None and ahead.timestamp == timestamp \
+                and len(ahead.notes) == len(self._cards):
+            notes, cards = ahead.notes, _cards_of(ahead.plan, [due for _, _, due, _ in self._cards])
+        elif self._cards is not None:
             notes, cards = _card_rows(self._cards, id_gen)
         else:
             notes, cards = self._note_rows(id_gen)
@@ -298,18 +304,55 @@ class VaultPackage:
 def _card_rows(rows: list[tuple[Card, int, int, int]], id_gen: Any
                ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """`_note_rows`, the same rows in the same order, from (card, mtime, due, deck id)."""
-    notes, cards = [], []
-    ords = {name: _ords_of(m) for name, m in MODELS.items()}
-    sort_field = {name: m.sort_field_index for name, m in MODELS.items()}
-    model_id = {name: m.model_id for name, m in MODELS.items()}
-    for c, mtime, due, did in rows:
+    notes: list[tuple[Any, ...]] = []
+    plan: list[tuple[int, int, list[int], list[int], int]] = []
+    _notes_of(((c, mtime, did) for c, mtime, _, did in rows), id_gen, notes, plan)
+    return notes, _cards_of(plan, [due for _, _, due, _ in rows])
+
+
+_ORDS = {name: _ords_of(m) for name, m in MODELS.items()}
+_SORT_FIELD = {name: m.sort_field_index for name, m in MODELS.items()}
+_MODEL_ID = {name: m.model_id for name, m in MODELS.items()}
+
+
+def _notes_of(rows: Iterable[tuple[Card, int, int]], id_gen: Iterator[int],
+              notes: list[tuple[Any, ...]],
+              plan: list[tuple[int, int, list[int], list[int], int]]) -> None:
+    """The notes table's rows of (card, mtime, deck id), appended to `notes`, and what each
+    note's cards need (note id, deck id, ords, card ids, mtime) to `plan`; a note's id and
+    its cards' ids come from `id_gen` in that order, as genanki takes them."""
+    for c, mtime, did in rows:
         fields = c.fields
         nid = next(id_gen)
-        notes.append((nid, c.guid, model_id[c.model], mtime, " " + " ".join(_tags(c)) + " ",
-                      "\x1f".join(fields), fields[sort_field[c.model]]))
-        for ord_ in ords[c.model](fields):
-            cards.append((next(id_gen), nid, did, ord_, mtime, due))
-    return notes, cards
+        notes.append((nid, c.guid, _MODEL_ID[c.model], mtime, " " + " ".join(_tags(c)) + " ",
+                      "\x1f".join(fields), fields[_SORT_FIELD[c.model]]))
+        ords = _ORDS[c.model](fields)
+        plan.append((nid, did, ords, [next(id_gen) for _ in ords], mtime))
+
+
+def _cards_of(plan: list[tuple[int, int, list[int], list[int], int]], dues: list[int]
+              ) -> list[tuple[Any, ...]]:
+    """The cards table's rows: each note's cards (see `_notes_of`), due in new-card order."""
+    return [(cid, nid, did, ord_, mtime, due)
+            for (nid, did, ords, cids, mtime), due in zip(plan, dues, strict=True)
+            for ord_, cid in zip(ords, cids, strict=True)]
+
+
+class NoteTable:
+    """The notes table's rows made ahead, while a first build still parses (its identities
+    are final as each file's cards arrive): the deck writer then only adds the cards' due
+    order. Made for one package timestamp (note ids count from it, as genanki's do)."""
+
+    def __init__(self, timestamp: int):
+        self.timestamp = timestamp
+        self._ids = itertools.count(int(timestamp * 1000))
+        self.notes: list[tuple[Any, ...]] = []
+        self.plan: list[tuple[int, int, list[int], list[int], int]] = []
+
+    def add(self, cards: Iterable[Card], mtime: int) -> None:
+        """The next cards' notes, in deck order."""
+        _notes_of(((c, mtime, deck_id(c.deck)) for c in cards), self._ids, self.notes,
+                  self.plan)
 
 
 def _tags(card: Card) -> tuple[str, ...]:
@@ -317,9 +360,12 @@ def _tags(card: Card) -> tuple[str, ...]:
 
 
 def to_package(cards: Iterable[tuple[Card, int, int]],
-               media: Mapping[str, bytes] | None = None) -> VaultPackage:
+               media: Mapping[str, bytes] | None = None,
+               notes_ahead: NoteTable | None = None) -> VaultPackage:
     """(card, mtime, due) triples → a package with one deck per notes file, and the images
-    its cards reference by bare name."""
+    its cards reference by bare name. `notes_ahead`: these cards' notes rows, made while
+    they were parsed (used when the package is written with the timestamp they were made
+    for)."""
     decks: dict[str, DeckInfo] = {}
     rows: list[tuple[Card, int, int, int]] = []
     for card, mtime, due in cards:
@@ -327,7 +373,9 @@ def to_package(cards: Iterable[tuple[Card, int, int]],
         if deck is None:
             deck = decks[card.deck] = DeckInfo(deck_id(card.deck), card.deck)
         rows.append((card, mtime, due, deck.deck_id))
-    return VaultPackage.of_cards(list(decks.values()), rows, media)
+    package = VaultPackage.of_cards(list(decks.values()), rows, media)
+    package.notes_ahead = notes_ahead
+    return package
 
 
 def write_package(package: _Writable, out: Path, timestamp: float) -> None:
