@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cards import card_for, wanted
-from .deck import TEMPLATE_VERSION, NoteTable, to_package, writing_to
+from .deck import TEMPLATE_VERSION, RowsAhead, to_package, writing_to
 from .errors import InputError
 from .identity import (
     Assigned,
@@ -543,11 +543,11 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
     if outside:
         previous = [e for e in previous if scope.covers(e.file)]
-    notes_ahead = None
+    ahead = None
     orphans: list[Entry] = []
     if first is not None and first.complete(parsed_files):  # what assign would give
         cards, wanted_ids, assigned = first.cards, first.wanted, first.assigned
-        notes_ahead = first.notes
+        ahead = first.rows
     else:
         wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
                       for c in cards]
@@ -559,11 +559,15 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
-    # New-card order: by sort key, ties in card order (a stable sort of the keys alone).
-    keys = [c.sort_key for c in cards]
-    due = [0] * len(cards)
-    for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
-        due[i] = n
+    # New-card order: by sort key, ties in card order (a stable sort of the keys alone);
+    # the cards' own order when they came in that order (the rows made ahead say).
+    if ahead is not None and ahead.in_order:
+        due = list(range(len(cards)))
+    else:
+        keys = [c.sort_key for c in cards]
+        due = [0] * len(cards)
+        for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
+            due[i] = n
     triples = [(c, a.mtime, d) for c, a, d in zip(cards, assigned, due, strict=True)]
     # Hashed only if a previous deck is there to compare, else while the deck is written.
     fingerprint = functools.cache(functools.partial(_fingerprint, triples))
@@ -574,7 +578,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             t_deck = time.perf_counter()
             job = (triples, {n: m.data for n, m in images.media.items()},
                    deck.enter_context(writing_to(out)),
-                   max((a.mtime for a in assigned), default=int(time.time())), notes_ahead)
+                   max((a.mtime for a in assigned), default=int(time.time())), ahead)
             # A big deck is written by a fork while this process makes the manifest and
             # saves the cache. Only plain builds: checks and --llm keep threads of their
             # own running (a fork copies the locks they hold, not the threads).
@@ -650,10 +654,10 @@ def _with_guid(card: Card, guid: str) -> Card:
 
 
 def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int,
-                          NoteTable | None]) -> None:
+                          RowsAhead | None]) -> None:
     """The package into a temp file that `deck.writing_to` made and will move into place."""
-    triples, media, tmp, stamp, notes_ahead = job
-    to_package(triples, media, notes_ahead).write_to_file(str(tmp), timestamp=stamp)
+    triples, media, tmp, stamp, ahead = job
+    to_package(triples, media, ahead).write_to_file(str(tmp), timestamp=stamp)
 
 
 class _FirstBuild:
@@ -669,7 +673,7 @@ class _FirstBuild:
         self.cards: list[Card] = []
         self.wanted: list[Wanted] = []
         self.assigned: list[Assigned] = []
-        self.notes = NoteTable(now)  # the package's timestamp: the newest mtime, now
+        self.rows = RowsAhead(now)  # the package's timestamp: the newest mtime, now
         self.files = 0
         self.ok = True
 
@@ -686,7 +690,7 @@ class _FirstBuild:
             self.assigned.append(Assigned.of(guid, self.now, "new"))
             mine.append(c if c.guid == guid else _with_guid(c, guid))
         self.cards.extend(mine)
-        self.notes.add(mine, self.now)
+        self.rows.add(mine, self.now)
 
     def complete(self, parsed: list[Parsed]) -> bool:
         """Whether every file came through `add`, none with images."""

@@ -33,12 +33,15 @@ So, chapter 3 is about autograd. Gradients flow back through the graph.
 """  # two parts, one gap each, with the same anchor: the second GUID is counted on
 
 
-def _vault(where: Path, files: int) -> Path:
+def _vault(where: Path, files: int, spaced: bool = False) -> Path:
     vault = where / "vault"
     (vault / "sub").mkdir(parents=True)
     for n in range(files):
         shutil.copy(CNN, vault / f"cnn-{n:03d}.md")
     (vault / "sub" / "twice.md").write_text(TWICE, encoding="utf-8")
+    if spaced:  # found after sub/ (folder by folder), but sorts before it: "sub b/" < "sub/"
+        (vault / "sub b").mkdir()
+        shutil.copy(CNN, vault / "sub b" / "cnn.md")
     return vault
 
 
@@ -55,8 +58,12 @@ def _deck(deck: Path, tmp_path: Path) -> tuple[bytes, dict[str, list[tuple[objec
         con.close()
 
 
-@pytest.mark.parametrize("files", [3, PARALLEL_FROM])  # parsed here alone; by the forks too
-def test_a_first_build_assigns_what_assign_would(tmp_path, monkeypatch, files):
+@pytest.mark.parametrize(("files", "spaced"), [
+    (3, False),  # parsed in this process alone
+    (PARALLEL_FROM, False),  # by the forks too
+    (PARALLEL_FROM, True),  # cards that do not arrive in new-card order
+])
+def test_a_first_build_assigns_what_assign_would(tmp_path, monkeypatch, files, spaced):
     monkeypatch.setenv("ANKIGEN_CACHE_DIR", str(tmp_path / "cache"))
     calls: list[int] = []
     real_assign = ankigen.build.assign
@@ -66,12 +73,12 @@ def test_a_first_build_assigns_what_assign_would(tmp_path, monkeypatch, files):
         return real_assign(wanted, *args, **kwargs)
 
     monkeypatch.setattr(ankigen.build, "assign", counted)
-    early = build([_vault(tmp_path / "a", files)], tmp_path / "early.apkg", now=1_000)
+    early = build([_vault(tmp_path / "a", files, spaced)], tmp_path / "early.apkg", now=1_000)
     assert calls == []  # every identity came as the files arrived
     monkeypatch.setattr(ankigen.build._FirstBuild, "complete", lambda self, parsed: False)
-    after = build([_vault(tmp_path / "b", files)], tmp_path / "after.apkg", now=1_000)
+    after = build([_vault(tmp_path / "b", files, spaced)], tmp_path / "after.apkg", now=1_000)
     assert calls == [after.notes]  # assign, after the parse, as before
-    assert early.notes == after.notes == files * 10 + 2 and early.new == early.notes
+    assert early.notes == after.notes == (files + spaced) * 10 + 2 and early.new == early.notes
     data, rows = _deck(tmp_path / "early.apkg", tmp_path)
     assert (data, rows) == _deck(tmp_path / "after.apkg", tmp_path)  # the database, byte for byte
     guids = [row[1] for row in rows["notes"]]
