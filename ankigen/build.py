@@ -28,10 +28,12 @@ from .identity import (
     Wanted,
     assign,
     atomic_write,
+    entry_json,
     first_guid,
     fresh_guid,
     load,
     manifest_entries,
+    manifest_of,
     manifest_text,
     save_text,
     short_id,
@@ -234,7 +236,6 @@ class ParseCache:
         self.enabled = enabled
         self.data: dict[str, tuple[str, bytes]] = {}
         self.cards: dict[str, tuple[str, list[Card]]] = {}  # cards that carry check outputs
-        self._unpickled: dict[str, ParseResult] = {}  # entries of `data` pickled when saved
         self.dirty = False
         if enabled and self.path.exists():
             try:
@@ -265,10 +266,11 @@ class ParseCache:
 
     def put_parsed(self, rel: str, digest: str, result: ParseResult, data: bytes,
                    include_green: bool) -> Parsed:
-        """`put` for a file parsed in this process: pickled for the cache when it is saved."""
-        self.data[rel] = (digest, b"")
-        self._unpickled[rel] = result
-        self.dirty = True
+        """`put` for a file parsed in this process (pickled here, while the workers parse,
+        when the cache is kept; never unpickled)."""
+        if self.enabled:
+            self.data[rel] = (digest, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+            self.dirty = True
         warnings, cards, doc_blob = result
         return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green,
                       images=any(has_images(c) for c in cards))
@@ -299,11 +301,6 @@ class ParseCache:
         if not (self.dirty or stale):
             return
         try:
-            for rel, result in self._unpickled.items():
-                if rel in self.data:
-                    self.data[rel] = (self.data[rel][0],
-                                      pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-            self._unpickled.clear()
             payload = {"version": parser_version(), "format": CACHE_FORMAT, "docs": self.data,
                        "cards": self.cards}
             atomic_write(self.path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
@@ -569,8 +566,11 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
             due[i] = n
     triples = [(c, a.mtime, d) for c, a, d in zip(cards, assigned, due, strict=True)]
-    # Hashed only if a previous deck is there to compare, else while the deck is written.
-    fingerprint = functools.cache(functools.partial(_fingerprint, triples))
+    # Hashed only if a previous deck is there to compare, else while the deck is written
+    # (or, by a first build whose cards came in new-card order, as they came).
+    made_ahead = ahead is not None and ahead.in_order and first is not None
+    fingerprint = functools.cache(first.fingerprint if made_ahead and first is not None
+                                  else lambda: str(_fingerprint(triples).hexdigest()))
     wrote_deck = not _up_to_date(out, fingerprint)
     deck_writer: ForkMap | None = None
     with contextlib.ExitStack() as deck:
@@ -589,12 +589,16 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             else:
                 _write_deck(job)
         fingerprint()
-        manifest = manifest_text(manifest_entries(wanted_ids, assigned) + kept_orphans
-                                 + outside)
         by_mark: dict[str, int] = {}
-        for c in cards:
-            by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
-        statuses = collections.Counter(a.status for a in assigned)
+        if made_ahead and first is not None:  # (no orphans, nothing outside: a first build)
+            manifest, by_mark = first.manifest(), first.by_mark
+            statuses = collections.Counter({"new": len(assigned)})
+        else:
+            manifest = manifest_text(manifest_entries(wanted_ids, assigned) + kept_orphans
+                                     + outside)
+            for c in cards:
+                by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
+            statuses = collections.Counter(a.status for a in assigned)
         # What the next build compares, with the manifest as this build is about to leave it.
         vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer),
                                prune, manifest.encode("utf-8")) if use_cache else ""
@@ -676,21 +680,39 @@ class _FirstBuild:
         self.rows = RowsAhead(now)  # the package's timestamp: the newest mtime, now
         self.files = 0
         self.ok = True
+        # Used when the cards came in new-card order (rows.in_order): then each one's due
+        # is its place, and the manifest's order (file, ordinal) is theirs too.
+        self.by_mark: dict[str, int] = {}
+        self._lines: list[str] = []  # the manifest's, one a note
+        self._hash: Any = None  # the deck fingerprint, `_fingerprint` of the cards so far
 
     def add(self, parsed: Parsed) -> None:
         if not self.ok or parsed.images:
             self.ok = False
             return
         self.files += 1
+        if self._hash is None:
+            self._hash = _fingerprint([])
+        now, update, lines, by_mark = self.now, self._hash.update, self._lines, self.by_mark
         mine = []
         for c in parsed.cards:
             guid = fresh_guid(c.file, c.anchor, self.taken, c.guid)
             self.taken.add(guid)
             self.wanted.append(Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid))
-            self.assigned.append(Assigned.of(guid, self.now, "new"))
+            self.assigned.append(Assigned.of(guid, now, "new"))
             mine.append(c if c.guid == guid else _with_guid(c, guid))
+            update(_fingerprinted(guid, c.content_hash, now, len(lines)))
+            lines.append(entry_json(guid, c.file, c.anchor, c.sort_key[1], c.content_hash, now))
+            by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
         self.cards.extend(mine)
-        self.rows.add(mine, self.now)
+        self.rows.add(mine, now)
+
+    def fingerprint(self) -> str:
+        return str(self._hash.hexdigest()) if self._hash is not None \
+            else _fingerprint([]).hexdigest()
+
+    def manifest(self) -> str:
+        return manifest_of(self._lines)
 
     def complete(self, parsed: list[Parsed]) -> bool:
         """Whether every file came through `add`, none with images."""
@@ -731,11 +753,17 @@ def _orphan(e: Entry) -> Orphan:
     return Orphan(e.file, e.anchor[:80], f"tag:ankigen::id::{short_id(e.guid)}")
 
 
-def _fingerprint(triples: list[tuple[Card, int, int]]) -> str:
+def _fingerprint(triples: list[tuple[Card, int, int]]) -> Any:
+    """What the deck holds, hashed (`.hexdigest()`): its templates and style, and each note's
+    GUID, content, mtime and new-card order."""
     h = hashlib.sha256(f"{TEMPLATE_VERSION}\x1e{css()}".encode())
     for c, mtime, due in triples:
-        h.update(f"{c.guid}\x1f{c.content_hash}\x1f{mtime}\x1f{due}\x1e".encode())
-    return h.hexdigest()
+        h.update(_fingerprinted(c.guid, c.content_hash, mtime, due))
+    return h
+
+
+def _fingerprinted(guid: str, content_hash: str, mtime: int, due: int) -> bytes:
+    return f"{guid}\x1f{content_hash}\x1f{mtime}\x1f{due}\x1e".encode()
 
 
 def _stamp_path() -> Path:

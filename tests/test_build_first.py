@@ -5,6 +5,7 @@ same GUIDs, deck and manifest as `identity.assign` after the parse gives, repeat
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import zipfile
@@ -85,6 +86,10 @@ def test_a_first_build_assigns_what_assign_would(tmp_path, monkeypatch, files, s
     assert len(set(guids)) == len(guids)  # the repeated anchor got a GUID of its own
     assert ((tmp_path / "a/vault/.ankigen/manifest.json").read_bytes()
             == (tmp_path / "b/vault/.ankigen/manifest.json").read_bytes())
+    stamps = json.loads((tmp_path / "cache" / "outputs.json").read_text("utf-8"))
+    fingerprints = {Path(k).name: v["deck"][0] for k, v in stamps.items()}
+    assert fingerprints["early.apkg"] == fingerprints["after.apkg"]  # the next build's test
+    assert (early.by_mark, early.new) == (after.by_mark, after.new)
     col = Collection(str(tmp_path / "c.anki2"))
     try:
         assert import_apkg(col, tmp_path / "early.apkg").new == early.notes
