@@ -418,9 +418,9 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
 
         # Forks: workers inherit the imported parser and every file's bytes; nothing is
         # re-imported or sent to them. This process parses too (`here`) while it waits:
-        # one fork fewer, and its own results are never pickled to come back (the cache's
-        # pickles of them are made when the cache is saved, after the parse). Small
-        # chunks: the last one to finish idles its partner for less time.
+        # one fork fewer, and its own results are never pickled to come back and unpickled
+        # (only for the cache, when it is kept). Small chunks: the last one to finish idles
+        # its partner for less time.
         with ForkMap(_parse_one, jobs, cores - 1, max(1, len(jobs) // (cores * 32)),
                      here=_parse_here) as results:
             if started:
