@@ -542,9 +542,14 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         previous = [e for e in previous if scope.covers(e.file)]
     ahead = None
     orphans: list[Entry] = []
+    # Made as the files arrived, fingerprint and manifest too: a first build whose cards
+    # came in new-card order (due = their place), which then needs no Wanted or Assigned.
+    made_ahead = False
     if first is not None and first.complete(parsed_files):  # what assign would give
-        cards, wanted_ids, assigned = first.cards, first.wanted, first.assigned
-        ahead = first.rows
+        cards, ahead = first.cards, first.rows
+        made_ahead = ahead.in_order
+        wanted_ids, assigned = ([], []) if made_ahead else first.identities()
+        mtimes = [first.now] * len(cards) if made_ahead else [a.mtime for a in assigned]
     else:
         wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
                       for c in cards]
@@ -552,23 +557,23 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
                                    reserved=frozenset(e.guid for e in outside))
         cards = [c if c.guid == a.guid else _with_guid(c, a.guid)
                  for c, a in zip(cards, assigned, strict=True)]
+        mtimes = [a.mtime for a in assigned]
     # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
     # New-card order: by sort key, ties in card order (a stable sort of the keys alone);
     # the cards' own order when they came in that order (the rows made ahead say).
-    if ahead is not None and ahead.in_order:
+    if made_ahead:
         due = list(range(len(cards)))
     else:
         keys = [c.sort_key for c in cards]
         due = [0] * len(cards)
         for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
             due[i] = n
-    triples = [(c, a.mtime, d) for c, a, d in zip(cards, assigned, due, strict=True)]
+    triples = list(zip(cards, mtimes, due, strict=True))
     # Hashed only if a previous deck is there to compare, else while the deck is written
     # (or, by a first build whose cards came in new-card order, as they came).
-    made_ahead = ahead is not None and ahead.in_order and first is not None
     fingerprint = functools.cache(first.fingerprint if made_ahead and first is not None
                                   else lambda: str(_fingerprint(triples).hexdigest()))
     wrote_deck = not _up_to_date(out, fingerprint)
@@ -578,7 +583,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             t_deck = time.perf_counter()
             job = (triples, {n: m.data for n, m in images.media.items()},
                    deck.enter_context(writing_to(out)),
-                   max((a.mtime for a in assigned), default=int(time.time())), ahead)
+                   max(mtimes, default=int(time.time())), ahead)
             # A big deck is written by a fork while this process makes the manifest and
             # saves the cache. Only plain builds: checks and --llm keep threads of their
             # own running (a fork copies the locks they hold, not the threads). Not when
@@ -595,7 +600,7 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
         by_mark: dict[str, int] = {}
         if made_ahead and first is not None:  # (no orphans, nothing outside: a first build)
             manifest, by_mark = first.manifest(), first.by_mark
-            statuses = collections.Counter({"new": len(assigned)})
+            statuses = collections.Counter({"new": len(cards)})
         else:
             manifest = manifest_text(manifest_entries(wanted_ids, assigned) + kept_orphans
                                      + outside)
@@ -678,8 +683,6 @@ class _FirstBuild:
         self.now = now
         self.taken: set[str] = set()
         self.cards: list[Card] = []
-        self.wanted: list[Wanted] = []
-        self.assigned: list[Assigned] = []
         self.rows = RowsAhead(now)  # the package's timestamp: the newest mtime, now
         self.files = 0
         self.ok = True
@@ -701,14 +704,18 @@ class _FirstBuild:
         for c in parsed.cards:
             guid = fresh_guid(c.file, c.anchor, self.taken, c.guid)
             self.taken.add(guid)
-            self.wanted.append(Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid))
-            self.assigned.append(Assigned.of(guid, now, "new"))
             mine.append(c if c.guid == guid else _with_guid(c, guid))
             update(_fingerprinted(guid, c.content_hash, now, len(lines)))
             lines.append(entry_json(guid, c.file, c.anchor, c.sort_key[1], c.content_hash, now))
             by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
         self.cards.extend(mine)
         self.rows.add(mine, now)
+
+    def identities(self) -> tuple[list[Wanted], list[Assigned]]:
+        """What `assign` would have been given and have given (every card new, now)."""
+        now = self.now
+        return ([Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
+                 for c in self.cards], [Assigned.of(c.guid, now, "new") for c in self.cards])
 
     def fingerprint(self) -> str:
         return str(self._hash.hexdigest()) if self._hash is not None \
