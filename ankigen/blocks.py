@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # markdown-it loads when a file first needs it (md_rules says
     from markdown_it import MarkdownIt
 
 
+_bare = object.__new__  # see model._bare: Block.of fills a frozen instance in one call
+
+
 @dataclass(frozen=True)
 class Block:
     kind: str  # "heading" | "para" | "quote" | "fence" | "hr" | "list" | "table" | "html"
@@ -27,6 +30,15 @@ class Block:
     level: int = 0  # heading level
     info: str = ""  # fence info string
     items: tuple[tuple[int, int, int], ...] = ()  # a list's items: (start, end, depth)
+
+    @classmethod
+    def of(cls, kind: str, start: int, end: int, text: str, level: int = 0, info: str = "",
+           items: tuple[tuple[int, int, int], ...] = ()) -> Block:
+        """`Block(...)` for bulk use (~20 a file): equal to it, and as frozen."""
+        b = _bare(cls)
+        b.__dict__.update(kind=kind, start=start, end=end, text=text, level=level, info=info,
+                          items=items)
+        return b
 
     def lines(self, source_lines: list[str]) -> list[tuple[int, str]]:
         return [(n, source_lines[n - 1]) for n in range(self.start, self.end + 1)]
@@ -83,23 +95,23 @@ def _markdown_blocks(text: str, source_lines: list[str]) -> list[Block]:
         raw = "\n".join(source_lines[start - 1 : end])
         if tok.type == "heading_open":
             title = _heading_title(raw)
-            blocks.append(Block("heading", start, end, title, level=int(tok.tag[1:])))
+            blocks.append(Block.of("heading", start, end, title, level=int(tok.tag[1:])))
         elif tok.type == "paragraph_open":
-            blocks.append(Block("para", start, end, raw))
+            blocks.append(Block.of("para", start, end, raw))
         elif tok.type in _CONTAINERS:
-            blocks.append(Block(_CONTAINERS[tok.type], start, end, raw))
+            blocks.append(Block.of(_CONTAINERS[tok.type], start, end, raw))
         elif tok.type == "fence":
             # The code lines sit between the fences; an unclosed fence runs to the end.
             code_end = end - 1 if end > start and _is_fence_close(source_lines[end - 1]) else end
             code_start = min(start + 1, len(source_lines))
             blocks.append(
-                Block("fence", code_start, max(code_start, code_end),
+                Block.of("fence", code_start, max(code_start, code_end),
                       tok.content.rstrip("\n"), info=tok.info.strip())
             )
         elif tok.type == "hr":
-            blocks.append(Block("hr", start, end, raw))
+            blocks.append(Block.of("hr", start, end, raw))
         elif tok.type == "html_block":
-            blocks.append(Block("html", start, end, raw))
+            blocks.append(Block.of("html", start, end, raw))
     return blocks
 
 
@@ -169,16 +181,16 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
             # fences (1-based i + 2 .. j), or the closing line when there are none.
             code_start = min(i + 2, n)
             body = "".join(ln + "\n" for ln in lines[i + 1 : j]).rstrip("\n")
-            blocks.append(Block("fence", code_start, max(code_start, j), body,
+            blocks.append(Block.of("fence", code_start, max(code_start, j), body,
                                 info=info.strip()))
             i = j + 1
         elif kind == "heading":
             title = _heading_title(line)
             level = len(_HEADING_RE.match(line).group(1))  # type: ignore[union-attr]
-            blocks.append(Block("heading", i + 1, i + 1, title, level=level))
+            blocks.append(Block.of("heading", i + 1, i + 1, title, level=level))
             i += 1
         elif kind == "hr":
-            blocks.append(Block("hr", i + 1, i + 1, line))
+            blocks.append(Block.of("hr", i + 1, i + 1, line))
             i += 1
         elif kind == "quote":
             j = i + 1
@@ -193,7 +205,7 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
                 end = _quote_end(lines, i, j)
                 if end < 0:
                     return None
-            blocks.append(Block("quote", i + 1, end, "\n".join(lines[i:end])))
+            blocks.append(Block.of("quote", i + 1, end, "\n".join(lines[i:end])))
             i = end
         else:  # a paragraph: up to a blank line or a line that starts another block
             j = i + 1
@@ -204,7 +216,7 @@ def _plain_blocks(lines: list[str]) -> list[Block] | None:
                 if after != "para":
                     break
                 j += 1
-            blocks.append(Block("para", i + 1, j, "\n".join(lines[i:j])))
+            blocks.append(Block.of("para", i + 1, j, "\n".join(lines[i:j])))
             i = j
     return blocks
 

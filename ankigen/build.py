@@ -20,16 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cards import card_for, wanted
-from .deck import TEMPLATE_VERSION, to_package, writing_to
+from .deck import TEMPLATE_VERSION, RowsAhead, to_package, writing_to
 from .errors import InputError
 from .identity import (
+    Assigned,
     Entry,
     Wanted,
     assign,
     atomic_write,
+    entry_json,
     first_guid,
+    fresh_guid,
     load,
     manifest_entries,
+    manifest_of,
     manifest_text,
     save_text,
     short_id,
@@ -175,6 +179,7 @@ def discover_vault(paths: list[Path]) -> Discovered:
 
 
 CACHE_FORMAT = 4  # entries: pickled (warnings, plain cards, pickled document or b"")
+ParseResult = tuple[tuple[str, ...], list[Card], bytes]  # what a cache entry pickles
 
 
 @dataclass
@@ -260,6 +265,17 @@ class ParseCache:
         self.dirty = True
         return _unpack(rel, digest, blob, data, include_green)
 
+    def put_parsed(self, rel: str, digest: str, result: ParseResult, data: bytes,
+                   include_green: bool) -> Parsed:
+        """`put` for a file parsed in this process (pickled here, while the workers parse,
+        when the cache is kept; never unpickled)."""
+        if self.enabled:
+            self.data[rel] = (digest, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+            self.dirty = True
+        warnings, cards, doc_blob = result
+        return Parsed(rel, digest, warnings, cards, doc_blob, data, include_green,
+                      images=any(has_images(c) for c in cards))
+
     def cards_for(self, parsed: Parsed, doc: Document, gaps: list[Gap],
                   outputs: dict[str, CheckOutput]) -> list[Card]:
         """Card fields depend only on the document and its checks' outputs: reuse them."""
@@ -308,19 +324,23 @@ def _parse_doc(rel: str, data: bytes, include_green: bool) -> Document:
                    warnings=read.warnings + doc.warnings)
 
 
-def _parse_one(job: tuple[str, bytes, bool, bool]) -> bytes:
-    """Parse one file and make its cards as they are without check outputs, pickled.
+def _parse_here(job: tuple[str, bytes, bool, bool]) -> ParseResult:
+    """Parse one file and make its cards as they are without check outputs.
 
-    The pickle is both what the worker sends back and the file's cache entry. Cards carry
-    the GUID they get unless another gap took it first (hashing it here spreads the work).
-    """
+    Cards carry the GUID they get unless another gap took it first (hashing it here
+    spreads the work over the parse workers)."""
     rel, data, include_green, keep_doc = job
     doc = _parse_doc(rel, data, include_green)
     mine = [g for g in doc.gaps if wanted(g, include_green)]
     cards = [card_for(g, doc, i, guid=first_guid(rel, g.anchor), keep_gap=False)
              for i, g in enumerate(mine)]
     doc_blob = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL) if keep_doc else b""
-    return pickle.dumps((doc.warnings, cards, doc_blob), protocol=pickle.HIGHEST_PROTOCOL)
+    return doc.warnings, cards, doc_blob
+
+
+def _parse_one(job: tuple[str, bytes, bool, bool]) -> bytes:
+    """`_parse_here`, pickled: both what a parse worker sends back and the file's cache entry."""
+    return pickle.dumps(_parse_here(job), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 PARALLEL_FROM = 64  # below this many files to parse, a process pool costs more than it saves
@@ -355,13 +375,16 @@ def _read_bytes(path: Path) -> bytes:
 
 def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_green: bool,
               progress: Progress | None = None, *, keep_docs: bool = False,
-              started: Callable[[list[bytes]], None] | None = None
+              started: Callable[[list[bytes]], None] | None = None,
+              each: Callable[[Parsed], None] | None = None
               ) -> tuple[list[Parsed], int]:
     """Every file as parsed: from the cache where its bytes are unchanged, else parsed now.
 
     `keep_docs`: the caller will want every document (checks do), so keep them pickled.
     `started(contents)`: told what is being parsed once the parse is under way (after the
     pool has forked: it may start threads), if anything is to be parsed.
+    `each(parsed)`: told each file as it arrives, in file order, while the rest are still
+    being parsed; only when every file is parsed now (none from the cache).
     """
     found: dict[str, Parsed] = {}
     todo: list[tuple[str, str, bytes]] = []
@@ -373,24 +396,34 @@ def parse_all(files: list[tuple[str, bytes, str]], cache: ParseCache, include_gr
             found[rel] = hit
     jobs = [(rel, data, include_green, keep_docs) for rel, _, data in todo]
     done = len(files) - len(todo)
+    if done:
+        each = None
 
-    def take(blobs: Iterable[bytes]) -> None:
-        """Unpack each result as it arrives, while the workers go on parsing."""
+    def take(blobs: Iterable[bytes | ParseResult]) -> None:
+        """Unpack each result as it arrives (a worker's pickle, or what this process parsed
+        itself), while the workers go on parsing."""
         nonlocal done
         for (rel, digest, data), blob in zip(todo, blobs, strict=True):
-            found[rel] = cache.put(rel, digest, blob, data, include_green)
+            found[rel] = (cache.put(rel, digest, blob, data, include_green)
+                          if isinstance(blob, bytes)
+                          else cache.put_parsed(rel, digest, blob, data, include_green))
+            if each is not None:
+                each(found[rel])
             done += 1
             if progress:
                 progress("parse", done, len(files))
 
-    workers = min(os.cpu_count() or 1, 8)
-    if len(todo) >= PARALLEL_FROM and workers > 1:
+    cores = min(os.cpu_count() or 1, 8)
+    if len(todo) >= PARALLEL_FROM and cores > 1:
         from .forked import ForkMap
 
         # Forks: workers inherit the imported parser and every file's bytes; nothing is
-        # re-imported or sent to them. Small chunks: the last worker to finish idles its
-        # partner for less time.
-        with ForkMap(_parse_one, jobs, workers, max(1, len(jobs) // (workers * 32))) as results:
+        # re-imported or sent to them. This process parses too (`here`) while it waits:
+        # one fork fewer, and its own results are never pickled to come back and unpickled
+        # (only for the cache, when it is kept). Small chunks: the last one to finish idles
+        # its partner for less time.
+        with ForkMap(_parse_one, jobs, cores - 1, max(1, len(jobs) // (cores * 32)),
+                     here=_parse_here) as results:
             if started:
                 started([data for _, _, data in todo])
             take(results)
@@ -449,6 +482,12 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             return replace(same, seconds=round(time.perf_counter() - t0, 3))
     cache = ParseCache(root, enabled=use_cache)
     timings: dict[str, tuple[float, float]] = {}
+    previous = load(root)
+    plain = checks is None and writer is None
+    # A vault's first plain build (no manifest): each card's identity is final as its file
+    # arrives, so identities and the deck's note rows are made while the rest still parse.
+    first = _FirstBuild(int(time.time()) if now is None else now) \
+        if plain and not previous else None
     t_parse = time.perf_counter()
     prestart = getattr(checks, "prestart", None)
 
@@ -459,12 +498,11 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
 
     parsed_files, parsed = parse_all(contents, cache, include_green, progress,
                                      keep_docs=checks is not None or writer is not None,
-                                     started=started)
+                                     started=started, each=first.add if first else None)
     timings["parse"] = (t_parse, time.perf_counter())
     keep = {rel for _, rel in files}
     if not scope.whole:  # the rest of the vault's cache entries stay for its next build
         keep |= {rel for rel in (*cache.data, *cache.cards) if not scope.covers(rel)}
-    plain = checks is None and writer is None
     cards: list[Card] = []
     checks_run, checks_note = 0, "not requested"
     written = None
@@ -498,30 +536,47 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
     images = (_attach_images(cards, root, contents)
               if not plain or any(p.images for p in parsed_files) else Attached(cards))
     cards = images.cards
-    previous = load(root)
     # Only what was built is judged: the rest of the vault's notes are neither
     # orphans nor forgotten by --prune, and keep their entries as they are.
     outside = [] if scope.whole else [e for e in previous if not scope.covers(e.file)]
     if outside:
         previous = [e for e in previous if scope.covers(e.file)]
-    wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
-                  for c in cards]
-    assigned, orphans = assign(wanted_ids, previous, now=now,
-                               reserved=frozenset(e.guid for e in outside))
-    cards = [c if c.guid == a.guid else _with_guid(c, a.guid)
-             for c, a in zip(cards, assigned, strict=True)]
+    ahead = None
+    orphans: list[Entry] = []
+    # Made as the files arrived, fingerprint and manifest too: a first build whose cards
+    # came in new-card order (due = their place), which then needs no Wanted or Assigned.
+    made_ahead = False
+    if first is not None and first.complete(parsed_files):  # what assign would give
+        cards, ahead = first.cards, first.rows
+        made_ahead = ahead.in_order
+        wanted_ids, assigned = ([], []) if made_ahead else first.identities()
+        mtimes = [first.now] * len(cards) if made_ahead else [a.mtime for a in assigned]
+    else:
+        wanted_ids = [Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
+                      for c in cards]
+        assigned, orphans = assign(wanted_ids, previous, now=now,
+                                   reserved=frozenset(e.guid for e in outside))
+        cards = [c if c.guid == a.guid else _with_guid(c, a.guid)
+                 for c, a in zip(cards, assigned, strict=True)]
+        mtimes = [a.mtime for a in assigned]
     # Orphans stay in the manifest (ordinal -1) so they are reported until pruned, and a gap
     # that comes back gets its old note back.
     kept_orphans = [] if prune else [replace(o, ordinal=-1) for o in orphans]
 
-    # New-card order: by sort key, ties in card order (a stable sort of the keys alone).
-    keys = [c.sort_key for c in cards]
-    due = [0] * len(cards)
-    for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
-        due[i] = n
-    triples = [(c, a.mtime, d) for c, a, d in zip(cards, assigned, due, strict=True)]
-    # Hashed only if a previous deck is there to compare, else while the deck is written.
-    fingerprint = functools.cache(functools.partial(_fingerprint, triples))
+    # New-card order: by sort key, ties in card order (a stable sort of the keys alone);
+    # the cards' own order when they came in that order (the rows made ahead say).
+    if made_ahead:
+        due = list(range(len(cards)))
+    else:
+        keys = [c.sort_key for c in cards]
+        due = [0] * len(cards)
+        for n, i in enumerate(sorted(range(len(cards)), key=keys.__getitem__)):
+            due[i] = n
+    triples = list(zip(cards, mtimes, due, strict=True))
+    # Hashed only if a previous deck is there to compare, else while the deck is written
+    # (or, by a first build whose cards came in new-card order, as they came).
+    fingerprint = functools.cache(first.fingerprint if made_ahead and first is not None
+                                  else lambda: str(_fingerprint(triples).hexdigest()))
     wrote_deck = not _up_to_date(out, fingerprint)
     deck_writer: ForkMap | None = None
     with contextlib.ExitStack() as deck:
@@ -529,23 +584,30 @@ def _build(paths: list[Path], out: Path, *, include_green: bool, checks: CheckHo
             t_deck = time.perf_counter()
             job = (triples, {n: m.data for n, m in images.media.items()},
                    deck.enter_context(writing_to(out)),
-                   max((a.mtime for a in assigned), default=int(time.time())))
+                   max(mtimes, default=int(time.time())), ahead)
             # A big deck is written by a fork while this process makes the manifest and
             # saves the cache. Only plain builds: checks and --llm keep threads of their
-            # own running (a fork copies the locks they hold, not the threads).
-            if plain and len(cards) >= FORKED_DECK_FROM:
+            # own running (a fork copies the locks they hold, not the threads). Not when
+            # all of that was made as the files arrived (made_ahead): the fork's
+            # copy-on-write faults would then cost more than the little left beside it
+            # (bench vault, in one run: 0.629 s forked, 0.597 s written here).
+            if plain and len(cards) >= FORKED_DECK_FROM and not made_ahead:
                 from .forked import ForkMap
 
                 deck_writer = deck.enter_context(ForkMap(_write_deck, [job], 1, 1))
             else:
                 _write_deck(job)
         fingerprint()
-        manifest = manifest_text(manifest_entries(wanted_ids, assigned) + kept_orphans
-                                 + outside)
         by_mark: dict[str, int] = {}
-        for c in cards:
-            by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
-        statuses = collections.Counter(a.status for a in assigned)
+        if made_ahead and first is not None:  # (no orphans, nothing outside: a first build)
+            manifest, by_mark = first.manifest(), first.by_mark
+            statuses = collections.Counter({"new": len(cards)})
+        else:
+            manifest = manifest_text(manifest_entries(wanted_ids, assigned) + kept_orphans
+                                     + outside)
+            for c in cards:
+                by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
+            statuses = collections.Counter(a.status for a in assigned)
         # What the next build compares, with the manifest as this build is about to leave it.
         vault_key = _vault_key(root, contents, include_green, _checks_key(checks, writer),
                                prune, manifest.encode("utf-8")) if use_cache else ""
@@ -604,10 +666,68 @@ def _with_guid(card: Card, guid: str) -> Card:
     return new
 
 
-def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int]) -> None:
+def _write_deck(job: tuple[list[tuple[Card, int, int]], dict[str, bytes], Path, int,
+                          RowsAhead | None]) -> None:
     """The package into a temp file that `deck.writing_to` made and will move into place."""
-    triples, media, tmp, stamp = job
-    to_package(triples, media).write_to_file(str(tmp), timestamp=stamp)
+    triples, media, tmp, stamp, ahead = job
+    to_package(triples, media, ahead).write_to_file(str(tmp), timestamp=stamp)
+
+
+class _FirstBuild:
+    """`assign` for a build with no previous manifest, file by file as the parse delivers
+    them (in file order): each card keeps the GUID its worker hashed unless an earlier card
+    took it, as `assign` gives, and the deck's note rows are made with it. The parse keeps
+    both cores busy, so what is done here costs about half what it would after the parse.
+    A file with images gives up (attaching them changes the cards): `assign` then runs."""
+
+    def __init__(self, now: int):
+        self.now = now
+        self.taken: set[str] = set()
+        self.cards: list[Card] = []
+        self.rows = RowsAhead(now)  # the package's timestamp: the newest mtime, now
+        self.files = 0
+        self.ok = True
+        # Used when the cards came in new-card order (rows.in_order): then each one's due
+        # is its place, and the manifest's order (file, ordinal) is theirs too.
+        self.by_mark: dict[str, int] = {}
+        self._lines: list[str] = []  # the manifest's, one a note
+        self._hash: Any = None  # the deck fingerprint, `_fingerprint` of the cards so far
+
+    def add(self, parsed: Parsed) -> None:
+        if not self.ok or parsed.images:
+            self.ok = False
+            return
+        self.files += 1
+        if self._hash is None:
+            self._hash = _fingerprint([])
+        now, update, lines, by_mark = self.now, self._hash.update, self._lines, self.by_mark
+        mine = []
+        for c in parsed.cards:
+            guid = fresh_guid(c.file, c.anchor, self.taken, c.guid)
+            self.taken.add(guid)
+            mine.append(c if c.guid == guid else _with_guid(c, guid))
+            update(_fingerprinted(guid, c.content_hash, now, len(lines)))
+            lines.append(entry_json(guid, c.file, c.anchor, c.sort_key[1], c.content_hash, now))
+            by_mark[c.mark] = by_mark.get(c.mark, 0) + 1
+        self.cards.extend(mine)
+        self.rows.add(mine, now)
+
+    def identities(self) -> tuple[list[Wanted], list[Assigned]]:
+        """What `assign` would have been given and have given (every card new, now)."""
+        now = self.now
+        return ([Wanted.of(c.file, c.anchor, c.sort_key[1], c.content_hash, c.guid)
+                 for c in self.cards], [Assigned.of(c.guid, now, "new") for c in self.cards])
+
+    def fingerprint(self) -> str:
+        return str(self._hash.hexdigest()) if self._hash is not None \
+            else _fingerprint([]).hexdigest()
+
+    def manifest(self) -> str:
+        return manifest_of(self._lines)
+
+    def complete(self, parsed: list[Parsed]) -> bool:
+        """Whether every file came through `add`, none with images."""
+        return self.ok and self.files == len(parsed)
 
 
 def _wait_for(writer: ForkMap) -> None:
@@ -644,11 +764,17 @@ def _orphan(e: Entry) -> Orphan:
     return Orphan(e.file, e.anchor[:80], f"tag:ankigen::id::{short_id(e.guid)}")
 
 
-def _fingerprint(triples: list[tuple[Card, int, int]]) -> str:
+def _fingerprint(triples: list[tuple[Card, int, int]]) -> Any:
+    """What the deck holds, hashed (`.hexdigest()`): its templates and style, and each note's
+    GUID, content, mtime and new-card order."""
     h = hashlib.sha256(f"{TEMPLATE_VERSION}\x1e{css()}".encode())
     for c, mtime, due in triples:
-        h.update(f"{c.guid}\x1f{c.content_hash}\x1f{mtime}\x1f{due}\x1e".encode())
-    return h.hexdigest()
+        h.update(_fingerprinted(c.guid, c.content_hash, mtime, due))
+    return h
+
+
+def _fingerprinted(guid: str, content_hash: str, mtime: int, due: int) -> bytes:
+    return f"{guid}\x1f{content_hash}\x1f{mtime}\x1f{due}\x1e".encode()
 
 
 def _stamp_path() -> Path:

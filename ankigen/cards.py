@@ -131,9 +131,9 @@ def card_for(gap: Gap, doc: Document, ordinal: int, check: CheckOutput | None = 
     tags = tags_for(gap, path, check)
     deck = deck_name(path)
     digest = hashlib.sha256("\x1f".join((model, deck, *fields, *tags)).encode()).hexdigest()[:16]
-    return Card(guid=guid, model=model, deck=deck, fields=fields, tags=tags,
-                sort_key=(path, ordinal), anchor=gap.anchor, file=path, content_hash=digest,
-                mark=gap.mark.value if gap.mark else "unmarked", gap=gap if keep_gap else None)
+    return Card.of(guid=guid, model=model, deck=deck, fields=fields, tags=tags,
+                   sort_key=(path, ordinal), anchor=gap.anchor, file=path, content_hash=digest,
+                   mark=gap.mark.value if gap.mark else "unmarked", gap=gap if keep_gap else None)
 
 
 def wanted(gap: Gap, include_green: bool) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -205,8 +206,25 @@ class VaultPackage:
         package._rows, package._cards = None, cards
         return package
 
+    @classmethod
+    def of_rows_ahead(cls, ahead: RowsAhead, cards: list[tuple[Card, int, int]],
+                      media: Mapping[str, bytes] | None = None) -> VaultPackage:
+        """`of_cards` with its rows made ahead (RowsAhead), for (card, mtime, due) rows."""
+        package = cls(list(ahead.decks.values()), [], media)
+        package._rows, package._triples, package._ahead = None, cards, ahead
+        return package
+
+    _triples: list[tuple[Card, int, int]] | None = None  # of_rows_ahead: the cards
+    _ahead: RowsAhead | None = None
+
+    def _card_list(self) -> list[tuple[Card, int, int, int]] | None:
+        if self._cards is None and self._triples is not None:  # rows made ahead: not these
+            self._cards = to_package(self._triples)._cards
+        return self._cards
+
     @property
     def rows(self) -> list[NoteRow]:
+        self._card_list()
         if self._rows is None:
             self._rows = [NoteRow.of(did, MODELS[c.model], c.fields, _tags(c), c.guid, due, mtime)
                           for c, mtime, due, did in self._cards or ()]
@@ -215,7 +233,6 @@ class VaultPackage:
     def write_to_file(self, file: str, timestamp: float | None = None) -> None:
         """genanki's layout (collection.anki2, a `media` map, one zip member per file),
         media taken from memory under their bare names, and the scratch database removed."""
-        import itertools
         import sqlite3
         import zipfile
 
@@ -257,8 +274,14 @@ class VaultPackage:
         (models_json,) = cursor.execute("SELECT models FROM col").fetchone()
         decks, models = json.loads(decks_json), json.loads(models_json)
         model_deck: dict[int, tuple[NoteType, int]] = {}
-        if self._cards is not None:  # genanki: each model's JSON names the last deck that used it
-            for c, _, _, did in self._cards:
+        ahead = self._ahead
+        if ahead is not None and not ahead.fits(timestamp, len(self._triples or ())):
+            ahead = None
+        if ahead is not None:  # genanki: each model's JSON names the last deck that used it
+            for name, did in ahead.model_deck.items():
+                model_deck[MODELS[name].model_id] = (MODELS[name], did)
+        elif (listed := self._card_list()) is not None:
+            for c, _, _, did in listed:
                 model_deck[MODELS[c.model].model_id] = (MODELS[c.model], did)
         else:
             for row in self.rows:
@@ -269,8 +292,10 @@ class VaultPackage:
             models[str(model_id)] = model.to_json(timestamp, did)
         cursor.execute("UPDATE col SET decks = ?, models = ?",
                        (json.dumps(decks), json.dumps(models)))
-        if self._cards is not None:
-            notes, cards = _card_rows(self._cards, id_gen)
+        if ahead is not None:
+            notes, cards = ahead.notes, ahead.cards
+        elif (listed := self._card_list()) is not None:
+            notes, cards = _card_rows(listed, id_gen)
         else:
             notes, cards = self._note_rows(id_gen)
         # The columns every row has the same value in (usn -1, no checksum, flags or data;
@@ -298,18 +323,77 @@ class VaultPackage:
 def _card_rows(rows: list[tuple[Card, int, int, int]], id_gen: Any
                ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """`_note_rows`, the same rows in the same order, from (card, mtime, due, deck id)."""
-    notes, cards = [], []
-    ords = {name: _ords_of(m) for name, m in MODELS.items()}
-    sort_field = {name: m.sort_field_index for name, m in MODELS.items()}
-    model_id = {name: m.model_id for name, m in MODELS.items()}
-    for c, mtime, due, did in rows:
+    notes: list[tuple[Any, ...]] = []
+    plan: list[tuple[int, int, list[int], list[int], int]] = []
+    _notes_of(((c, mtime, did) for c, mtime, _, did in rows), id_gen, notes, plan)
+    return notes, _cards_of(plan, [due for _, _, due, _ in rows])
+
+
+_ORDS = {name: _ords_of(m) for name, m in MODELS.items()}
+_SORT_FIELD = {name: m.sort_field_index for name, m in MODELS.items()}
+_MODEL_ID = {name: m.model_id for name, m in MODELS.items()}
+
+
+def _notes_of(rows: Iterable[tuple[Card, int, int]], id_gen: Iterator[int],
+              notes: list[tuple[Any, ...]],
+              plan: list[tuple[int, int, list[int], list[int], int]]) -> None:
+    """The notes table's rows of (card, mtime, deck id), appended to `notes`, and what each
+    note's cards need (note id, deck id, ords, card ids, mtime) to `plan`; a note's id and
+    its cards' ids come from `id_gen` in that order, as genanki takes them."""
+    for c, mtime, did in rows:
         fields = c.fields
         nid = next(id_gen)
-        notes.append((nid, c.guid, model_id[c.model], mtime, " " + " ".join(_tags(c)) + " ",
-                      "\x1f".join(fields), fields[sort_field[c.model]]))
-        for ord_ in ords[c.model](fields):
-            cards.append((next(id_gen), nid, did, ord_, mtime, due))
-    return notes, cards
+        notes.append((nid, c.guid, _MODEL_ID[c.model], mtime, " " + " ".join(_tags(c)) + " ",
+                      "\x1f".join(fields), fields[_SORT_FIELD[c.model]]))
+        ords = _ORDS[c.model](fields)
+        plan.append((nid, did, ords, [next(id_gen) for _ in ords], mtime))
+
+
+def _cards_of(plan: list[tuple[int, int, list[int], list[int], int]], dues: list[int]
+              ) -> list[tuple[Any, ...]]:
+    """The cards table's rows: each note's cards (see `_notes_of`), due in new-card order."""
+    return [(cid, nid, did, ord_, mtime, due)
+            for (nid, did, ords, cids, mtime), due in zip(plan, dues, strict=True)
+            for ord_, cid in zip(ords, cids, strict=True)]
+
+
+class RowsAhead:
+    """A package's rows made ahead, while a first build still parses (its identities are
+    final as each file's cards arrive): its decks, notes and cards, and which deck each note
+    type last saw, as `to_package` and `write_to_db` would make them at the end. Made for one
+    package timestamp (note and card ids count from it, as genanki's do); the cards' due
+    order is their arrival order, so they are only used if that is new-card order too."""
+
+    def __init__(self, timestamp: int):
+        self.timestamp = timestamp
+        self._ids = itertools.count(int(timestamp * 1000))
+        self.decks: dict[str, DeckInfo] = {}
+        self.model_deck: dict[str, int] = {}  # model name → deck id of its last note
+        self.notes: list[tuple[Any, ...]] = []
+        self.cards: list[tuple[Any, ...]] = []
+        self.in_order = True  # the cards came in sort-key order: due = arrival order
+        self._last: tuple[str, int] | None = None
+
+    def add(self, cards: Sequence[Card], mtime: int) -> None:
+        """The next cards' rows, in deck order."""
+        rows = []
+        for c in cards:
+            deck = self.decks.get(c.deck)
+            if deck is None:
+                deck = self.decks[c.deck] = DeckInfo(deck_id(c.deck), c.deck)
+            self.model_deck[c.model] = deck.deck_id
+            if self.in_order and self._last is not None and c.sort_key < self._last:
+                self.in_order = False
+            self._last = c.sort_key
+            rows.append((c, mtime, deck.deck_id))
+        plan: list[tuple[int, int, list[int], list[int], int]] = []
+        first = len(self.notes)
+        _notes_of(rows, self._ids, self.notes, plan)
+        self.cards += _cards_of(plan, list(range(first, first + len(plan))))
+
+    def fits(self, timestamp: float, notes: int) -> bool:
+        """Whether these are the rows of a package of `notes` notes at `timestamp`."""
+        return self.in_order and self.timestamp == timestamp and len(self.notes) == notes
 
 
 def _tags(card: Card) -> tuple[str, ...]:
@@ -317,9 +401,13 @@ def _tags(card: Card) -> tuple[str, ...]:
 
 
 def to_package(cards: Iterable[tuple[Card, int, int]],
-               media: Mapping[str, bytes] | None = None) -> VaultPackage:
+               media: Mapping[str, bytes] | None = None,
+               ahead: RowsAhead | None = None) -> VaultPackage:
     """(card, mtime, due) triples → a package with one deck per notes file, and the images
-    its cards reference by bare name."""
+    its cards reference by bare name. `ahead`: these cards' rows, made while they were
+    parsed (used if the package is written with the timestamp they were made for)."""
+    if ahead is not None:
+        return VaultPackage.of_rows_ahead(ahead, list(cards), media)
     decks: dict[str, DeckInfo] = {}
     rows: list[tuple[Card, int, int, int]] = []
     for card, mtime, due in cards:

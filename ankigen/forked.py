@@ -9,6 +9,10 @@ send back each chunk's results, pickled and length-prefixed, on a pipe of their 
 
 An exception raised by `fn` is raised again in the caller, when that chunk's turn comes
 (as Pool.imap does); a worker that dies is reported, never waited on forever.
+
+With `here`, the caller works too: while it waits it takes chunks from the same pipe and
+runs `here` on their jobs itself, so one fork fewer does the same work, and what the caller
+computes is neither pickled nor unpickled (on 2 cores: one worker and the caller).
 """
 
 from __future__ import annotations
@@ -48,17 +52,22 @@ class ForkMap:
     It forks: make it with no other thread running (a lock another thread holds at the
     fork stays held in the worker for good)."""
 
-    def __init__(self, fn: Callable[[J], Any], jobs: Sequence[J], workers: int, chunksize: int):
+    def __init__(self, fn: Callable[[J], Any], jobs: Sequence[J], workers: int, chunksize: int,
+                 *, here: Callable[[J], Any] | None = None):
+        """`here`: the caller also runs chunks, with `here` (fn's result as the caller wants
+        it; `fn`'s is pickled to come back), while it waits for the workers' results."""
         reap_ended()
         chunksize = max(1, chunksize, -(-len(jobs) // _MAX_CHUNKS))
         self.chunks = [range(i, min(i + chunksize, len(jobs)))
                        for i in range(0, len(jobs), chunksize)]
         self.pids: list[int] = []
         self.readers: dict[int, int] = {}  # result pipe → worker pid
+        self._jobs, self._here, self._tasks = jobs, here, -1
         task_r, task_w = os.pipe()
         try:
             for _ in range(min(workers, len(self.chunks))):
                 r, w = os.pipe()
+                _widen(w)
                 pid = os.fork()
                 if pid == 0:  # the worker: never returns
                     os.close(r)
@@ -68,11 +77,14 @@ class ForkMap:
                 self.pids.append(pid)
                 self.readers[r] = pid
             os.write(task_w, b"".join(_INDEX.pack(i) for i in range(len(self.chunks))))
+            if here is not None:  # the caller takes chunk numbers from the same pipe
+                self._tasks, task_r = task_r, -1
         except BaseException:
             self.close()
             raise
         finally:
-            os.close(task_r)
+            if task_r >= 0:
+                os.close(task_r)
             os.close(task_w)
 
     def __enter__(self) -> ForkMap:
@@ -82,7 +94,25 @@ class ForkMap:
         self.close()
 
     def __iter__(self) -> Iterator[Any]:
-        return _collect(self.chunks, self.readers)
+        return _collect(self.chunks, self.readers, self._take if self._here else None)
+
+    def _take(self) -> tuple[int, bool, Any] | None:
+        """A chunk run here, as a worker would send it back; None once all are taken."""
+        got = os.read(self._tasks, _INDEX.size) if self._tasks >= 0 else b""
+        if not got:
+            self._close_tasks()
+            return None
+        (i,) = _INDEX.unpack(got)
+        assert self._here is not None
+        try:
+            return i, True, [self._here(self._jobs[j]) for j in self.chunks[i]]
+        except Exception as exc:  # raised again when this chunk's turn comes
+            return i, False, exc
+
+    def _close_tasks(self) -> None:
+        if self._tasks >= 0:
+            os.close(self._tasks)
+            self._tasks = -1
 
     def close(self, *, reap: bool = True) -> None:
         """End the workers (done, or the caller stopped early) and leave no zombie.
@@ -95,6 +125,7 @@ class ForkMap:
             except OSError:
                 pass
         self.readers = {}
+        self._close_tasks()
         for pid in self.pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -141,7 +172,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _collect(chunks: list[range], readers: dict[int, int]) -> Iterator[Any]:
+def _widen(fd: int) -> None:
+    """A result pipe that holds a few chunks' results (Linux: 1 MiB, the default limit for
+    anyone), so a worker seldom waits for a caller busy with a chunk of its own."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass  # over the user's pipe quota: the default size, workers may wait longer
+
+
+def _collect(chunks: list[range], readers: dict[int, int],
+             take: Callable[[], tuple[int, bool, Any] | None] | None = None) -> Iterator[Any]:
     done: dict[int, tuple[bool, Any]] = {}
     buffers = {fd: bytearray() for fd in readers}
     nxt = 0
@@ -157,20 +203,34 @@ def _collect(chunks: list[range], readers: dict[int, int]) -> Iterator[Any]:
                 nxt += 1
             if nxt == len(chunks):
                 break
+            if take is not None:
+                mine = take()
+                if mine is not None:
+                    done[mine[0]] = mine[1:]
+                    _receive(sel, buffers, done, 0)  # what the workers sent meanwhile
+                    continue
+                take = None  # every chunk is taken: only the workers' results are to come
             if not sel.get_map():
                 raise WorkerDied("a parse worker ended before sending its results")
-            for key, _ in sel.select():
-                fd = int(key.fd)
-                data = os.read(fd, 1 << 20)
-                if not data:
-                    sel.unregister(fd)
-                    continue
-                buf = buffers[fd]
-                buf += data
-                while len(buf) >= _FRAME.size:
-                    (size,) = _FRAME.unpack_from(buf)
-                    if len(buf) < _FRAME.size + size:
-                        break
-                    i, ok, value = pickle.loads(buf[_FRAME.size:_FRAME.size + size])
-                    del buf[:_FRAME.size + size]
-                    done[i] = (ok, value)
+            _receive(sel, buffers, done, None)
+
+
+def _receive(sel: selectors.BaseSelector, buffers: dict[int, bytearray],
+             done: dict[int, tuple[bool, Any]], timeout: float | None) -> None:
+    """Read what the workers have sent (waiting up to `timeout`; None: until one sends);
+    each whole result into `done`."""
+    for key, _ in sel.select(timeout):
+        fd = int(key.fd)
+        data = os.read(fd, 1 << 20)
+        if not data:
+            sel.unregister(fd)
+            continue
+        buf = buffers[fd]
+        buf += data
+        while len(buf) >= _FRAME.size:
+            (size,) = _FRAME.unpack_from(buf)
+            if len(buf) < _FRAME.size + size:
+                break
+            i, ok, value = pickle.loads(buf[_FRAME.size:_FRAME.size + size])
+            del buf[:_FRAME.size + size]
+            done[i] = (ok, value)

@@ -115,8 +115,14 @@ def save(vault: Path, entries: list[Entry]) -> None:
 def manifest_text(entries: list[Entry]) -> str:
     """The manifest `save` writes (a build makes it while its deck is being written)."""
     rows = sorted(entries, key=lambda e: (e.file, e.ordinal, e.guid))
+    return manifest_of([_entry_json(e) for e in rows])
+
+
+def manifest_of(lines: list[str]) -> str:
+    """`manifest_text` of entries already in its order, as `entry_json` lines (a first
+    build makes them as its files arrive)."""
     # One note per line: diffs of the committed manifest stay readable.
-    notes = ",\n  ".join(_entry_json(e) for e in rows)
+    notes = ",\n  ".join(lines)
     return (f'{{"version": {MANIFEST_VERSION},\n "about": "ankigen note identities; commit '
             f'this with your notes",\n "notes": [\n  {notes}\n ]}}\n')
 
@@ -133,9 +139,14 @@ _STR = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False
 
 
 def _entry_json(e: Entry) -> str:
-    """`json.dumps(e.__dict__, ensure_ascii=False)`, written out (a vault has 10,000s)."""
-    return (f'{{"guid": {_STR(e.guid)}, "file": {_STR(e.file)}, "anchor": {_STR(e.anchor)}, '
-            f'"ordinal": {e.ordinal}, "hash": {_STR(e.hash)}, "mtime": {e.mtime}}}')
+    return entry_json(e.guid, e.file, e.anchor, e.ordinal, e.hash, e.mtime)
+
+
+def entry_json(guid: str, file: str, anchor: str, ordinal: int, hash: str, mtime: int) -> str:
+    """`json.dumps(Entry(...).__dict__, ensure_ascii=False)`, written out (a vault has
+    10,000s)."""
+    return (f'{{"guid": {_STR(guid)}, "file": {_STR(file)}, "anchor": {_STR(anchor)}, '
+            f'"ordinal": {ordinal}, "hash": {_STR(hash)}, "mtime": {mtime}}}')
 
 
 def ensure_folder(path: Path) -> None:

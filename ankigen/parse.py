@@ -413,8 +413,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
     corrections = tuple(s for s in arrowed[1:] if not ph.is_ack(s))
     answered = bool(followups or quote or corrections)
     question = asked or ((_question_in(feedback) or fronts.asked(feedback)) if answered else None)
-    st.assessments.append(Assessment(mark, it.start, feedback, corrections, tuple(followups),
-                                     quote, question, judged, inline))
+    st.assessments.append(Assessment.of(mark, it.start, feedback, corrections, tuple(followups),
+                                        quote, question, judged, inline))
     if mark is Mark.GREEN and not include_green:
         return
     recall = _recall_text(st, judged)
@@ -692,10 +692,10 @@ def _gap(st: _PartState, kind: GapKind, mark: Mark | None, line: int, span: Span
          term: str | None = None, anchor: str, code: str | None = None) -> Gap:
     # "What you wrote": the learner's words the front does not show, in whole sentences.
     context = what_you_wrote(f"{prompt}\n{code}" if code else prompt, context)
-    return Gap(kind=kind, mark=mark, line=line, span=span, part=st.index, topic=st.topic_at(line),
-               chapter=st.chapter, section=st.section, prompt=prompt, context=context,
-               answer=answer, answer_source=source if answer else None, cloze=cloze, term=term,
-               code=code, anchor=anchor)
+    return Gap.of(kind=kind, mark=mark, line=line, span=span, part=st.index,
+                  topic=st.topic_at(line), chapter=st.chapter, section=st.section, prompt=prompt,
+                  context=context, answer=answer, answer_source=source if answer else None,
+                  cloze=cloze, term=term, code=code, anchor=anchor)
 
 
 # --- code -------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ CUE_WORDS = (*FORGET_WORDS, "looked")
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
 CODE_REF_RE = re.compile(r"`([^`]+)`|([A-Za-z_][\w.]*\(\))|(\.[A-Za-z_]\w*)")
-_NORM_RE = re.compile(r"[^\w]+", re.UNICODE)
+_WORD_RE = re.compile(r"\w+")
 
 
 def split_arrows(text: str) -> list[str]:
@@ -158,8 +158,9 @@ def last_sentences(text: str, n: int, limit: int = 400) -> str:
 
 
 def normalise(text: str) -> str:
-    """Lowercase words only: the anchor a gap's identity is derived from."""
-    return " ".join(_NORM_RE.sub(" ", text.lower()).split())
+    """Lowercase words only: the anchor a gap's identity is derived from. (The words are
+    the runs of \\w: what splitting on the runs of anything else gave, found directly.)"""
+    return " ".join(_WORD_RE.findall(text.lower()))
 
 
 _TOPIC_CUT_RE = re.compile(r"\s+(?:to|which|that|using|because|so|where|when|since)\s+", re.I)

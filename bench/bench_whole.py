@@ -16,12 +16,22 @@ measures interleaved round by round, min and median of --repeat (default 5) repo
 sampled from /proc every 10 ms: the peak of the sum) and an unchanged rebuild, against the
 10k cold build of the same run.
 
+--against TREE adds the cold build of another ankigen source tree (an older commit checked
+out or `git archive`d beside this one), run by this venv's python with the tree first on
+sys.path, interleaved with the rest: a before/after comparison in one run.
+
+--quiet keeps only rounds during which the rest of the box used less than that much CPU
+(seconds, per measure, from /proc/stat less the measure's own): on a shared machine, the
+rounds another process did not slow down. Rounds are tried until --repeat are kept (or
+--quiet-budget seconds have passed); how many were tried is printed.
+
 --checks adds cold builds with checks (issue 13, item 4): a fresh runtime folder each time,
 so no check server is up and the build must start one; the build's own timestamps (`--json`
 timings) split it into parsing, server start and checks, and show how much of the server's
 start the parse hid. Each run's server is stopped after it.
 
 Run: .venv/bin/python bench/bench_whole.py [--repeat 5] [--scale] [--checks]
+     [--against TREE] [--quiet 0.04]
 """
 
 from __future__ import annotations
@@ -140,18 +150,31 @@ class TreeRss:
 
 
 CPU: dict[str, list[float]] = {}  # user + system seconds, the process and what it waited for
+OTHERS: list[float] = []  # CPU seconds the rest of the box used during each timed run
+
+
+def _box_cpu() -> float:
+    """CPU seconds all processes have used since boot (Linux; 0 where unknown)."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
 def timed(args: list[str], env: dict[str, str] | None = None, rss: bool = False,
           name: str = "") -> tuple[float, float]:
     """(seconds from spawn to exit, peak MB of the process tree or 0); the CPU time it took,
     with its reaped children's (our parse workers), goes to CPU[name]."""
+    box = _box_cpu()
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=err)
         watch = TreeRss(proc.pid) if rss else None
         _, status, usage = os.wait4(proc.pid, 0)
         took = time.perf_counter() - t0
+        OTHERS.append(max(0.0, _box_cpu() - box - usage.ru_utime - usage.ru_stime))
         proc.returncode = os.waitstatus_to_exitcode(status)
         peak = watch.stop() if watch else 0.0
         if proc.returncode:
@@ -163,13 +186,19 @@ def timed(args: list[str], env: dict[str, str] | None = None, rss: bool = False,
     return took, peak
 
 
-def cold_build(vault: Path, deck: Path, cache: Path, rss: bool = False, name: str = ""
-               ) -> tuple[float, float]:
+def cold_build(vault: Path, deck: Path, cache: Path, rss: bool = False, name: str = "",
+               tree: Path | None = None) -> tuple[float, float]:
+    """A cold build by this venv's ankigen, or by the source tree `tree` (--against)."""
     shutil.rmtree(vault / ".ankigen", ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
     deck.unlink(missing_ok=True)
     env = {**os.environ, "ANKIGEN_CACHE_DIR": str(cache)}
-    took = timed([str(ANKIGEN), "build", str(vault), "-o", str(deck), "--no-checks"], env, rss,
+    command = [str(ANKIGEN)]
+    if tree is not None:  # what the console script runs, with the tree's ankigen first
+        env["PYTHONPATH"] = str(tree)  # (-P: not the working directory's ankigen before it)
+        command = [sys.executable, "-P", "-c",
+                   "import sys; from ankigen.cli import run; sys.exit(run())"]
+    took = timed([*command, "build", str(vault), "-o", str(deck), "--no-checks"], env, rss,
                  name)
     assert deck.exists(), "the build wrote no deck"
     return took
@@ -235,7 +264,15 @@ def main() -> None:
     ap.add_argument("--checks-repeat", type=int, default=3)
     ap.add_argument("--checks-files", type=int, default=300,
                     help="files of the vault built with checks (each makes about one check to run)")
+    ap.add_argument("--against", type=Path, metavar="TREE",
+                    help="also cold builds by this ankigen source tree (before/after)")
+    ap.add_argument("--quiet", type=float, metavar="SECONDS",
+                    help="keep only rounds in which the rest of the box used less CPU than this")
+    ap.add_argument("--quiet-budget", type=float, default=900,
+                    help="seconds to go on trying rounds for --quiet")
     a = ap.parse_args()
+    if a.against is not None and not (a.against / "ankigen" / "cli.py").exists():
+        raise SystemExit(f"--against {a.against}: no ankigen/cli.py there")
     # As a user meets it: an installed package has its .pyc files. Where this variable is
     # set (some CI and sandbox shells), every run would compile ankigen from source again.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -248,23 +285,46 @@ def main() -> None:
         cards = write_ankdown_vault(vault, peer)
         bare = tmpd / "bare.py"
         bare.write_text(BARE, encoding="utf-8")
-        runs: dict[str, list[float]] = {"ours": [], "bare": [], "ankdown": []}
-        for n in range(a.repeat + 1):  # round 0 warms up (.pyc files, the page cache)
-            tag = "" if n == 0 else "x"
-            ours = cold_build(vault, tmpd / "deck.apkg", tmpd / "cache", name=tag and "ours")[0]
-            bare_t = timed([sys.executable, str(bare), str(tmpd / "bare.apkg"), str(cards)],
-                           name=tag and "bare")[0]
+        runs: dict[str, list[float]] = {"ours": [], "bare": [], "ankdown": [], "against": []}
+        kept = tried = 0
+        budget = time.monotonic() + a.quiet_budget
+        while kept < a.repeat:  # round 0 warms up (.pyc files, the page cache)
+            if tried > a.repeat and (a.quiet is None or time.monotonic() > budget):
+                break
+            cpu_before = {k: len(v) for k, v in CPU.items()}
+            others_before = len(OTHERS)
+            tag = "" if tried == 0 else "x"
+            got = {"ours": cold_build(vault, tmpd / "deck.apkg", tmpd / "cache",
+                                      name=tag and "ours")[0]}
+            if a.against is not None:
+                got["against"] = cold_build(vault, tmpd / "deck.apkg", tmpd / "cache",
+                                            name=tag and "against", tree=a.against)[0]
+            got["bare"] = timed([sys.executable, str(bare), str(tmpd / "bare.apkg"), str(cards)],
+                                name=tag and "bare")[0]
             (tmpd / "peer.apkg").unlink(missing_ok=True)
-            peer_t = timed([str(ANKDOWN), "-r", str(peer), "-p", str(tmpd / "peer.apkg")],
-                           name=tag and "ankdown")[0]
+            got["ankdown"] = timed([str(ANKDOWN), "-r", str(peer), "-p", str(tmpd / "peer.apkg")],
+                                   name=tag and "ankdown")[0]
             assert (tmpd / "peer.apkg").exists(), "ankdown wrote no deck"
-            if n:
-                runs["ours"].append(ours)
-                runs["bare"].append(bare_t)
-                runs["ankdown"].append(peer_t)
-        print(f"vault: {a.files} files, {cards} cards; whole processes, {a.repeat} runs each, "
-              "interleaved")
+            tried += 1
+            if tag and a.quiet is not None and max(OTHERS[others_before:]) >= a.quiet:
+                for k, v in CPU.items():  # a round another process slowed: not counted
+                    del v[cpu_before.get(k, 0):]
+                continue
+            if tag:
+                kept += 1
+                for k, v in got.items():
+                    runs[k].append(v)
+        if not kept:
+            raise SystemExit(f"no round in {a.quiet_budget:.0f} s had the box quiet enough "
+                             f"(--quiet {a.quiet})")
+        print(f"vault: {a.files} files, {cards} cards; whole processes, {kept} runs each, "
+              "interleaved" + (f" ({kept} of {tried - 1} rounds kept: the rest of the box used "
+                               f"< {a.quiet} s of CPU during each measure)" if a.quiet else ""))
+        print(f"  the rest of the box during each measure: median "
+              f"{statistics.median(OTHERS):.3f} s of CPU, max {max(OTHERS):.3f} s")
         print(line("ankigen build --no-checks, cold", runs["ours"]))
+        if a.against is not None:
+            print(line(f"the same, by {a.against.name}", runs["against"]))
         print(line(f"python bare_genanki.py ({cards} notes)", runs["bare"]))
         print(line("ankdown -r (same cards)", runs["ankdown"]))
         for how, f in (("min", min), ("median", statistics.median)):
@@ -272,11 +332,16 @@ def main() -> None:
             print(f"  by {how:6s}: ours / bare genanki {ours / bare_t:5.2f}x (target ≤ 3: "
                   f"{'PASS' if ours / bare_t <= 3 else 'MISS'});  ours / ankdown "
                   f"{ours / peer_t:5.2f}x (target < 1: {'PASS' if ours < peer_t else 'MISS'})")
-        cpu = {k: min(v) for k, v in CPU.items()}
+        if a.against is not None:
+            for how, f in (("min", min), ("median", statistics.median)):
+                print(f"  by {how:6s}: ours / {a.against.name} "
+                      f"{f(runs['ours']) / f(runs['against']):5.3f}x")
+        cpu = {k: min(v) for k, v in CPU.items() if v}
         print(f"  CPU time, min (other load moves it far less than wall time; not the target's "
               f"measure): ours {cpu['ours']:.3f}s, bare genanki {cpu['bare']:.3f}s "
               f"({cpu['ours'] / cpu['bare']:.2f}x), ankdown {cpu['ankdown']:.3f}s "
-              f"({cpu['ours'] / cpu['ankdown']:.2f}x)")
+              f"({cpu['ours'] / cpu['ankdown']:.2f}x)"
+              + (f", {a.against.name} {cpu['against']:.3f}s" if "against" in cpu else ""))
         print(f"load average {load()}", flush=True)
         if a.checks:
             checked = tmpd / "checked"

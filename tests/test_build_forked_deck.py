@@ -16,6 +16,7 @@ from anki_helpers import import_apkg, rendered
 from click.testing import CliRunner
 
 import ankigen.build
+import ankigen.forked
 from ankigen.build import FORKED_DECK_FROM, build
 from ankigen.cli import main
 
@@ -45,13 +46,37 @@ def _rows(deck: Path, tmp_path: Path) -> dict[str, list[tuple[object, ...]]]:
         con.close()
 
 
+def _forks(monkeypatch) -> list[str]:
+    """The functions ForkMaps are made for, from now on."""
+    made: list[str] = []
+    real = ankigen.forked.ForkMap.__init__
+
+    def spy(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(fn.__name__)
+        real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ankigen.forked.ForkMap, "__init__", spy)
+    return made
+
+
+def _rebuilt(where: Path, out: Path) -> object:
+    """A build of a vault that has a manifest (a first build made it), into a new deck: the
+    build makes the manifest and saves the cache beside the deck writer. (A first build
+    makes them as its files arrive and writes the deck itself: tests/test_build_first.py.)"""
+    vault = _vault(where)
+    build([vault], where / "first.apkg", now=1_000)
+    return build([vault], out, now=1_000)
+
+
 def test_the_forked_writer_writes_the_deck_the_build_itself_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("ANKIGEN_CACHE_DIR", str(tmp_path / "cache"))
-    forked = build([_vault(tmp_path / "a")], tmp_path / "forked.apkg", now=1_000)
+    forks = _forks(monkeypatch)
+    forked = _rebuilt(tmp_path / "a", tmp_path / "forked.apkg")
     assert forked.notes == COPIES * 10 >= FORKED_DECK_FROM and "deck" in forked.timings
+    assert forks.count("_write_deck") == 1  # the rebuild's; the first build wrote its own
     monkeypatch.setattr(ankigen.build, "FORKED_DECK_FROM", forked.notes + 1)
-    inline = build([_vault(tmp_path / "b")], tmp_path / "inline.apkg", now=1_000)
-    assert inline.notes == forked.notes
+    inline = _rebuilt(tmp_path / "b", tmp_path / "inline.apkg")
+    assert forks.count("_write_deck") == 1 and inline.notes == forked.notes
     assert _rows(tmp_path / "forked.apkg", tmp_path) == _rows(tmp_path / "inline.apkg", tmp_path)
     assert ((tmp_path / "a" / "vault" / ".ankigen" / "manifest.json").read_bytes()
             == (tmp_path / "b" / "vault" / ".ankigen" / "manifest.json").read_bytes())
