@@ -87,7 +87,7 @@ CUE_WORDS = (*FORGET_WORDS, "looked")
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 TUTOR_CHAPTER_RE = re.compile(r"\b(?:recall|explanation|summary|coverage)\s+of\s+chapter\s+(\d+)", re.I)
 CODE_REF_RE = re.compile(r"`([^`]+)`|([A-Za-z_][\w.]*\(\))|(\.[A-Za-z_]\w*)")
-_WORD_RE = re.compile(r"\w+")
+WORD_RE = re.compile(r"\w+")  # the words `normalise` keeps (wrote.py splits by it too)
 
 
 def split_arrows(text: str) -> list[str]:
@@ -160,7 +160,7 @@ def last_sentences(text: str, n: int, limit: int = 400) -> str:
 def normalise(text: str) -> str:
     """Lowercase words only: the anchor a gap's identity is derived from. (The words are
     the runs of \\w: what splitting on the runs of anything else gave, found directly.)"""
-    return " ".join(_WORD_RE.findall(text.lower()))
+    return " ".join(WORD_RE.findall(text.lower()))
 
 
 _TOPIC_CUT_RE = re.compile(r"\s+(?:to|which|that|using|because|so|where|when|since)\s+", re.I)

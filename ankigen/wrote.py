@@ -18,7 +18,6 @@ LIMIT = 450  # characters of "what you wrote" kept, the last whole sentences
 SHOWN = 0.75  # share of a sentence's words the front holds, in runs, for it to show it
 _BREAK_RE = re.compile(r"(?<=[.!?])\s+|[ \t]*\n\s*")
 _MORE = "… "  # in front of what is kept when earlier sentences were trimmed
-_WORD_RE = re.compile(r"\w+")  # the words ph.normalise keeps, as it splits them
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -43,7 +42,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def shows(front_words: list[str], sentence: str, have: frozenset[str] | None = None) -> bool:
     """The front holds at least SHOWN of the sentence's words, in runs of two or more (a
     sentence of one word: that word), in order: quoted, or the cloze made of it."""
-    mine = _WORD_RE.findall(sentence.lower())  # ph.normalise(sentence).split(), in one call
+    mine = ph.WORD_RE.findall(sentence.lower())  # ph.normalise(sentence).split(), in one call
     if not mine or len(mine) * SHOWN > len(front_words):
         return False  # matched words are front words: a sentence this long cannot be shown
     have = frozenset(front_words) if have is None else have
@@ -75,7 +74,7 @@ def what_you_wrote(front: str, text: str) -> str:
     text = text.strip()
     if not text:
         return ""
-    words = _WORD_RE.findall(front.lower())  # ph.normalise(front).split(), in one call
+    words = ph.WORD_RE.findall(front.lower())  # ph.normalise(front).split(), in one call
     if not words:
         return trim(text)  # a front of no words shows no sentence
     have = frozenset(words)

@@ -98,9 +98,8 @@ def recall_from_text(text: str, path: str = "<recall>") -> Recall:
 
 # "I forgot the name of that layer, the name is bottleneck layer": the answer after the cue
 # is the tutor's (or a lookup's), not recall.
-_SUPPLIED_NAME_RE = re.compile(
-    r"[,;:.!(\s]+(?:but\s+)?(?:the\s+(?:name|term|answer)\s+is|it'?s\s+called|it\s+is\s+called)\b.*$",
-    re.I)
+_NAME_LEAD = r"(?:but\s+)?(?:the\s+(?:name|term|answer)\s+is|it'?s\s+called|it\s+is\s+called)"
+_SUPPLIED_NAME_RE = re.compile(rf"[,;:.!(\s]+{_NAME_LEAD}\b.*$", re.I)
 
 
 def supplied_names(recall: Recall) -> list[str]:
@@ -185,9 +184,7 @@ _UNFINISHED_RE = re.compile(
     r"(?:\b(?:is|are|called|the|a|an|of|to|name|term|answer)|[,:])\s*$", re.I)
 _CLAUSE_END_RE = re.compile(r"[,;:.!?](?=\s|$)")
 # what opens a supplied name: "=> the name is", "it's called", after any punctuation
-_NAME_LEAD_RE = re.compile(
-    r"[,;:.!(\s]*(?:but\s+)?(?:the\s+(?:name|term|answer)\s+is|it'?s\s+called|it\s+is\s+called)"
-    r"\s+\S", re.I)
+_NAME_LEAD_RE = re.compile(rf"[,;:.!(\s]*{_NAME_LEAD}\s+\S", re.I)
 _NEW_BLOCK_RE = re.compile(r"(?:[-*+>#|]|\d+[.)]\s|=>)")
 
 
