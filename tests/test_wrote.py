@@ -3,13 +3,18 @@ in whole sentences, empty only when the front shows all of them (docs/cards.md, 
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ankigen import phrases as ph
 from ankigen.model import Gap
 from ankigen.parse import parse_file
-from ankigen.wrote import LIMIT, sentence_spans, trim, what_you_wrote
+from ankigen.wrote import LIMIT, SHOWN, sentence_spans, trim, what_you_wrote, words
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -74,3 +79,77 @@ def test_one_sentence_longer_than_the_limit_keeps_its_end_from_a_word() -> None:
     long = "word " * 200 + "end."
     assert trim(long) == "… " + ("word " * 200 + "end.")[-(LIMIT - 2):].split(" ", 1)[1]
     assert trim(long).endswith("word end.") and len(trim(long)) <= LIMIT
+
+
+# The plain definitions (before the fast paths of docs/performance.md, round 6): the fast
+# `what_you_wrote`, `sentence_spans` and `words` must give exactly what these give.
+_PLAIN_BREAK = re.compile(r"(?<=[.!?])\s+|[ \t]*\n\s*")
+
+
+def _plain_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for m in _PLAIN_BREAK.finditer(text):
+        if "\n" in m.group(0) and text[m.start() - 1:m.start()] not in (".", "!", "?"):
+            line = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+            if ph.wraps_into(line, text[m.end():m.end() + 1]):
+                continue
+        if m.start() > start:
+            spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _plain_shows(front_words: list[str], sentence: str) -> bool:
+    mine = ph.WORD_RE.findall(sentence.lower())
+    if not mine or len(mine) * SHOWN > len(front_words):
+        return False
+    blocks = difflib.SequenceMatcher(None, mine, front_words, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks if b.size >= min(2, len(mine))) >= SHOWN * len(mine)
+
+
+def _plain_what_you_wrote(front: str, text: str) -> str:
+    text = text.strip()
+    if not text:
+        return ""
+    front_words = ph.WORD_RE.findall(front.lower())
+    if not front_words:
+        return trim(text)
+    spans = _plain_spans(text)
+    ends = [a for a, _ in spans[1:]] + [len(text)]
+    return trim("".join(text[a:end] for (a, b), end in zip(spans, ends, strict=True)
+                        if not _plain_shows(front_words, text[a:b])))
+
+
+# Words, marks and whitespace that take the fast paths' corners: non-ASCII letters, a capital
+# sigma (lowercased by context), punctuation fronts use, breaks of every kind, long lines.
+_ATOMS = st.sampled_from([
+    "the", "The", "model", "x.grad", "ΣΑΣ", "σ", "İstanbul", "naïve", "_x", "3", "0.5", "Ⅰ", "ß",
+    "ﬁ", "—", "–", "“", "”", "’", "…", ".", "!", "?", ",", ":", "...", "(", "`", "=>", "-",
+    "nn.Linear", "don't", "a", "b", "Longerword", "lower", "Upper"])
+_SEPS = st.sampled_from([" ", " ", "", "\n", ". ", ".\n", ":\n", " \n ", "\n\n", "  ", "\t",
+                         "\t\n\t", "\r\n", "\u00a0", "\u00a0\n", " \u2028 ", "\x0b", "? ", "!"])
+_TEXT = st.lists(st.tuples(_ATOMS, _SEPS), max_size=40).map(
+    lambda parts: "".join(a + s for a, s in parts))
+
+
+@given(text=_TEXT, front=_TEXT, cut=st.tuples(st.integers(0, 400), st.integers(0, 400)),
+       quote=st.sampled_from(["“{}”", " {} ", "x{}x", "{}", "{}?"]))
+@settings(max_examples=3000, deadline=None)
+def test_the_fast_paths_give_what_the_plain_definitions_give(
+        text: str, front: str, cut: tuple[int, int], quote: str) -> None:
+    assert sentence_spans(text) == _plain_spans(text)
+    assert words(text) == ph.WORD_RE.findall(text.lower())
+    assert what_you_wrote(front, text) == _plain_what_you_wrote(front, text)
+    # The front quoting the text, or a piece of it, as a quoted front does.
+    piece = text.strip()[min(cut):max(cut)] or text.strip()
+    quoted = front[:len(front) // 2] + quote.format(piece) + front[len(front) // 2:]
+    assert what_you_wrote(quoted, text) == _plain_what_you_wrote(quoted, text)
+
+
+@pytest.mark.parametrize("text", [
+    "ΣΑΣ’naïve", "ΣΑΣ—b", "x.grad—“Σ”", "İstanbul’s", "naïve—café", "a_b—c", "Ⅰ—ﬁ"])
+def test_words_lowercase_by_context_as_the_regex_does(text: str) -> None:
+    # A capital sigma lowercases to σ or ς by what stands beside it, punctuation included.
+    assert words(text) == ph.WORD_RE.findall(text.lower())
