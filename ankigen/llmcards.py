@@ -38,6 +38,7 @@ from .cardcheck import verify
 from .marks import MARK_RE
 from .model import Document, Gap, GapKind, check_key
 from .passages import Passage, content_words, matching, passages_of
+from .rubric import worse
 from .text import decode
 from .wrote import trim
 
@@ -157,6 +158,7 @@ class _Ask:
     learner: str  # the learner's own words (lines that are not the tutor's)
     files: dict[str, str] = field(default_factory=dict)  # "cnn-notes.md:12" → "cnn-notes.md"
     shown: tuple[str, ...] = ()  # the learner's sentences the plain front quoted (_quoted)
+    others: frozenset[int] = frozenset()  # other unmarked gaps' own lines (the rubric's)
     cache_key: str = ""
 
 
@@ -191,7 +193,7 @@ def _ask_for(gap: Gap, path: str, lines: list[str], passages: Sequence[Passage],
     learner = " ".join([*(t for _, who, t in rows if who == "learner"), gap.prompt])
     files = {_pid(p): p.file for p in offered}
     return _Ask(check_key(path, gap), gap, payload, texts, learner, files,
-                _quoted(gap, _own(rows, gap, others)))
+                _quoted(gap, _own(rows, gap, others)), others)
 
 
 def _pid(p: Passage) -> str:
@@ -351,7 +353,7 @@ def write(llm: LLM, docs: Sequence[Document], texts: Mapping[str, str],
             ask.cache_key = _cache_key(llm, ask.payload)
             hit = cache.get(ask.cache_key) if cache is not None and read_cache else None
             if hit is not None:
-                outcome = _from_cache(doc.path, ask, hit)
+                outcome = _from_cache(doc.path, ask, hit, notes)
                 if outcome is not None:
                     hits += 1
                     outcomes.append(outcome)
@@ -382,17 +384,30 @@ def _cache_key(llm: LLM, payload: dict[str, Any]) -> str:
     return "card:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _from_cache(path: str, ask: _Ask, hit: str) -> Outcome | None:
+def _from_cache(path: str, ask: _Ask, hit: str, notes: str) -> Outcome | None:
     try:
         saved = json.loads(hit)
         if "rejected" in saved:
             return Outcome(ask.key, path, ask.gap.line, None, str(saved["rejected"]), cached=True)
         back = saved["back"]
-        return Outcome(ask.key, path, ask.gap.line,
-                       _written(ask, str(saved["front"]), None if back is None else str(back)),
-                       cached=True)
+        return _card(ask, path, str(saved["front"]), None if back is None else str(back), notes,
+                     cached=True)
     except (ValueError, KeyError, TypeError):
         return None  # an entry this version cannot read: ask again
+
+
+def _card(ask: _Ask, path: str, front: str, back: str | None, notes: str, *,
+          cached: bool = False) -> Outcome:
+    """The model's verified card, unless it breaks a rule of the card rubric (rubric.py) that
+    the offline card meets: then the offline card stays, so a model never makes a card worse
+    by a rule that needs no label. Checked on every build, cached answers too (the rubric
+    reads the whole notes file, which the cache key does not hold)."""
+    card = _written(ask, front, back)
+    miss = worse(card, ask.gap, notes, ask.others)
+    if miss:
+        return Outcome(ask.key, path, ask.gap.line, None,
+                       f"rejected: below the offline card on the rubric: {miss}", cached=cached)
+    return Outcome(ask.key, path, ask.gap.line, card, cached=cached)
 
 
 def _ask_file(llm: LLM, path: str, todo: list[_Ask], notes: str, cache: ResponseCache | None
@@ -440,7 +455,7 @@ def _ask_file(llm: LLM, path: str, todo: list[_Ask], notes: str, cache: Response
                 saved = {"rejected": outcome.reason}
             else:
                 back = c.back if c.back is None else c.back.strip() + _from(a, c.cites)
-                outcome = Outcome(a.key, path, a.gap.line, _written(a, c.front, back))
+                outcome = _card(a, path, c.front, back, notes)
                 saved = {"front": c.front, "back": back}
         if cache is not None:
             cache.put(a.cache_key, json.dumps(saved, ensure_ascii=False))

@@ -10,6 +10,8 @@ around the mark (the part the card comes from) and the card as built: front, bac
 "what you wrote". It never sees the labels. Answers are cached (grader's response cache),
 so a run can be repeated; with the replay endpoint (../shared/tools/README.md) requests
 without an answer are saved as pending and counted here as "not judged yet".
+`--aggregate-only` (a split name, `heldout` when none is given) prints that split's totals
+only: cards kept, judged and pending, and how often each rule was named, never a card.
 """
 
 from __future__ import annotations
@@ -95,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="judge the cards a model wrote through this endpoint (the one "
                          "bench/card_llm.py used, all its requests answered) instead of offline")
     ap.add_argument("--llm-cards-model", default="replay", help="its model name [replay]")
+    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
+                    metavar="SPLIT", help="print only totals for this split, no card [heldout]")
     args = ap.parse_args(argv)
+    hidden = set(args.aggregate_only or ())
     endpoint = endpoint_from(args.base_url, args.model, budget_s=3600)
     if endpoint is None:
         raise SystemExit("card_judge: give --base-url (or OPENAI_BASE_URL) and --model")
@@ -124,12 +129,22 @@ def main(argv: list[str] | None = None) -> int:
                 judged.append({**{k: card[k] for k in ("file", "line", "front")},
                                "keep": v.keep, "failed": v.failed, "why": v.why})
             kept = sum(j["keep"] for j in judged)
+            rules: dict[int, int] = {}
+            for j in judged:
+                for n in set(j["failed"]):
+                    rules[n] = rules.get(n, 0) + 1
             summary[folder.name] = {"kept": kept, "judged": len(judged), "pending": pending,
-                                    "cards": judged}
+                                    "failed_by_rule": dict(sorted(rules.items()))}
+            if folder.name not in hidden:
+                summary[folder.name]["cards"] = judged
             if not args.json:
                 share = f"{kept / len(judged):.0%}" if judged else "-"
                 print(f"{folder.name}: the model keeps {kept}/{len(judged)} cards ({share})"
                       + (f"; {pending} not judged yet" if pending else ""))
+                if folder.name in hidden:
+                    print("  rules named (cards): " + (", ".join(
+                        f"{n}: {c}" for n, c in sorted(rules.items())) or "none"))
+                    continue
                 for j in judged:
                     if not j["keep"]:
                         print(f"  drop {j['file']}:{j['line']} rules {j['failed']}: {j['why']}")

@@ -12,6 +12,10 @@ offline card where the model's was rejected). Prints per split the share meeting
 each rule's misses offline vs with the model, how many cards the model wrote and why the
 others fell back, and the model cards' misses.
 
+`--aggregate-only` (a split name, `heldout` when none is given) prints that split's totals only:
+every rule met, misses per rule, how many cards the model wrote and how many fell back per
+reason, never a card or a line; `--json` gives the same. Score a held-out split that way.
+
 Re-runnable round by round: a file whose request the endpoint refuses (the replay tool's 400
 for a request it has no answer to yet) keeps its offline cards and is reported as waiting;
 the rest go on, so one run leaves every file's request in STORE/pending/. Answer those, run
@@ -32,6 +36,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +47,7 @@ from ankigen.llm import LLM, endpoint_from  # noqa: E402
 from ankigen.llmcards import PROMPT_VERSION, Written, write  # noqa: E402
 from ankigen.model import Document, Gap, check_key  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
-from bench.card_rubric import DEFAULT_SET, Result, score_split, splits  # noqa: E402
+from bench.card_rubric import DEFAULT_SET, Result, misses_by_rule, score_split, splits  # noqa: E402
 
 
 class Recorder:
@@ -96,11 +101,6 @@ class Recorder:
         self._server.server_close()
 
 
-def rule(broke: str) -> str:
-    """A rule's name from a miss ("short: 64 words …" → "short", "front lacks 'x'" → "front lacks")."""
-    return re.split(r"[:(['\[]", broke, maxsplit=1)[0].strip()
-
-
 def run(root: Path, llm: LLM, names: list[str] | None = None) -> dict[str, Any]:
     """Offline and model scores per split, and what the model did."""
     out: dict[str, Any] = {}
@@ -132,16 +132,24 @@ def _rewrite(llm: LLM, written: dict[str, Written], path: Path, doc: Document,
 
 
 def _scores(results: list[Result]) -> dict[str, Any]:
-    rules: dict[str, int] = {}
-    for r in results:
-        for name in {rule(b) for b in r.broke}:
-            rules[name] = rules.get(name, 0) + 1
     met = sum(r.ok for r in results)
     return {"met": met, "cards": len(results), "share": met / len(results) if results else 0.0,
-            "misses_by_rule": dict(sorted(rules.items()))}
+            "misses_by_rule": misses_by_rule(results)}
 
 
-def show(out: dict[str, Any]) -> None:
+def aggregate(s: dict[str, Any]) -> dict[str, Any]:
+    """One split's results without a card: totals, misses per rule, fallbacks per reason
+    (the reason's words before its details: "rejected: the front gives away the answer")."""
+    reasons: dict[str, int] = {}
+    for why in s["fell_back"]:
+        reason = re.split(r" \(|: '| '|\d", why.split(": ", 1)[1], maxsplit=1)[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"offline": s["offline"], "model": s["model"], "wrote": s["wrote"],
+            "fell_back": len(s["fell_back"]), "fell_back_by_reason": dict(sorted(reasons.items())),
+            "waiting": len(s["waiting"])}
+
+
+def show(out: dict[str, Any], hidden: Set[str] = frozenset()) -> None:
     for split, s in out.items():
         off, mod = s["offline"], s["model"]
         print(f"{split}: every rule met: offline {off['met']}/{off['cards']} ({off['share']:.0%}), "
@@ -151,6 +159,13 @@ def show(out: dict[str, Any]) -> None:
             a, b = off["misses_by_rule"].get(name, 0), mod["misses_by_rule"].get(name, 0)
             worse = "  WORSE with the model" if b > a else ""
             print(f"  {name:<40} missed offline {a:>2}, with the model {b:>2}{worse}")
+        if split in hidden:
+            a = aggregate(s)
+            for reason, n in a["fell_back_by_reason"].items():
+                print(f"  kept offline: {n} x {reason}")
+            if a["waiting"]:
+                print(f"  WAITING: {a['waiting']} file(s)")
+            continue
         for why in s["fell_back"]:
             print(f"  kept offline: {why}")
         for w in s["waiting"]:
@@ -171,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=3600.0, help="seconds for all calls [3600]")
     ap.add_argument("--record", type=Path, help="keep a complete run's answers here, in order")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
+                    metavar="SPLIT", help="print only totals for this split, no card [heldout]")
     args = ap.parse_args(argv)
+    hidden = set(args.aggregate_only or ())
     endpoint = endpoint_from(args.base_url, args.model)
     assert endpoint is not None
     with Recorder(endpoint.base_url, args.timeout) as rec:
@@ -189,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                 asked[folder.name] = len(rec.answers) - before
     waiting = [w for s in out.values() for w in s["waiting"]]
     if args.json:
-        print(json.dumps(out, indent=1, ensure_ascii=False))
+        print(json.dumps({k: aggregate(v) if k in hidden else v for k, v in out.items()},
+                         indent=1, ensure_ascii=False))
     else:
-        show(out)
+        show(out, hidden)
         print(f"{len(rec.answers)} requests answered, {rec.refused} refused")
     if waiting:
         print(f"{len(waiting)} file(s) waiting for an answer: answer the pending requests and "

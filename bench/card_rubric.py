@@ -1,19 +1,22 @@
 """Score the cards ankigen makes against the card rubric (docs/cards.md), per split.
 
-    .venv/bin/python bench/card_rubric.py [tests/fixtures/cards] [--split heldout] [--json]
+    .venv/bin/python bench/card_rubric.py [tests/fixtures/cards] [--split tuning] [--json]
+    .venv/bin/python bench/card_rubric.py --aggregate-only      # held-out: totals only
 
 Builds every gap of the labelled set (tests/fixtures/cards/<split>/*.md, labels in
 <split>/labels.json) offline, matches each card to its label and checks every rule. A card
 meets the rubric when it passes all of them; a labelled gap with no card and a card with no
-label are misses too. Prints the share per split and lists each miss with the rules it broke.
+label are misses too. Prints the share per split and lists each miss with the rules it broke;
+a split named with `--aggregate-only` (`heldout` when the flag has no name) prints only its
+totals and misses per rule, never a card, so a held-out split is scored without being read.
+The rules that need no label are ankigen/rubric.py's (the card writer holds model cards to
+them); the ones here read the labels.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,19 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ankigen.cards import wanted  # noqa: E402
-from ankigen.model import Document, Gap, GapKind  # noqa: E402
+from ankigen.model import Document, Gap  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
+
+# The rules that need no label live in ankigen (the card writer holds model cards to them).
+from ankigen.rubric import back_of, front_of, rubric, rule_of  # noqa: E402
+from ankigen.rubric import norm as _norm  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
 
 DEFAULT_SET = ROOT / "tests" / "fixtures" / "cards"
-FRONT_WORDS = 60
-# Fronts that ask nothing in particular: the rubric's "one question about exactly the point".
-GENERIC = ("missing or wrong", "what about those details", "what about this",
-           "what is wrong here", "what did you forget here")
-_CODE_SPAN = re.compile(r"`[^`]*`")
-_CODE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|[A-Za-z_]\w*\(\)")
-_WORD = re.compile(r"[\w'-]+")
-_NORM = re.compile(r"[^\w]+")
 
 
 @dataclass
@@ -53,103 +52,10 @@ class Result:
         return not self.broke
 
 
-def front_of(gap: Gap) -> str:
-    """What the front shows, as text: the prompt (a cloze's term shown as […])."""
-    text = gap.prompt
-    if gap.kind is GapKind.WRONG_CODE and gap.code:
-        text += "\n" + gap.code
-    return text
-
-
-def back_of(gap: Gap) -> str:
-    return gap.answer or ""
-
-
-def _norm(text: str) -> str:
-    return " ".join(_NORM.sub(" ", text.lower()).split())
-
-
 def _has(text: str, term: str | list[str]) -> bool:
     terms = term if isinstance(term, list) else [term]
     low = text.lower()
     return any(t.lower() in low for t in terms)
-
-
-def _prose(front: str, gap: Gap) -> str:
-    text = _CODE_SPAN.sub(" ", front)
-    if gap.code:
-        text = text.replace(gap.code, " ")
-    return text
-
-
-def _asks(gap: Gap, front: str) -> str:
-    """The front without its leading topic ("Topic — …")."""
-    if gap.topic and front.startswith(gap.topic + " — "):
-        return front[len(gap.topic) + 3 :]
-    return front
-
-
-def _unshown(gap: Gap, notes: str, others: set[int] | frozenset[int], front: str) -> int:
-    """How many of the learner's words in the gap's span the front does not show (lines
-    that are gaps of their own excepted: they have their own cards)."""
-    lines = notes.split("\n")
-    shown = set(_norm(front).split())
-    words = 0
-    for n in range(gap.span.start, gap.span.end + 1):
-        line = lines[n - 1].strip() if 0 < n <= len(lines) else ""
-        if n in others or not line or line.startswith(("=>", ">", "#", "🟢", "🟡", "🔴")):
-            continue
-        words += sum(1 for w in _norm(line.split("=>")[0]).split() if w not in shown)
-    return words
-
-
-def rubric(gap: Gap, notes: str, others: set[int] | frozenset[int] = frozenset()) -> list[str]:
-    """The rules every card must meet, whatever its label says."""
-    broke = []
-    front = front_of(gap)
-    prose = _prose(front, gap)
-    if prose.count("?") > 1:
-        broke.append("one question: more than one '?' on the front")
-    low = prose.lower()
-    generic = [g for g in GENERIC if g in low]
-    if generic:
-        broke.append(f"one question: generic front ({generic[0]!r})")
-    asks = _asks(gap, prose)
-    if len(_WORD.findall(asks.replace("[…]", ""))) < 3:
-        broke.append("topic only: the front asks nothing of its own")
-    words = len(_WORD.findall(prose))
-    if words > FRONT_WORDS:
-        broke.append(f"short: {words} words of prose on the front (> {FRONT_WORDS})")
-    first = asks.lstrip(" “\"'(…").split(" ", 1)[0]
-    head = _WORD.match(first)
-    if asks.lstrip().startswith("…") or (head and not re.search(
-            rf"(?<![\w]){re.escape(head.group(0))}(?![\w])", notes, re.I)
-            and head.group(0).lower() not in STARTERS):
-        broke.append(f"starts mid-word: {asks[:30]!r}")
-    for name in _CODE_NAME.findall(front):
-        if name not in notes and not name.startswith(("e.g", "i.e")):
-            broke.append(f"code names exact: {name!r} is not in the notes")
-    if gap.term and gap.term.lower() in prose.lower():
-        broke.append(f"answer on the front: {gap.term!r}")
-    back = back_of(gap)
-    if back:
-        tail = back.rstrip()
-        if tail.endswith(("…", "...", ",", ";")) or re.search(r"\b(?:and|or|the|a)$", tail):
-            broke.append(f"back cut: ends {tail[-30:]!r}")
-    wrote = gap.context.strip()
-    if not wrote:
-        if _unshown(gap, notes, others, prose) >= 5:
-            broke.append("what you wrote: empty, though the learner wrote more than the front shows")
-    else:
-        w, f = _norm(wrote).split(), _norm(prose.replace("[…]", " ")).split()
-        same = difflib.SequenceMatcher(None, w, f, autojunk=False).ratio()
-        if " ".join(w) in " ".join(f) or same >= 0.75:
-            broke.append(f"what you wrote: a copy of the front ({same:.0%} alike)")
-    return broke
-
-
-STARTERS = frozenset("what which how why when where who whom is are do does did can could "
-                     "name the a an in on you your one".split())
 
 
 def label_rules(gap: Gap, label: dict[str, Any]) -> list[str]:
@@ -242,13 +148,25 @@ def report(results: list[Result]) -> tuple[int, int]:
     return good, len(results)
 
 
+def misses_by_rule(results: list[Result]) -> dict[str, int]:
+    """How many cards miss each rule (a card counted once per rule)."""
+    rules: dict[str, int] = {}
+    for r in results:
+        for name in {rule_of(b) for b in r.broke}:
+            rules[name] = rules.get(name, 0) + 1
+    return dict(sorted(rules.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", nargs="?", type=Path, default=DEFAULT_SET)
     ap.add_argument("--split", action="append", help="only these splits (folder names)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--all", action="store_true", help="list every card, not only the misses")
+    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
+                    metavar="SPLIT", help="print only totals for this split [heldout]")
     args = ap.parse_args(argv)
+    hidden = set(args.aggregate_only or ())
     out: dict[str, Any] = {}
     for folder in splits(args.root):
         if args.split and folder.name not in args.split:
@@ -256,11 +174,17 @@ def main(argv: list[str] | None = None) -> int:
         results = score_split(folder)
         good, total = report(results)
         out[folder.name] = {"met": good, "cards": total, "share": good / total if total else 0.0,
-                            "misses": [{"file": r.file, "line": r.line, "front": r.front,
-                                        "broke": r.broke} for r in results if not r.ok]}
+                            "misses_by_rule": misses_by_rule(results)}
+        if folder.name not in hidden:
+            out[folder.name]["misses"] = [{"file": r.file, "line": r.line, "front": r.front,
+                                           "broke": r.broke} for r in results if not r.ok]
         if args.json:
             continue
         print(f"{folder.name}: {good}/{total} cards meet every rule ({good / total:.0%})")
+        if folder.name in hidden:
+            for name, n in out[folder.name]["misses_by_rule"].items():
+                print(f"  {name}: {n} card{'s' * (n != 1)}")
+            continue
         for r in results:
             if r.ok and not args.all:
                 continue

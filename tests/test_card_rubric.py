@@ -44,3 +44,17 @@ def test_cards_meet_the_rubric(split: str) -> None:
     misses = [f"{r.file}:{r.line} {r.front[:60]!r}: {'; '.join(r.broke)}" for r in results
               if not r.ok]
     assert good / total >= TARGET, "\n".join(misses)
+
+
+def test_aggregate_only_prints_a_splits_totals_and_never_a_card(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main([str(SET), "--aggregate-only"]) == 0
+    out = capsys.readouterr().out
+    held, tuning = out.split("\ntuning: ")
+    assert held.startswith("heldout: ") and "cards meet every rule" in held
+    assert ".md" not in held and "MISS" not in held  # no file, no card
+    assert "cards meet every rule" in tuning
+    assert bench.main([str(SET), "--aggregate-only", "--aggregate-only", "tuning", "--json"]) == 0
+    data = __import__("json").loads(capsys.readouterr().out)
+    assert set(data["heldout"]) == set(data["tuning"]) == {"met", "cards", "share",
+                                                           "misses_by_rule"}

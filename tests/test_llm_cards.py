@@ -555,3 +555,47 @@ def test_a_back_that_drops_a_number_of_the_notes_answer_keeps_the_offline_card(
         result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
     assert result["model_kept"] == [
         "recall-optim.md:9: rejected: the back drops '0.999', a term of the notes' answer"]
+
+
+@pytest.mark.parametrize(("front", "reason"), [
+    ("…what do padding and stride do to the output?",
+     "rejected: below the offline card on the rubric: starts mid-word: '…what do padding and stride do'"),
+    ("Convolutional nets — padding, stride?",
+     "rejected: below the offline card on the rubric: topic only: the front asks nothing of its own"),
+    ("In Convolutional nets, what is missing or wrong here about padding and stride?",
+     "rejected: below the offline card on the rubric: one question: generic front "
+     "('missing or wrong')"),
+    ("In Convolutional nets, what do padding and stride do to nn.Conv2d()?",
+     "rejected: below the offline card on the rubric: code names exact: 'nn.Conv2d()' is not "
+     "in the notes"),
+])
+def test_a_card_below_its_offline_card_on_a_rubric_rule_keeps_the_offline_card(
+        vault: Path, col: Collection, tmp_path: Path, front: str, reason: str) -> None:
+    """The checks pass each of these fronts, but the card rubric's rules that need no label
+    (ankigen/rubric.py) find each worse than the plain "what about padding and stride?" on
+    one rule: the offline card stays, with the rule in the summary."""
+    model = CardModel(edit=_edit("padding adds zeros", front=front))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1
+    assert result["model_kept"] == [f"{RECALL}:9: {reason}"]
+    assert (result["model_wrote"], result["model_fell_back"]) == (3, 1)
+    import_apkg(col, tmp_path / "d.apkg")
+    questions = [q for _, q, _ in rendered(col)]
+    assert sum("what about padding and stride?" in q for q in questions) == 1
+    assert not [q for q in questions if "nets, what do padding" in q or "nets — padding" in q]
+
+
+def test_a_rubric_rule_the_offline_card_breaks_too_is_no_reason_to_keep_it(
+        vault: Path, tmp_path: Path) -> None:
+    """The plain front of the pooling gap is generic ("What is missing or wrong here?"), so
+    a model front that is generic as well is no worse by that rule: the model's card is used.
+    A cached answer is held to the rubric again on the next build, with the same outcome."""
+    front = "In Convolutional nets, what is missing or wrong here about max pooling?"
+    model = CardModel(edit=_edit("Pooling layers have no trainable parameters.", front=front))
+    with FakeOpenAI(model) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+        again = build(vault, tmp_path / "e.apkg", base_url=srv.base_url)
+        assert len(srv.requests) == 1
+    assert (result["model_wrote"], result["model_kept"]) == (4, [])
+    assert (again["model_wrote"], again["model_cache_hits"]) == (4, 4)
