@@ -26,7 +26,7 @@ from ankigen.llm import LLM
 
 from .context import DEFAULT_CONTEXT_TOKENS, fits
 from .coverage import PartEvidence, concept_of, mentioned, offline_omissions
-from .gaps import mark_key
+from .gaps import lettered, mark_key, said_tokens
 from .model import Claim, CodeRun, Judgement, KeyPoint, Omission, Passage, Verdict
 from .recall import Recall, is_instruction, paragraphs
 from .retrieve import content_tokens, overlap
@@ -263,25 +263,26 @@ def judge(llm: LLM, recall: Recall, evidence: Sequence[PartEvidence], sources: S
     judgements = [_guarded(by_claim[v.id], v, offered[v.id], every, sources, scores[v.id])
                   for v in {v.id: v for v in answer.claims}.values()]
     judgements.sort(key=lambda j: int(j.claim.id[1:]))
-    said = content_tokens(recall.unprompted_text)
+    # one-letter prefixes kept ("Q-value iteration" is not the "value iteration" recalled)
+    said = said_tokens(recall.unprompted_text)
     proposed = []
     for o in answer.omissions:
         point = " ".join(o.point.split())
-        if o.passage not in every or mentioned(point, said, sources.words):
+        if o.passage not in every or mentioned(lettered(point), said, sources.words):
             continue  # cites nothing shown, or the recall says it
         if is_bare_api(point):
             # said with the idea its words carry, as offline says it (`torch.inference_mode()`
             # → "inference mode (`torch.inference_mode()`)"); a name that carries none
             # (`nn.AdaptiveAvgPool2d`, `torch.float32`) is no omission
             idea = concept_of(point)
-            if idea is None or mentioned(idea.split(" (`")[0], said, sources.words):
+            if idea is None or mentioned(lettered(idea.split(" (`")[0]), said, sources.words):
                 continue  # no idea, or the recall says it in words ("… in inference mode")
             point = idea
         proposed.append(Omission(o.part - 1, point, sources.passages[every[o.passage]],
                                  o.severity, o.why))
     omissions: dict[tuple[int, str], Omission] = {}
     claimed = {e.part: content_tokens(" ".join(c.text for c in e.claims)) for e in evidence}
-    for om in mark_key(proposed, sources, said):
+    for om in mark_key(proposed, sources, recall.unprompted_text):
         if om.key and om.severity == "minor" and one_more_item(om.passage, sources,
                                                                 claimed.get(om.part, [])):
             om = replace(om, key=False)

@@ -134,7 +134,7 @@ def test_the_unmarked_points_are_notes_in_the_graded_file_and_make_no_card(repor
 
 def test_a_point_is_key_only_when_it_names_a_source_term_the_recall_never_mentions():
     sources = load_sources([SOURCES])
-    said = content_tokens(load_recall(RECALL).learner_text)
+    said = load_recall(RECALL).learner_text
     passage = sources.passages[0]
     proposed = [Omission(0, "zero padding keeps the size", passage),  # a term, never said
                 Omission(0, "how a kernel moves", passage),  # "kernel": the recall says it
@@ -143,7 +143,7 @@ def test_a_point_is_key_only_when_it_names_a_source_term_the_recall_never_mentio
     # an API name counts by the idea its words carry: `torch.inference_mode()` is named by
     # "inference mode"; `torch.no_grad()` is said by the recall, so it is no new term
     autograd = load_sources([FIXTURES / "labelled" / "tensors-autograd" / "sources"])
-    spoken = content_tokens("We turn autograd off with torch.no_grad() when we only predict.")
+    spoken = "We turn autograd off with torch.no_grad() when we only predict."
     apis = [Omission(0, "inference mode", passage), Omission(0, "no_grad context", passage)]
     assert [o.key for o in mark_key(apis, autograd, spoken)] == [True, False]
     # sources that name nothing (no bold, no code terms): nothing could be named, all key
@@ -219,8 +219,8 @@ def test_a_gap_marked_in_two_parts_is_marked_once_where_it_is_major():
     # the real model's attention answer: "cross-attention" for the part on attention scores
     # (a tutor 🟢), and, major, for the decoder block, where the tutor names it
     sources = load_sources([FIXTURES / "labelled" / "attention" / "sources"])
-    said = content_tokens("Attention scores are a softmax of the queries times the keys. "
-                          "A mask stops a position from attending to later positions.")
+    said = ("Attention scores are a softmax of the queries times the keys. "
+            "A mask stops a position from attending to later positions.")
     passage = sources.passages[0]
     scores, masks, decoder, later = mark_key([
         Omission(1, "cross-attention", passage, "minor"),
@@ -240,7 +240,7 @@ def test_two_points_naming_one_source_term_are_one_gap():
     # the real model's regularization answer: both points name the AdamW the recall never
     # mentions, with no word in common; a tutor names it once
     sources = load_sources([FIXTURES / "labelled" / "regularization" / "sources"])
-    said = content_tokens("With plain SGD, L2 regularization and weight decay are the same thing.")
+    said = "With plain SGD, L2 regularization and weight decay are the same thing."
     passage = sources.passages[0]
     proposed = [Omission(0, "AdamW", passage, "major"),
                 Omission(0, "L2 is not weight decay with Adam", passage, "major")]
@@ -269,3 +269,65 @@ def test_a_minor_pointone_more_item_of_a_list_the_part_went_through_is_a_detail(
         "Other algorithms: agglomerative clustering and HDBSCAN for varying densities."))
     prose = next(p for p in sources.passages if p.kind == "prose")
     assert not one_more_item(prose, sources, went)
+
+
+VALIDATION_2 = FIXTURES / "labelled-validation-2"
+VALUE_ITERATION = ("# Notes\n\nSo, value iteration. You start with every value at 0 and keep "
+                   "applying the Bellman equation as an update to all the states, and the "
+                   "values converge to the optimal ones. Q-values are the same idea for a "
+                   "state and an action.\n")
+
+
+def test_a_one_letter_prefix_is_part_of_its_word(tmp_path):
+    """Validation-2 q-learning 3: the learner recalls value iteration and writes "Q-values"
+    elsewhere; the tutor says "you didn't mention Q-value iteration". Tokens drop one-letter
+    words, so "Q-value iteration" read as "value iteration", said, and the model's point was
+    dropped as mentioned."""
+    from grader.gaps import lettered
+
+    assert lettered("Q-value iteration, t-SNE, K-Means++ and a well-known x") == \
+        "Qvalue iteration, tSNE, KMeans++ and a well-known x"
+    sources = VALIDATION_2 / "q-learning" / "sources"
+    tutor = Tutor(omit={"Q-value iteration": (1, "minor")})
+    part = grade_with(tutor, VALUE_ITERATION, sources, tmp_path).parts[0]
+    assert [o.point for o in part.omissions] == ["Q-value iteration"]
+    assert [a.feedback for a in part.assessments] == ["you left out Q-value iteration."]
+    # a recall that writes it has not left it out
+    said = VALUE_ITERATION.replace("Q-values are", "Q-value iteration is")
+    again = grade_with(tutor, said, sources, tmp_path / "said").parts[0]
+    assert again.omissions == () and not [u for u in again.unverified if "Q-value" in u]
+
+
+LOSS_SCALING = ("So, loss scaling. You multiply the loss by a big number before backward(), "
+                "and scaler.step(optimizer) unscales the gradients and skips the step if it "
+                "finds an inf.")
+
+
+def test_an_api_call_the_notes_write_as_code_is_a_term_the_point_names_as_code():
+    """Validation-2: the tutor's "you left out fake.detach()", "scaler.unscale_(optimizer)",
+    "checkpoint_sequential" are calls the notes write as inline code (one with its
+    arguments), whose words carry no idea or are no key point; the model proposed each,
+    written as code, and each was listed as naming no term."""
+    sources = load_sources([VALIDATION_2 / "mixed-precision" / "sources"])
+    passage = sources.passages[0]
+    unscale, words, stack, value = mark_key([
+        Omission(0, "unscale_ before gradient clipping", passage, "major"),
+        Omission(0, "unscale the gradients before clipping", passage, "major"),
+        Omission(0, "checkpoint sequential (`checkpoint_sequential`)", passage),
+        Omission(0, "`segments` chunks of the stack", passage)], sources, LOSS_SCALING)
+    # "unscales" is the word, not the call; the point says the call as the notes write it
+    assert (unscale.key, unscale.terms) == (True, ("scaler.unscale_(optimizer)",))
+    assert unscale.point == "unscale_ before gradient clipping (`scaler.unscale_(optimizer)`)"
+    # the plain word names no call; a value in backticks is no API
+    assert (words.key, words.point) == (False, "unscale the gradients before clipping")
+    assert (stack.key, stack.terms) == (True, ("torch.utils.checkpoint.checkpoint_sequential",))
+    assert stack.point == "checkpoint sequential (`checkpoint_sequential`)"
+    assert (value.key, value.terms) == (False, ())
+    # a recall that writes the call has not left it out
+    wrote = LOSS_SCALING + " Before clipping, scaler.unscale_(optimizer)."
+    assert not mark_key([unscale], sources, wrote)[0].key
+    gans = load_sources([VALIDATION_2 / "gans" / "sources"])
+    detach = Omission(1, "fake.detach() in the discriminator phase", gans.passages[0])
+    phases = "First the discriminator on real and fake samples, then the generator."
+    assert mark_key([detach], gans, phases)[0].terms == ("fake.detach()",)
+    assert not mark_key([detach], gans, phases + " You detach the fakes first.")[0].key
