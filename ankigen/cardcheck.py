@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from .model import Gap, GapKind
 from .passages import STOPWORDS, WORD_RE, content_words, stem
+from .rubric import FRONT_WORDS, IMPERATIVES, QUESTION_WORDS
 
-FRONT_WORDS = 60  # the card rubric's bound on a front (docs/cards.md)
 BACK_SUPPORT = 0.6  # share of the back's content words found in the lines it cites
 ANSWER_KEPT = 0.5  # share of the notes' answer's content words a back must keep
 _CODE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|[A-Za-z_]\w*\(\)|[A-Za-z]+_\w+")
@@ -25,12 +25,9 @@ _FORMULA = re.compile(r"\(?[\w.]+\)?(?:\s*[-+*/^=]\s*\(?[\w.]+\)?)+")
 _SOURCE_LINE = re.compile(r"^\s*— .*$", re.M)  # a quote's "— cnn-notes.md § Pooling"
 _NUMBER_WORDS = frozenset("""two three four five six seven eight nine ten eleven twelve twenty
 hundred thousand half twice""".split())
-# How a question starts: a question word, an auxiliary ("Does …?") or an imperative ("Name …").
-# A front may also start with a word of the notes ("Dropout at inference: …?", "In PyTorch, …");
-# anything else is a lead-in the learner must read past ("Besides gradients adding up, …").
-QUESTION_WORDS = frozenset("""what which how why when where who whom whose is are was were do
-does did can could should would will has have""".split())
-IMPERATIVES = frozenset("name give state list explain describe define".split())
+# A front starts like a question (rubric.QUESTION_WORDS, rubric.IMPERATIVES) or with a word of
+# the notes ("Dropout at inference: …?", "In PyTorch, …"); anything else is a lead-in the
+# learner must read past ("Besides gradients adding up, …").
 # A second question tacked on: "…, and why?", "… learn weights, and what does it output?"
 _SECOND = re.compile(r"\b(?:and|or)\s+(?:what|which|how|why|when|where|who|whom|whose)\b"
                      r"|,\s*(?:and|or)\s+(?:is|are|was|were|do|does|did|can|could|should|would)\b",

@@ -21,11 +21,14 @@ FRONT_WORDS = 60
 # Fronts that ask nothing in particular: the rubric's "one question about exactly the point".
 GENERIC = ("missing or wrong", "what about those details", "what about this",
            "what is wrong here", "what did you forget here")
-# First words a front may start with that the notes need not hold (a question, an article,
-# "In PyTorch, …", "You wrote: …"); any other first word must be a word of the notes, or the
+# How a question starts: a question word, an auxiliary ("Does …?") or an imperative ("Name …").
+QUESTION_WORDS = frozenset("""what which how why when where who whom whose is are was were do
+does did can could should would will has have""".split())
+IMPERATIVES = frozenset("name give state list explain describe define".split())
+# First words a front may start with that the notes need not hold (those, an article, "In
+# PyTorch, …", "You wrote: …"); any other first word must be a word of the notes, or the
 # front starts mid-word ("…ing the kernel", "ides the map").
-STARTERS = frozenset("what which how why when where who whom is are do does did can could "
-                     "name the a an in on you your one".split())
+STARTERS = QUESTION_WORDS | IMPERATIVES | frozenset("the a an in on you your one".split())
 _CODE_SPAN = re.compile(r"`[^`]*`")
 _CODE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?|[A-Za-z_]\w*\(\)")
 _WORD = re.compile(r"[\w'-]+")

@@ -586,6 +586,17 @@ def test_a_card_below_its_offline_card_on_a_rubric_rule_keeps_the_offline_card(
     assert not [q for q in questions if "nets, what do padding" in q or "nets — padding" in q]
 
 
+def test_a_front_that_starts_with_an_imperative_does_not_start_mid_word(
+        vault: Path, tmp_path: Path) -> None:
+    """The words a front may start with are one list for the checks and the rubric: "Explain"
+    is a question's start, not a word cut in half, though the notes never say it."""
+    assert "explain" not in (vault / RECALL).read_text(encoding="utf-8").lower()
+    front = "Explain what padding and stride do to the output of a convolution."
+    with FakeOpenAI(CardModel(edit=_edit("padding adds zeros", front=front))) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert (result["model_wrote"], result["model_kept"]) == (4, [])
+
+
 def test_a_rubric_rule_the_offline_card_breaks_too_is_no_reason_to_keep_it(
         vault: Path, tmp_path: Path) -> None:
     """The plain front of the pooling gap is generic ("What is missing or wrong here?"), so
