@@ -40,7 +40,9 @@ from .model import Document, Gap, GapKind, check_key
 from .passages import Passage, content_words, matching, passages_of
 from .rubric import worse
 from .text import decode
-from .wrote import trim
+from .wrote import sentence_spans, shows, what_you_wrote, words
+
+_MORE = "… "  # in front of a trimmed "what you wrote" (wrote.trim)
 
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
@@ -231,23 +233,37 @@ def _quoted(gap: Gap, own: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _shows(front: str, sentence: str) -> bool:
-    """The front repeats at least half of the sentence's content words."""
-    have, mine = set(content_words(front)), content_words(sentence)
-    return sum(w in have for w in mine) >= len(mine) / 2
-
-
-def _what_you_wrote(ask: _Ask, front: str) -> str:
-    """"What you wrote" on the model's card: the offline card's (whole sentences, less what
-    the plain front showed), and the learner's sentences the plain front quoted that the
-    model's front does not show (they came after the offline card's words, so they go
-    last). So the model's card shows what the plain card showed of the learner's words,
-    front and "what you wrote" together, never half a sentence."""
+def _what_you_wrote(ask: _Ask, front: str, notes: str) -> str:
+    """"What you wrote" on the model's card, by the rule the offline card follows
+    (wrote.what_you_wrote, docs/cards.md rule 6): the learner's words near the gap less the
+    sentences the model's front shows, whole sentences. Those words are the offline card's
+    "what you wrote" and the learner's sentences the plain front quoted (so left out of it),
+    in the order the notes have them. A model front that only words a sentence its own way
+    ("What is wrong with saying that a max pooling layer learns its own weights?") does not
+    show it: the learner sees what they wrote, as they wrote it."""
     context = ask.gap.context.strip()
-    add = [s for s in ask.shown if not _shows(front, s)]
+    front_words = words(front)
+    add = [s for s in ask.shown if not shows(front_words, s)]
     if not add:
-        return context
-    return trim(" ".join([context, *add]).strip())
+        return what_you_wrote(front, context)
+    ordered = what_you_wrote(front, _in_order(context, add, notes))
+    if all(s in ordered for s in add):
+        return ordered
+    # Trimmed away (a restored sentence early in a long paragraph): the sentences the card
+    # is about go last, where trimming keeps them.
+    return what_you_wrote(front, " ".join([context, *add]).strip())
+
+
+def _in_order(context: str, add: Sequence[str], notes: str) -> str:
+    """The sentences of `context` and `add` in the order the notes have them ("… " kept in
+    front when `context` was trimmed); `context` then `add` when one is not found as written."""
+    more = context.startswith(_MORE)
+    body = context[len(_MORE):] if more else context
+    pieces = [body[a:b] for a, b in sentence_spans(body)] + list(add)
+    at = [notes.find(p) for p in pieces]
+    if min(at) >= 0:
+        pieces = [p for _, p in sorted(zip(at, pieces, strict=True), key=lambda ap: ap[0])]
+    return (_MORE if more else "") + " ".join(pieces)
 
 
 def as_data(payload: Any) -> str:
@@ -283,11 +299,11 @@ def _from(ask: _Ask, cites: Sequence[str]) -> str:
     return f"\n\n*From {', '.join(files)}.*" if files else ""
 
 
-def _written(ask: _Ask, front: str, back: str | None) -> Gap:
+def _written(ask: _Ask, front: str, back: str | None, notes: str) -> Gap:
     """The gap as the model words it. Only the front and back are the model's: every other
     field stays the offline card's, "what you wrote" as `_what_you_wrote` completes it."""
     front = " ".join(front.split())
-    gap = replace(ask.gap, context=_what_you_wrote(ask, front))
+    gap = replace(ask.gap, context=_what_you_wrote(ask, front, notes))
     if back is None:
         return replace(gap, prompt=front)
     return replace(gap, prompt=front, answer=back.strip(), answer_source="model")
@@ -402,7 +418,7 @@ def _card(ask: _Ask, path: str, front: str, back: str | None, notes: str, *,
     the offline card meets: then the offline card stays, so a model never makes a card worse
     by a rule that needs no label. Checked on every build, cached answers too (the rubric
     reads the whole notes file, which the cache key does not hold)."""
-    card = _written(ask, front, back)
+    card = _written(ask, front, back, notes)
     miss = worse(card, ask.gap, notes, ask.others)
     if miss:
         return Outcome(ask.key, path, ask.gap.line, None,

@@ -610,3 +610,35 @@ def test_a_rubric_rule_the_offline_card_breaks_too_is_no_reason_to_keep_it(
         assert len(srv.requests) == 1
     assert (result["model_wrote"], result["model_kept"]) == (4, [])
     assert (again["model_wrote"], again["model_cache_hits"]) == (4, 4)
+
+
+PARAPHRASE = Path(__file__).parent / "fixtures" / "llm-cards" / "paraphrase"
+CLAIM = "A max pooling layer learns its own weights to pick the strongest activation in each window."
+
+
+@pytest.mark.parametrize(("front", "wrote"), [
+    # Worded its own way, the claim is not shown (8 of its 15 words in a row, under the 75 %
+    # "what you wrote" takes as shown): the learner's sentence is there, where they wrote it.
+    ("What is wrong with saying that a max pooling layer learns its own weights?",
+     f"So, pooling. {CLAIM} Pooling also cuts computation and memory use."),
+    # Quoted whole, it is shown, and "what you wrote" does not repeat it.
+    ("Why is it wrong that a max pooling layer learns its own weights to pick the strongest "
+     "activation in each window?", "So, pooling. Pooling also cuts computation and memory use."),
+])
+def test_what_you_wrote_on_a_model_card_shows_the_sentences_its_front_does_not(
+        tmp_path: Path, col: Collection, front: str, wrote: str) -> None:
+    """The plain front quotes the wrong claim, so the offline "what you wrote" leaves it out.
+    The model's card follows the same rule with its own front (docs/cards.md, rule 6)."""
+    vault = Path(shutil.copytree(PARAPHRASE, tmp_path / "v"))
+
+    def write(gap: dict[str, Any]) -> dict[str, Any]:
+        return {"gap": gap["id"], "front": front, "back": "A max pooling layer has no trainable "
+                "parameters: it outputs the largest value in each window.", "cites": ["A"]}
+
+    with FakeOpenAI(CardModel(write=write)) as srv:
+        result = build(vault, tmp_path / "d.apkg", base_url=srv.base_url)
+    assert (result["model_wrote"], result["model_kept"]) == (1, [])
+    import_apkg(col, tmp_path / "d.apkg")
+    (note,) = [dict(col.get_note(n).items()) for n in col.find_notes("")]
+    assert note["Front"] == f'<div class="front">{front}</div>'
+    assert html.unescape(note["WhatYouWrote"]) == wrote
