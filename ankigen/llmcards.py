@@ -47,7 +47,7 @@ _MORE = "… "  # in front of a trimmed "what you wrote" (wrote.trim)
 if TYPE_CHECKING:
     from .llm import LLM, Endpoint, ResponseCache
 
-PROMPT_VERSION = "cards-llm-5"
+PROMPT_VERSION = "cards-llm-6"
 BACK_CHARS = 1200
 MAX_LINES = 24  # of the learner's and tutor's lines per gap
 QUOTED_WORDS = 4  # learner's words in a row on the plain front: a quote of what they wrote
@@ -72,9 +72,14 @@ For each gap write, as a good tutor would:
   not described by what they do; "What are residual connections?" names its subject,
   a front that talks around it does not); where the tutor says a topic was left out ("you
   forgot RMSProp"), ask about that topic by name. Never name the answer or its key terms: where
-  the learner forgot a name, the front asks for that name and does not show it. Do not copy
-  the learner's sentences (the card shows them below the question). Keep code names (like
-  nn.Embedding or optimizer.zero_grad()) exactly as written.
+  the learner forgot a name, the front asks for that name and does not show it. Word the
+  front from "asks", the learner's lines and the tutor's question, never from the answer:
+  no phrase of the answer goes on the front, not even the part that sets its scene ("when
+  the loss spikes", "before the first epoch"), or the learner recognises the answer instead
+  of recalling it. Ask what the answer explains rather than a yes/no question a guess gets
+  right ("How does warm-up change the first steps of training?", not "Does warm-up help?").
+  Do not copy the learner's sentences (the card shows them below the question). Keep code
+  names (like nn.Embedding or optimizer.zero_grad()) exactly as written.
 - "back": the answer in one to three whole sentences taken from the lines you cite, stating
   ONLY what the given lines and passages state, nothing from your own knowledge; null when
   they hold no answer. Copy the answer's wording ("answer" and the tutor's answer lines):
