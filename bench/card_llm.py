@@ -47,7 +47,7 @@ from ankigen.llm import LLM, endpoint_from  # noqa: E402
 from ankigen.llmcards import PROMPT_VERSION, Written, write  # noqa: E402
 from ankigen.model import Document, Gap, check_key  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
-from bench.card_rubric import DEFAULT_SET, Result, misses_by_rule, score_split, splits  # noqa: E402
+from bench.card_rubric import DEFAULT_SET, HELDOUT, Result, misses_by_rule, score_split, splits  # noqa: E402
 
 
 class Recorder:
@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
                     metavar="SPLIT", help="print only totals for this split, no card [heldout]")
+    ap.add_argument("--show-heldout", action="store_true",
+                    help="print the held-out split card by card too (it is totals only "
+                         "unless this is given: never tune on it)")
     args = ap.parse_args(argv)
-    hidden = set(args.aggregate_only or ())
+    hidden = set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
     endpoint = endpoint_from(args.base_url, args.model)
     assert endpoint is not None
     with Recorder(endpoint.base_url, args.timeout) as rec:

@@ -36,6 +36,7 @@ from ankigen.rubric import norm as _norm  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
 
 DEFAULT_SET = ROOT / "tests" / "fixtures" / "cards"
+HELDOUT = "heldout"  # printed as totals only, unless --show-heldout
 
 
 @dataclass
@@ -165,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="list every card, not only the misses")
     ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
                     metavar="SPLIT", help="print only totals for this split [heldout]")
+    ap.add_argument("--show-heldout", action="store_true",
+                    help="print the held-out split card by card too (it is totals only "
+                         "unless this is given: never tune on it)")
     args = ap.parse_args(argv)
-    hidden = set(args.aggregate_only or ())
+    hidden = set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
     out: dict[str, Any] = {}
     for folder in splits(args.root):
         if args.split and folder.name not in args.split:

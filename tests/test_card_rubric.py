@@ -58,3 +58,15 @@ def test_aggregate_only_prints_a_splits_totals_and_never_a_card(
     data = __import__("json").loads(capsys.readouterr().out)
     assert set(data["heldout"]) == set(data["tuning"]) == {"met", "cards", "share",
                                                            "misses_by_rule"}
+
+
+@pytest.mark.parametrize("args", [[], ["--aggregate-only", "validation"], ["--all"]])
+def test_the_held_out_split_is_totals_only_unless_asked(
+        capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    # naming another split for --aggregate-only once printed the held-out split card by card
+    assert bench.main([str(SET), *args]) == 0
+    held = capsys.readouterr().out.split("\ntuning: ")[0]
+    assert held.startswith("heldout: ") and ".md" not in held and "MISS" not in held
+    assert bench.main([str(SET), "--all", "--show-heldout"]) == 0
+    held = capsys.readouterr().out.split("\ntuning: ")[0]
+    assert ".md" in held  # every card listed, file and line

@@ -67,7 +67,7 @@ def test_the_bench_reads_every_recorded_answer_in_order(run: Path) -> None:
     server, script = replay(run, lifetime_s=120)
     with server as srv, LLM(Endpoint(srv.base_url, manifest["model"], "k", timeout_s=10,
                                      budget_s=120), reasks=1000) as llm:
-        out = _bench().run(CARDS, llm)
+        out = _bench().run(CARDS, llm, manifest["splits"])
         assert script.served == manifest["requests"] == len(recorded_answers(run))
     for split, want in _expected(manifest).items():
         got = out[split]
