@@ -175,7 +175,15 @@ def _after_supplied_name(before: str, tutor: str) -> tuple[str, bool]:
     if end is None:
         return before.rstrip(), True
     rest = tutor[end.end():].split(ph.ARROW, 1)[0].strip()  # "=> Good name!" is the tutor's
-    return (f"{before.rstrip()} {rest}" if rest else before.rstrip()), False
+    if _VERDICT_RE.match(rest):
+        rest = ""  # "=> the name is X. Good, but …": the tutor goes on judging
+    before = before.rstrip()
+    if not rest or not before:
+        return before or rest, False
+    # the name's sentence ended: so does the learner's, cut by the insert ("… does that" +
+    # "One pass …" are two sentences, not one)
+    stop = "." if end.group(0) in ".!?" and not _ENDS_SENTENCE_RE.search(before) else ""
+    return f"{before}{stop} {rest}", False
 
 
 # the tutor's words at a line's end stop mid-clause ("=> the name is", "=> the"), so a hard
@@ -183,6 +191,10 @@ def _after_supplied_name(before: str, tutor: str) -> tuple[str, bool]:
 _UNFINISHED_RE = re.compile(
     r"(?:\b(?:is|are|called|the|a|an|of|to|name|term|answer)|[,:])\s*$", re.I)
 _CLAUSE_END_RE = re.compile(r"[,;:.!?](?=\s|$)")
+_ENDS_SENTENCE_RE = re.compile(r"[.!?:;,]$")
+# a tutor's verdict opening what follows the supplied name: "Good, but …", "Right.", "Not quite:"
+_VERDICT_RE = re.compile(r"(?:good|great|right|correct|exactly|yes|nice|well done|fine|ok(?:ay)?"
+                         r"|close|almost|not quite|careful)(?:\s*[,.!;:]|\s+but\b|\s*$)", re.I)
 # what opens a supplied name: "=> the name is", "it's called", after any punctuation
 _NAME_LEAD_RE = re.compile(rf"[,;:.!(\s]*{_NAME_LEAD}\s+\S", re.I)
 _NEW_BLOCK_RE = re.compile(r"(?:[-*+>#|]|\d+[.)]\s|=>)")

@@ -142,9 +142,24 @@ def test_the_learner_writes_on_after_a_supplied_name():
     recall = recall_from_text(text)
     lines, n = learner_lines(recall.text, recall.doc)
     assert lines[2] == ("So, SGD. People lower the learning rate as training goes on, I forgot "
-                        "the name of the function that does that One pass of m iterations is an "
+                        "the name of the function that does that. One pass of m iterations is an "
                         "epoch.")
     assert lines[4] == "So, BN. I forgot the name of the scale one and the shift is beta."
     assert lines[6] == "So, p. I forgot the name"
     assert n == 3
     assert supplied_names(recall) == ["learning schedule", "gamma", "nn.Parameter"]
+
+
+def test_a_verdict_after_a_supplied_name_is_the_tutors():
+    # "=> the name is X. Good, but …": the tutor goes on judging; nothing after it is recall
+    text = ("# Notes\n\nSo, pooling. I forgot the name of the layer => the name is max pooling. "
+            "Good, but you left out stride.\n\nSo, SGD. I forgot the name => the name is "
+            "momentum. Not quite: it is the velocity.\n\nSo, BN. I forgot the name => the name "
+            "is gamma. Gamma scales each feature.\n")
+    recall = recall_from_text(text)
+    lines, n = learner_lines(recall.text, recall.doc)
+    assert lines[2] == "So, pooling. I forgot the name of the layer"
+    assert lines[4] == "So, SGD. I forgot the name"
+    assert lines[6] == "So, BN. I forgot the name. Gamma scales each feature."
+    assert "stride" not in recall.learner_text and "velocity" not in recall.learner_text
+    assert n == 3
