@@ -104,6 +104,12 @@ _SUBJECT_STOP = frozenset(
 _LEFT_OUT_RE = re.compile(r"^\s*you\s+left\s+out\s+(?P<list>.+?)\s*\.?\s*$", re.I)
 _CONTRA_RE = re.compile(r"^\s*(?:not\s+what\s+the\s+sources?\s+says?|no\b|wrong\b|incorrect\b|"
                         r"not\s+quite\b|not\s+really\b)", re.I)
+# Feedback that calls something the learner wrote wrong, not at its start: "Manhattan is
+# wrong", "you have C backwards", "the second half isn't right".
+_SAYS_WRONG_RE = re.compile(r"\b(?:is|are|was|were)\s+(?:wrong|incorrect|not\s+right|backwards)\b"
+                            r"|\b(?:isn'?t|aren'?t)\s+right\b|\byou\s+(?:have|got|had)\s+[^.;:]{1,40}?\s+"
+                            r"(?:backwards|the\s+wrong\s+way\s+round|the\s+other\s+way\s+round)\b",
+                            re.I)
 _LEAD_OFF_RE = re.compile(r"^[^:]{0,60}\bdetails?\s*:\s*|^(?:not\s+what\s+the\s+sources?\s+says?)\s*:\s*",
                           re.I)
 _WORD_RE = re.compile(r"[A-Za-z][\w'-]{3,}")
@@ -261,9 +267,21 @@ def named(topic: str, feedback: str, whole: tuple[str | None] | None = None) -> 
     return Front(f"{topic} — what about {x}?", answer=answer, source="feedback" if answer else None)
 
 
+def unexplained(topic: str, wrote: str) -> Front | None:
+    """The learner's "…, but I can't explain it" at the end of what they wrote: ask them to
+    explain the sentence it closes ("With many features kNN gets worse …: why?")."""
+    near, _ = nearest(wrote)
+    last = ph.sentences(near)[-1] if near else ""
+    m = ph.UNEXPLAINED_RE.search(last)
+    said = last[: m.start()].strip().rstrip(",;:") if m else ""
+    if len(said.split()) < 4:
+        return None
+    return Front(f"{topic} — you wrote that {said[:1].lower() + said[1:]}: why?")
+
+
 def claim(topic: str, feedback: str, answer: str, wrote: str) -> Front | None:
     """A contradiction: ask about the one sentence of the recall it contradicts."""
-    if not _CONTRA_RE.match(feedback):
+    if not (_CONTRA_RE.match(feedback) or _SAYS_WRONG_RE.search(feedback)):
         return None
     want = {w.lower() for w in _WORD_RE.findall(f"{feedback} {answer}")}
     best, score = "", 1

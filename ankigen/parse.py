@@ -469,6 +469,8 @@ def _assessment(st: _PartState, mark: Mark, it: _Item, before: str, after: str,
                  or fronts.named(topic, feedback, whole=(named,))
                  or fronts.claim(topic, feedback, answer or "", before or wrote))
     if front is None:
+        front = fronts.unexplained(topic, before or wrote)
+    if front is None:
         near, earlier = fronts.nearest(before or wrote)
         prompt = (f"{topic} — you wrote: “{near}” What is missing or wrong here?" if near
                   else f"{topic} — what is missing or wrong here?")
@@ -514,7 +516,7 @@ def _best_answer(quote: str, followups: list[str], corrections: tuple[str, ...],
         return "\n\n".join(useful), "followup"
     if corrections:
         return "\n\n".join(corrections), "correction"
-    if feedback and not ph.is_ack(feedback):
+    if feedback and not ph.is_ack(feedback) and not ph.is_deferral(feedback):
         return feedback, "feedback"
     return None, None
 

@@ -99,6 +99,23 @@ def is_annotation(line: str) -> bool:
     return bool(ANNOTATION_RE.match(line))
 
 
+# A tutor's remark that sends the learner elsewhere and states nothing itself: no answer.
+DEFERRAL_RE = re.compile(
+    r"^\s*(?:this\s+|it\s+)?(?:needs?\s+(?:a\s+)?(?:real|proper|better|full)\s+explanation"
+    r"|come\s+back\s+to\s+(?:it|this)|look\s+(?:it|this)\s+up|re-?read\b|revisit\b"
+    r"|see\s+(?:the\s+)?(?:book|chapter|section)\b)[^:]*$", re.I)
+# A learner's "…, but I can't explain it / why": the sentence before it is what to explain.
+UNEXPLAINED_RE = re.compile(
+    r",?\s*(?:but|and)\s+I\s+(?:can'?t|cannot|couldn'?t|don'?t\s+know\s+how\s+to)\s+explain"
+    r"\s+(?:it|this|that|why)\s*[.!]?\s*$|,?\s*(?:but|and)\s+I\s+don'?t\s+know\s+why\s*[.!]?\s*$",
+    re.I)
+
+
+def is_deferral(segment: str) -> bool:
+    """"this needs a real explanation; come back to it after section 5.4": no answer."""
+    return bool(DEFERRAL_RE.match(segment))
+
+
 def is_ack(segment: str) -> bool:
     """An acknowledgment such as 'Good name!' that answers nothing."""
     return bool(ACK_RE.match(segment)) and len(segment.split()) <= 5

@@ -157,3 +157,32 @@ def test_parse_cli_shows_reference_outline() -> None:
         "  - line 9: Nesterov looks ahead.",
         "  - line 11: SGD",
     ]
+
+
+def test_feedback_that_calls_a_named_thing_wrong_asks_about_the_sentence_that_says_it():
+    # "Manhattan is wrong" / "you have C backwards" do not start with "wrong", yet say so:
+    # the front quotes the learner's sentence the correction speaks to, not a generic one
+    text = ("# Notes\n\nSo, distances. Euclidean distance is the square root of the sum of the "
+            "squared differences. Manhattan distance is the square root of the sum of the "
+            "absolute differences.\n\n🔴 => Manhattan is wrong.\n=> there is no square root: "
+            "Manhattan distance is just the sum of the absolute differences.\n\n---\n\n"
+            "So, SVMs. The hyperparameter C sets the trade-off: a large C gives a wider margin.\n\n"
+            "🔴 => you have C backwards.\n> A large C punishes margin violations hard, so the "
+            "margin gets narrower.\n")
+    manhattan, c = parse_text(text).gaps
+    assert manhattan.prompt == ("Distances — you wrote: “Manhattan distance is the square root "
+                                "of the sum of the absolute differences.” What is wrong with it?")
+    assert manhattan.answer == ("there is no square root: Manhattan distance is just the sum of "
+                                "the absolute differences.")
+    assert c.prompt == ("SVMs — you wrote: “The hyperparameter C sets the trade-off: a large C "
+                        "gives a wider margin.” What is wrong with it?")
+
+
+def test_a_tutor_who_defers_gives_no_answer_and_the_learner_is_asked_to_explain():
+    text = ("# Notes\n\nSo, kNN. With many features kNN gets worse, something to do with how "
+            "distances behave in high dimensions, but I can't explain it.\n\n"
+            "🔴 => this needs a real explanation; come back to it after section 5.4.\n")
+    (gap,) = parse_text(text).gaps
+    assert gap.prompt == ("KNN — you wrote that with many features kNN gets worse, something to "
+                          "do with how distances behave in high dimensions: why?")
+    assert gap.unanswered and gap.answer is None
