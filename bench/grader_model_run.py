@@ -15,8 +15,9 @@ the exit status is 3 while any session waits, 0 once every session was graded. N
 cached between runs (each run asks every request again; the replay tool answers the ones it
 knows at once), so the numbers always come from one complete run.
 
-Per split (tuning `tests/fixtures/labelled`, validation `tests/fixtures/labelled-validation`
-and `tests/fixtures/labelled-validation-2`, held-out `tests/fixtures/labelled-heldout`) it
+Per split (tuning `tests/fixtures/labelled`, validation `tests/fixtures/labelled-validation`,
+`tests/fixtures/labelled-validation-2` and `tests/fixtures/labelled-validation-3`, held-out
+`tests/fixtures/labelled-heldout`) it
 prints agreement, Cohen's κ, false-accept, omission recall, false omissions and a
 per-session table; with a model also the doubts the model raised ("doubtful (not in your
 sources)") and how many sit in a paragraph the tutor marked 🔴 (their precision). `--record
@@ -61,6 +62,7 @@ from grader.recall import recall_from_text  # noqa: E402
 SPLITS = {"tuning": ROOT / "tests/fixtures/labelled",
           "validation": ROOT / "tests/fixtures/labelled-validation",
           "validation-2": ROOT / "tests/fixtures/labelled-validation-2",
+          "validation-3": ROOT / "tests/fixtures/labelled-validation-3",
           "held-out": ROOT / "tests/fixtures/labelled-heldout"}
 WAITING = 3
 

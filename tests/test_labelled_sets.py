@@ -2,11 +2,11 @@
 
 A broken fixture here would silently change the reported agreement, so every session of
 every split (tuning `labelled/`, held-out `labelled-heldout/`, validation
-`labelled-validation/` and `labelled-validation-2/`) is loaded the way the README's
-recount does and checked: one closing mark per part, at least six parts, every mark in
-the text parsed as an assessment of the part it sits in, every `>` quote verbatim in a
-source, every "you left out X" naming a heading, bold term or inline code of a source.
-Counts are pinned so a session that stops parsing shows up.
+`labelled-validation/`, `labelled-validation-2/` and `labelled-validation-3/`) is loaded
+the way the README's recount does and checked: one closing mark per part, at least six
+parts, every mark in the text parsed as an assessment of the part it sits in, every `>`
+quote verbatim in a source, every "you left out X" naming a heading, bold term or inline
+code of a source. Counts are pinned so a session that stops parsing shows up.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from ankigen.model import Mark
 from ankigen.parse import parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SPLITS = {"labelled": 9, "labelled-heldout": 4, "labelled-validation": 4, "labelled-validation-2": 4}
+SPLITS = {"labelled": 9, "labelled-heldout": 4, "labelled-validation": 4, "labelled-validation-2": 4,
+          "labelled-validation-3": 4}
 RANK = {Mark.GREEN: 0, Mark.YELLOW: 1, Mark.RED: 2}
 # X runs to the end of the sentence; a dot inside a name (`torch.inference_mode()`) is kept.
 LEFT_OUT = re.compile(r"you (?:left out|skipped|forgot|didn't mention) (?:the )?((?:[^.;,\n]|\.(?=\S))+)")
@@ -75,10 +76,14 @@ def test_the_splits_share_no_topic_and_hold_the_counted_parts():
     assert not names["labelled-validation"] & (names["labelled"] | names["labelled-heldout"])
     assert not names["labelled-validation-2"] & (
         names["labelled"] | names["labelled-heldout"] | names["labelled-validation"])
+    assert not names["labelled-validation-3"] & (
+        names["labelled"] | names["labelled-heldout"] | names["labelled-validation"]
+        | names["labelled-validation-2"])
     counts = {split: Counter(m for s in _sessions(split) for m in _labels(s)) for split in SPLITS}
     assert counts["labelled-heldout"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
     assert counts["labelled-validation"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
     assert counts["labelled-validation-2"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
+    assert counts["labelled-validation-3"] == {Mark.GREEN: 8, Mark.YELLOW: 8, Mark.RED: 8}
     assert counts["labelled"] == {Mark.GREEN: 17, Mark.YELLOW: 19, Mark.RED: 18}
 
 
