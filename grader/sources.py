@@ -166,8 +166,17 @@ def _looks_like_heading(line: str) -> bool:
 
 
 def _plain(text: str) -> str:
+    """A heading as text: links, emphasis and code ticks gone, a name's own underscores kept
+    ("## `weights_only` and safety", "## weights_only and safety" → "weights_only and
+    safety", not "weightsonly …", which no recall or tutor ever writes)."""
     text = _LINK_RE.sub(r"\1", text)
-    return re.sub(r"[*_`]+", "", text).strip()
+    pieces = _TICKED_RE.split(text)
+    return "".join(p[1:-1] if n % 2 else _EMPHASIS_RE.sub("", p)
+                   for n, p in enumerate(pieces)).strip()
+
+
+_TICKED_RE = re.compile(r"(`[^`]*`)")
+_EMPHASIS_RE = re.compile(r"\*+|`+|(?<!\w)_+|_+(?!\w)")
 
 
 def _terms(body: str, kind: str) -> tuple[str, ...]:

@@ -121,3 +121,13 @@ def test_a_plus_plus_suffix_is_a_word_of_its_own():
     assert content_tokens("K-Means++ and C#") == ["mean", "plusplus", "sharp"]
     assert not mentioned("K-Means++", content_tokens("then k-means moves every centroid"))
     assert mentioned("K-Means++", content_tokens("k-means++ picks spread-out centroids"))
+
+
+def test_a_headings_names_keep_their_underscores(tmp_path):
+    # "## weights_only and safety" is about `weights_only`; stripping every "_" as emphasis
+    # made it "weightsonly", a point no recall or tutor ever names
+    (tmp_path / "s.md").write_text("# Saving\n\n## weights_only and safety\n\nSafe loading.\n\n"
+                                   "## `map_location` and *devices*\n\nWhere tensors go.\n",
+                                   encoding="utf-8")
+    sections = [p.section for p in load_sources([tmp_path]).passages]
+    assert sections == ["Saving › weights_only and safety", "Saving › map_location and devices"]
