@@ -270,6 +270,9 @@ def named(topic: str, feedback: str, whole: tuple[str | None] | None = None) -> 
 def unexplained(topic: str, wrote: str) -> Front | None:
     """The learner's "…, but I can't explain it" at the end of what they wrote: ask them to
     explain the sentence it closes ("With many features kNN gets worse …: why?")."""
+    tail = wrote[-160:].lower()
+    if "explain" not in tail and "know why" not in tail:
+        return None  # most fronts get here: spare them the sentence split
     near, _ = nearest(wrote)
     last = ph.sentences(near)[-1] if near else ""
     m = ph.UNEXPLAINED_RE.search(last)
