@@ -50,16 +50,19 @@ def _stem(word: str) -> str:
 
 
 # "K-Means++" is not "k-means", nor "C#" "C": the suffix is a word of its own.
-_SUFFIX_RE = re.compile(r"(?<=\w)\+\+|(?<=\b[A-Za-z])#")
+_SUFFIX_RE = re.compile(r"(\w+)(\+\+|(?<=\b[A-Za-z])#)")
 
 
 def content_tokens(text: str) -> list[str]:
     """Lowercased, stemmed content words; identifiers (`nn.Parameter`, `requires_grad`)
-    whole and in pieces; a `++` or `#` suffix as a word (`plusplus`, `sharp`)."""
+    whole and in pieces; a `++` or `#` suffix joined to its word, beside the word itself
+    (`K-Means++` → `mean`, `meansplusplus`; `C#` → `csharp`), so `C++` and `K-Means++`
+    share no word, as a lone `plusplus` made them do."""
     stop = _stopwords()
     out: list[str] = []
     if "+" in text or "#" in text:
-        text = _SUFFIX_RE.sub(lambda m: " plusplus" if m.group(0) == "++" else " sharp", text)
+        text = _SUFFIX_RE.sub(lambda m: f"{m.group(1)} {m.group(1)}"
+                              + ("plusplus" if m.group(2) == "++" else "sharp"), text)
     for m in _WORD_RE.finditer(text):
         word = m.group(0).lower()
         split = re.split(r"[._]+", word)
