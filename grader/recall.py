@@ -151,9 +151,13 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
                 else (line, False)
         elif runs_on and not _NEW_BLOCK_RE.match(s):
             # a hard wrap split the tutor's words: the rest of their clause opens this line
-            # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …")
+            # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …"); a
+            # name's rest is a few words, so a longer run is the learner's next sentence
+            # ("… => the name is gamma" / "The shift parameter is beta, and …")
             end = _CLAUSE_END_RE.search(line)
-            kept = line[end.end():].strip() if end else ""
+            head = line[: end.start()] if end else line
+            if len(head.split()) <= _NAME_TAIL_WORDS:
+                kept = line[end.end():].strip() if end else ""
         # only when what was set aside reaches the line's end can it run on past it
         runs_on = name_open or (kept != line and line.startswith(kept.rstrip())
                                 and bool(_UNFINISHED_RE.search(line)))
@@ -192,6 +196,7 @@ _UNFINISHED_RE = re.compile(
     r"(?:\b(?:is|are|called|the|a|an|of|to|name|term|answer)|[,:])\s*$", re.I)
 _CLAUSE_END_RE = re.compile(r"[,;:.!?](?=\s|$)")
 _ENDS_SENTENCE_RE = re.compile(r"[.!?:;,]$")
+_NAME_TAIL_WORDS = 3  # at most this much of a supplied name runs on past a hard wrap
 # a tutor's verdict opening what follows the supplied name: "Good, but …", "Right.", "Not quite:"
 _VERDICT_RE = re.compile(r"(?:good|great|right|correct|exactly|yes|nice|well done|fine|ok(?:ay)?"
                          r"|close|almost|not quite|careful)(?:\s*[,.!;:]|\s+but\b|\s*$)", re.I)

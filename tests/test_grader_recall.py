@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ankigen import phrases as ph
+from ankigen.parse import parse_text
 from grader.coverage import mentioned
 from grader.grade import GradeOptions, grade_recall
 from grader.recall import (
@@ -163,3 +164,15 @@ def test_a_verdict_after_a_supplied_name_is_the_tutors():
     assert lines[6] == "So, BN. I forgot the name. Gamma scales each feature."
     assert "stride" not in recall.learner_text and "velocity" not in recall.learner_text
     assert n == 3
+
+
+def test_a_name_that_ends_its_line_does_not_eat_the_next_sentence():
+    # no punctuation after the name at the line's end: the next line may still be the
+    # learner's own sentence, which is longer than what a name leaves for the next line
+    text = ("# Notes\n\nSo, BN. The scale parameter, I forgot the name => the name is gamma\n"
+            "The shift parameter is beta, and both are learned per channel.\n\n"
+            "So, RNNs. The gate that forgets, I forgot the name => the name is forget\n"
+            "gate, and it is a sigmoid.\n")
+    lines, _ = learner_lines(text, parse_text(text, kind="recall"))
+    assert lines[3] == "The shift parameter is beta, and both are learned per channel."
+    assert lines[6] == "and it is a sigmoid."
