@@ -53,6 +53,19 @@ class PartEvidence:
     offered: dict[str, list[tuple[Passage, float]]] = field(default_factory=dict)
 
 
+# A section as the coverage logic keys it: its file and heading path. Two files may both
+# have a "Summary" or an "Exercises" section; keyed by the heading alone they were one.
+Section = tuple[str, str]
+
+
+def section_of(passage: Passage) -> Section:
+    return passage.file, passage.section
+
+
+def _point_section(k: KeyPoint, sources: SourceSet) -> Section:
+    return sources.passages[k.passage].file, k.section
+
+
 def region_of(passage: Passage, titled: frozenset[str]) -> str:
     path = passage.section.split(SEP)
     depth = 2 if passage.file in titled and len(path) >= 2 else 1
@@ -188,12 +201,12 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         if k.term.lower() in taken or _said_in_other_words(k, sources.passages[k.passage],
                                                             restated):
             continue
-        home = regions[k.section]
+        home = regions[_point_section(k, sources)]
         near = [p for p in parts if any(regions.get(s) == home for s in about.get(p, ()))]
-        part = closest.get(k.section, near[0])
+        part = closest.get(_point_section(k, sources), near[0])
         taken.add(k.term.lower())
         mine_by_part[part if part in near else near[0]].append(k)
-    matched = {p: tuple(sorted(about.get(p, set()))) for p in parts}
+    matched = {p: tuple(f"{f}#{s}" for f, s in sorted(about.get(p, set()))) for p in parts}
     out = []
     for part in parts:
         candidates = list({k.term.lower(): k for k in dropped[part]}.values())
@@ -329,16 +342,16 @@ def _said_in_other_words(point: KeyPoint, passage: Passage,
 
 
 def closest_parts(parts: Sequence[int], part_texts: dict[int, str],
-                  sources: SourceSet) -> dict[str, int]:
+                  sources: SourceSet) -> dict[Section, int]:
     """Each source section → the part whose text is closest to it: BM25 of the section (its
     heading path and passages) for each part's text, as a share of that part's best section,
     so a long part does not win every section by length alone."""
-    sections = list(dict.fromkeys(p.section for p in sources.passages))
+    sections = list(dict.fromkeys(section_of(p) for p in sources.passages))
     if not parts or not sections:
         return {}
-    docs = [Passage(i, "", sources.passages[0].span, s, "prose",
-                    " ".join(p.text for p in sources.passages if p.section == s))
-            for i, s in enumerate(sections)]
+    docs = [Passage(i, f, sources.passages[0].span, s, "prose",
+                    " ".join(p.text for p in sources.passages if section_of(p) == (f, s)))
+            for i, (f, s) in enumerate(sections)]
     index = Index(docs)
     rows = []
     for part in parts:
@@ -349,27 +362,28 @@ def closest_parts(parts: Sequence[int], part_texts: dict[int, str],
 
 
 def sections_about(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, str],
-                   top: dict[str, list[tuple[Passage, float]]], index: Index) -> dict[int, set[str]]:
+                   top: dict[str, list[tuple[Passage, float]]], index: Index
+                   ) -> dict[int, set[Section]]:
     """The source sections each part is about: the section of the passage closest to the
     part's whole text, and each section holding the best passage of two or more of its
     statements (one statement in passing, or one stray match, does not make a subject)."""
-    about: dict[int, set[str]] = {p: set() for p in parts}
-    count: dict[tuple[int, str], int] = defaultdict(int)
+    about: dict[int, set[Section]] = {p: set() for p in parts}
+    count: dict[tuple[int, Section], int] = defaultdict(int)
     for claim in claims:
         found = top.get(claim.id)
         if found and overlap(claim.text, found[0][0].text) >= _VOTE_FLOOR:
-            count[(claim.part, found[0][0].section)] += 1
+            count[(claim.part, section_of(found[0][0]))] += 1
     for (part, section), n in count.items():
         if n >= 2:
             about[part].add(section)
     for part in parts:
         best = index.top(part_texts.get(part, ""), 1)
         if best:
-            about[part].add(best[0][0].section)
+            about[part].add(section_of(best[0][0]))
     return about
 
 
-def _section_candidates(about: dict[int, set[str]], regions: dict[str, str],
+def _section_candidates(about: dict[int, set[Section]], regions: dict[Section, str],
                         sources: SourceSet, recall_tokens: Sequence[str]) -> list[KeyPoint]:
     """The key points of the regions the parts are about (a section's chapter-level
     section, which holds its neighbours and subsections: "Feature scaling" under "Gradient
@@ -377,19 +391,19 @@ def _section_candidates(about: dict[int, set[str]], regions: dict[str, str],
     section's own heading is not one when a part is about that section. `regions`:
     `_regions(about, sources)`."""
     sections = {s for found in about.values() for s in found}
-    found = [k for k in sources.points if regions.get(k.section) is not None
-             and not (k.origin == "heading" and k.section in sections
+    found = [k for k in sources.points if regions.get(_point_section(k, sources)) is not None
+             and not (k.origin == "heading" and _point_section(k, sources) in sections
                       and k.term == k.section.split(SEP)[-1])
              and not mentioned(k.term, recall_tokens, sources.words)]
     found.sort(key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
     return list({k.term.lower(): k for k in reversed(found)}.values())[::-1]
 
 
-def _regions(about: dict[int, set[str]], sources: SourceSet) -> dict[str, str]:
+def _regions(about: dict[int, set[Section]], sources: SourceSet) -> dict[Section, str]:
     """Each section inside a region some part is about → that region: a top-level section,
     or in a file with a single title heading, a section under the title."""
     titled = titled_files(sources.passages)
-    region = {p.section: region_of(p, titled) for p in sources.passages}
+    region = {section_of(p): region_of(p, titled) for p in sources.passages}
     wanted = {region[s] for found in about.values() for s in found if s in region}
     return {s: r for s, r in region.items() if r in wanted}
 

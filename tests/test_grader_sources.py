@@ -132,3 +132,24 @@ def test_a_headings_names_keep_their_underscores(tmp_path):
                                    encoding="utf-8")
     sections = [p.section for p in load_sources([tmp_path]).passages]
     assert sections == ["Saving › weights_only and safety", "Saving › map_location and devices"]
+
+
+def test_two_files_with_one_section_name_are_two_sections(tmp_path):
+    # lecture notes without a title heading: both files open with "## Overview". Keyed by the
+    # heading alone they were one section, and a gradient-descent part was told it left out
+    # the decision trees' "Gini impurity"
+    from grader.grade import GradeOptions, grade_recall
+
+    (tmp_path / "a.md").write_text(
+        "## Overview\n\nGradient descent moves the parameters downhill, step by step, scaled by "
+        "the **learning rate**. Each step follows the negative gradient of the loss.\n\n"
+        "A **momentum** term keeps a running average of past gradients.\n", encoding="utf-8")
+    (tmp_path / "b.md").write_text(
+        "## Overview\n\nDecision trees split the data on the feature with the best **Gini "
+        "impurity** drop. Each split asks one yes or no question.\n", encoding="utf-8")
+    text = ("# Notes\n\nSo, gradient descent. Gradient descent moves the parameters downhill, "
+            "step by step. Each step follows the negative gradient of the loss.\n")
+    report = grade_recall(recall_from_text(text), load_sources([tmp_path]),
+                          GradeOptions(run_code=False))
+    assert [(o.point, Path(o.passage.file).name) for o in report.parts[0].omissions] == [
+        ("momentum", "a.md")]
