@@ -95,11 +95,21 @@ def _check_code(check: CheckOutput) -> str:
             f"{render.code(check.code)}</details>")
 
 
+# A back that opens with a plain lowercase word ("there is no square root: …", the tutor's
+# quick `=>` line) starts its sentence with a capital on the card; a code name ("nn.Linear",
+# "retain_graph=True", "model.eval()") is left as written.
+_LOWER_START = re.compile(r"[a-z]{2,}(?=[\s,;:!?]|$)")
+
+
+def _sentence_case(answer: str) -> str:
+    return answer[:1].upper() + answer[1:] if _LOWER_START.match(answer) else answer
+
+
 def _answer_html(gap: Gap, footnotes: tuple[tuple[str, str], ...] = ()) -> str:
     if gap.unanswered:
         return f'<div class="unanswered">{render.plain(UNANSWERED)}</div>'
     assert gap.answer is not None
-    return render.markdown(gap.answer, dict(footnotes) if footnotes else None)
+    return render.markdown(_sentence_case(gap.answer), dict(footnotes) if footnotes else None)
 
 
 def _cloze_text(gap: Gap) -> str:

@@ -286,6 +286,23 @@ def test_learner_markdown_renders_on_the_card(tmp_path, col):
     assert "torch::nn::Cloneable" in html.unescape(cards[cloze])  # the hidden term, whole
 
 
+def test_a_back_in_the_tutors_lowercase_starts_its_sentence_with_a_capital(tmp_path, col):
+    vault = tmp_path / "v"
+    vault.mkdir()
+    (vault / "d.md").write_text(
+        "# Notes\n\nSo, distances. Manhattan distance is the square root of the sum of the "
+        "absolute differences.\n\n🔴 => Manhattan is wrong.\n=> there is no square root: it "
+        "is just the sum.\n\n---\n\nSo, modules. To freeze a layer I set something on its "
+        "weights.\n\n🟡 => which flag?\n=> requires_grad=False on each parameter.\n")
+    out = tmp_path / "d.apkg"
+    assert build([vault], out, checks=None, now=1_000).notes == 2
+    assert import_apkg(col, out).new == 2
+    backs = " ".join(a for _, _, a in rendered(col))
+    assert "There is no square root: it is just the sum." in backs
+    assert "requires_grad=False on each parameter." in backs  # a code name stays as written
+    assert "Requires_grad" not in backs
+
+
 def test_the_package_format_is_genankis_without_importing_it():
     """deck.py writes genanki's format from its own copy (a build no longer imports
     genanki): the schema, the `col` row, each note type's JSON and card rules, and the deck
