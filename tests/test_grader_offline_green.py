@@ -172,7 +172,7 @@ def test_the_offline_green_builds_into_a_card_anki_imports(tmp_path):
     try:
         assert (import_apkg(col, out).new, col.note_count()) == (2, 2)
         backs_text = [html.unescape(a) for _, _, a in rendered(col)]
-        assert any("backed by the sources, checked offline" in a for a in backs_text)
+        assert any("Backed by the sources, checked offline" in a for a in backs_text)
         assert any("Zero padding" in a for a in backs_text)
     finally:
         col.close()
