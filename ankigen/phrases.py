@@ -100,20 +100,33 @@ def is_annotation(line: str) -> bool:
 
 
 # A tutor's remark that sends the learner elsewhere and states nothing itself: no answer.
-DEFERRAL_RE = re.compile(
+# Its pointer ("this needs a real explanation", "come back to it", "see chapter 3") …
+_DEFERRAL_RE = re.compile(
     r"^\s*(?:this\s+|it\s+)?(?:needs?\s+(?:a\s+)?(?:real|proper|better|full)\s+explanation"
-    r"|come\s+back\s+to\s+(?:it|this)|look\s+(?:it|this)\s+up|re-?read\b|revisit\b"
-    r"|see\s+(?:the\s+)?(?:book|chapter|section)\b)[^:]*$", re.I)
+    r"|come\s+back\s+to\s+(?:it|this)|look\s+(?:it|this)\s+up|re-?read|revisit"
+    r"|see\s+(?:the\s+)?(?:book|chapter|section))\b", re.I)
+# … and the words it may go on with ("… come back to it after section 5.4", "see chapter 3
+# again"); any other word says something, and the remark answers ("look it up, it's the
+# Adam optimizer", "revisit this, the gradient flows backwards").
+_POINTER_WORDS = frozenset("""and then come back to it this that after before in at from later
+again the a book chapter chapters section sections page pages once you have read reread
+re-read first next lecture notes video part""".split())
+
+
+def is_deferral(segment: str) -> bool:
+    """"this needs a real explanation; come back to it after section 5.4": no answer."""
+    m = _DEFERRAL_RE.match(segment)
+    if m is None:
+        return False
+    rest = re.findall(r"[A-Za-z][\w'-]*", segment[m.end():].lower())
+    return all(w in _POINTER_WORDS for w in rest)
+
+
 # A learner's "…, but I can't explain it / why": the sentence before it is what to explain.
 UNEXPLAINED_RE = re.compile(
     r",?\s*(?:but|and)\s+I\s+(?:can'?t|cannot|couldn'?t|don'?t\s+know\s+how\s+to)\s+explain"
     r"\s+(?:it|this|that|why)\s*[.!]?\s*$|,?\s*(?:but|and)\s+I\s+don'?t\s+know\s+why\s*[.!]?\s*$",
     re.I)
-
-
-def is_deferral(segment: str) -> bool:
-    """"this needs a real explanation; come back to it after section 5.4": no answer."""
-    return bool(DEFERRAL_RE.match(segment))
 
 
 def is_ack(segment: str) -> bool:

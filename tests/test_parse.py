@@ -186,3 +186,16 @@ def test_a_tutor_who_defers_gives_no_answer_and_the_learner_is_asked_to_explain(
     assert gap.prompt == ("KNN — you wrote that with many features kNN gets worse, something to "
                           "do with how distances behave in high dimensions: why?")
     assert gap.unanswered and gap.answer is None
+
+
+@pytest.mark.parametrize("remark, deferral", [
+    ("this needs a real explanation; come back to it after section 5.4.", True),
+    ("Look it up.", True),
+    ("see the book, section 5.4, again", True),
+    ("look it up, it's the Adam optimizer", False),
+    ("revisit this, the gradient flows backwards through the graph", False),
+    ("reread section 4: it is about X", False),
+])
+def test_a_pointer_is_no_answer_unless_it_goes_on_to_say_something(remark, deferral):
+    from ankigen import phrases as ph
+    assert ph.is_deferral(remark) is deferral
