@@ -131,7 +131,10 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
     code = _code_lines(doc)
     out: list[str] = []
     set_aside = 0
-    runs_on = False  # the line before ended inside the tutor's words ("=> the name is")
+    # the line before ended inside the tutor's words: before the name ("=> the name is"),
+    # so it opens this line, or inside it ("=> the name is gamma"), so it may go on here
+    runs_on = False
+    name_began = False
     for n, line in enumerate(text.split("\n"), start=1):
         s = line.strip()
         if n in code or not s:
@@ -151,14 +154,16 @@ def learner_lines(text: str, doc: Document) -> tuple[list[str], int]:
                 else (line, False)
         elif runs_on and not _NEW_BLOCK_RE.match(s):
             # a hard wrap split the tutor's words: the rest of their clause opens this line
-            # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …"); a
-            # name's rest is a few words, so a longer run is the learner's next sentence
-            # ("… => the name is gamma" / "The shift parameter is beta, and …")
+            # ("… => the name is" / "nn.Embedding.from_pretrained, and freeze=True …"). Once
+            # the name began on the line before, its rest is a few words, so a longer run is
+            # the learner's next sentence ("… => the name is gamma" / "The shift parameter is
+            # beta, and …"); a name that opens this line is set aside up to its clause's end
             end = _CLAUSE_END_RE.search(line)
             head = line[: end.start()] if end else line
-            if len(head.split()) <= _NAME_TAIL_WORDS:
+            if not name_began or len(head.split()) <= _NAME_TAIL_WORDS:
                 kept = line[end.end():].strip() if end else ""
         # only when what was set aside reaches the line's end can it run on past it
+        name_began = name_open
         runs_on = name_open or (kept != line and line.startswith(kept.rstrip())
                                 and bool(_UNFINISHED_RE.search(line)))
         set_aside += kept != line

@@ -176,3 +176,9 @@ def test_a_name_that_ends_its_line_does_not_eat_the_next_sentence():
     lines, _ = learner_lines(text, parse_text(text, kind="recall"))
     assert lines[3] == "The shift parameter is beta, and both are learned per channel."
     assert lines[6] == "and it is a sigmoid."
+    # the name opens the next line (the lead ended this one): never the learner's, however
+    # long the run before a clause ends
+    text = ("# Notes\n\nSo, embeddings. I load them with a method, I forgot the name => the name is\n"
+            "nn.Embedding.from_pretrained and freeze=True keeps them fixed\n")
+    lines, _ = learner_lines(text, parse_text(text, kind="recall"))
+    assert "from_pretrained" not in " ".join(lines)
