@@ -32,7 +32,15 @@ from ankigen.errors import EndpointError, ModelOutputError  # noqa: E402
 from ankigen.llm import LLM, ResponseCache, endpoint_from  # noqa: E402
 from ankigen.parse import parse_file  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
-from bench.card_rubric import DEFAULT_SET, HELDOUT, Rewrite, back_of, front_of, splits  # noqa: E402
+from bench.card_rubric import (  # noqa: E402
+    DEFAULT_SET,
+    Rewrite,
+    add_split_visibility,
+    back_of,
+    front_of,
+    hidden_splits,
+    splits,
+)
 
 PROMPT_VERSION = "card-judge-1"
 SYSTEM = """You review Anki flashcards made from a learner's marked study notes.
@@ -97,13 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="judge the cards a model wrote through this endpoint (the one "
                          "bench/card_llm.py used, all its requests answered) instead of offline")
     ap.add_argument("--llm-cards-model", default="replay", help="its model name [replay]")
-    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
-                    metavar="SPLIT", help="print only totals for this split, no card [heldout]")
-    ap.add_argument("--show-heldout", action="store_true",
-                    help="print the held-out split card by card too (it is totals only "
-                         "unless this is given: never tune on it)")
+    add_split_visibility(ap, ", no card")
     args = ap.parse_args(argv)
-    hidden = set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
+    hidden = hidden_splits(args)
     endpoint = endpoint_from(args.base_url, args.model, budget_s=3600)
     if endpoint is None:
         raise SystemExit("card_judge: give --base-url (or OPENAI_BASE_URL) and --model")

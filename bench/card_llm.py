@@ -47,7 +47,15 @@ from ankigen.llm import LLM, endpoint_from  # noqa: E402
 from ankigen.llmcards import PROMPT_VERSION, Written, write  # noqa: E402
 from ankigen.model import Document, Gap, check_key  # noqa: E402
 from ankigen.text import read_notes  # noqa: E402
-from bench.card_rubric import DEFAULT_SET, HELDOUT, Result, misses_by_rule, score_split, splits  # noqa: E402
+from bench.card_rubric import (  # noqa: E402
+    DEFAULT_SET,
+    Result,
+    add_split_visibility,
+    hidden_splits,
+    misses_by_rule,
+    score_split,
+    splits,
+)
 
 
 class Recorder:
@@ -186,13 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=3600.0, help="seconds for all calls [3600]")
     ap.add_argument("--record", type=Path, help="keep a complete run's answers here, in order")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
-                    metavar="SPLIT", help="print only totals for this split, no card [heldout]")
-    ap.add_argument("--show-heldout", action="store_true",
-                    help="print the held-out split card by card too (it is totals only "
-                         "unless this is given: never tune on it)")
+    add_split_visibility(ap, ", no card")
     args = ap.parse_args(argv)
-    hidden = set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
+    hidden = hidden_splits(args)
     endpoint = endpoint_from(args.base_url, args.model)
     assert endpoint is not None
     with Recorder(endpoint.base_url, args.timeout) as rec:

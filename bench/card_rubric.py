@@ -39,6 +39,21 @@ DEFAULT_SET = ROOT / "tests" / "fixtures" / "cards"
 HELDOUT = "heldout"  # printed as totals only, unless --show-heldout
 
 
+def add_split_visibility(ap: argparse.ArgumentParser, card: str = "") -> None:
+    """The card benches' options for which splits print totals only (the held-out one
+    always, unless --show-heldout)."""
+    ap.add_argument("--aggregate-only", action="append", nargs="?", const=HELDOUT,
+                    metavar="SPLIT", help=f"print only totals for this split{card} [heldout]")
+    ap.add_argument("--show-heldout", action="store_true",
+                    help="print the held-out split card by card too (it is totals only "
+                         "unless this is given: never tune on it)")
+
+
+def hidden_splits(args: argparse.Namespace) -> set[str]:
+    """The splits `add_split_visibility`'s options print as totals only."""
+    return set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
+
+
 @dataclass
 class Result:
     split: str
@@ -164,13 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="append", help="only these splits (folder names)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--all", action="store_true", help="list every card, not only the misses")
-    ap.add_argument("--aggregate-only", action="append", nargs="?", const="heldout",
-                    metavar="SPLIT", help="print only totals for this split [heldout]")
-    ap.add_argument("--show-heldout", action="store_true",
-                    help="print the held-out split card by card too (it is totals only "
-                         "unless this is given: never tune on it)")
+    add_split_visibility(ap)
     args = ap.parse_args(argv)
-    hidden = set(args.aggregate_only or ()) | (set() if args.show_heldout else {HELDOUT})
+    hidden = hidden_splits(args)
     out: dict[str, Any] = {}
     for folder in splits(args.root):
         if args.split and folder.name not in args.split:
