@@ -201,9 +201,10 @@ def gather(parts: Sequence[int], claims: Sequence[Claim], part_texts: dict[int, 
         if k.term.lower() in taken or _said_in_other_words(k, sources.passages[k.passage],
                                                             restated):
             continue
-        home = regions[_point_section(k, sources)]
+        at = _point_section(k, sources)
+        home = regions[at]
         near = [p for p in parts if any(regions.get(s) == home for s in about.get(p, ()))]
-        part = closest.get(_point_section(k, sources), near[0])
+        part = closest.get(at, near[0])
         taken.add(k.term.lower())
         mine_by_part[part if part in near else near[0]].append(k)
     matched = {p: tuple(f"{f}#{s}" for f, s in sorted(about.get(p, set()))) for p in parts}
@@ -391,8 +392,8 @@ def _section_candidates(about: dict[int, set[Section]], regions: dict[Section, s
     section's own heading is not one when a part is about that section. `regions`:
     `_regions(about, sources)`."""
     sections = {s for found in about.values() for s in found}
-    found = [k for k in sources.points if regions.get(_point_section(k, sources)) is not None
-             and not (k.origin == "heading" and _point_section(k, sources) in sections
+    found = [k for k in sources.points if (at := _point_section(k, sources)) in regions
+             and not (k.origin == "heading" and at in sections
                       and k.term == k.section.split(SEP)[-1])
              and not mentioned(k.term, recall_tokens, sources.words)]
     found.sort(key=lambda k: (_ORIGIN_RANK[k.origin], k.passage))
