@@ -266,18 +266,24 @@ def _last_package(vault: Path):
     return to_package(triples)
 
 
-def test_learner_markdown_renders_on_the_card(tmp_path, col):
+def _one_file_into_anki(tmp_path, col, text: str, notes: int) -> list[tuple[str, str, str]]:
+    """`text` as a one-file vault, built without checks and imported: its cards rendered."""
     vault = tmp_path / "v"
     vault.mkdir()
-    (vault / "md.md").write_text(
+    (vault / "notes.md").write_text(text, encoding="utf-8")
+    out = tmp_path / "notes.apkg"
+    assert build([vault], out, checks=None, now=1_000).notes == notes
+    assert import_apkg(col, out).new == notes
+    return rendered(col)
+
+
+def test_learner_markdown_renders_on_the_card(tmp_path, col):
+    shown = _one_file_into_anki(tmp_path, col, (
         "# Notes\n\nSo, modules. Every `nn.Module` keeps its **parameters** in a dict.\n"
         "The C++ class `torch::nn::Module` has a twin I forgot the name of => the name is "
         "`torch::nn::Cloneable`\n\n"
-        "🟡 => you skipped the *buffers*.\n")
-    out = tmp_path / "md.apkg"
-    assert build([vault], out, checks=None, now=1_000).notes == 2
-    assert import_apkg(col, out).new == 2
-    cards = {q.split("</style>")[-1]: a for _, q, a in rendered(col)}
+        "🟡 => you skipped the *buffers*.\n"), notes=2)
+    cards = {q.split("</style>")[-1]: a for _, q, a in shown}
     yellow = next(q for q in cards if "what about" in q)
     assert "what about <em>buffers</em>?" in yellow
     assert "<code>nn.Module</code>" in cards[yellow] and "**" not in cards[yellow]
@@ -287,17 +293,12 @@ def test_learner_markdown_renders_on_the_card(tmp_path, col):
 
 
 def test_a_back_in_the_tutors_lowercase_starts_its_sentence_with_a_capital(tmp_path, col):
-    vault = tmp_path / "v"
-    vault.mkdir()
-    (vault / "d.md").write_text(
+    shown = _one_file_into_anki(tmp_path, col, (
         "# Notes\n\nSo, distances. Manhattan distance is the square root of the sum of the "
         "absolute differences.\n\n🔴 => Manhattan is wrong.\n=> there is no square root: it "
         "is just the sum.\n\n---\n\nSo, modules. To freeze a layer I set something on its "
-        "weights.\n\n🟡 => which flag?\n=> requires_grad=False on each parameter.\n")
-    out = tmp_path / "d.apkg"
-    assert build([vault], out, checks=None, now=1_000).notes == 2
-    assert import_apkg(col, out).new == 2
-    backs = " ".join(a for _, _, a in rendered(col))
+        "weights.\n\n🟡 => which flag?\n=> requires_grad=False on each parameter.\n"), notes=2)
+    backs = " ".join(a for _, _, a in shown)
     assert "There is no square root: it is just the sum." in backs
     assert "requires_grad=False on each parameter." in backs  # a code name stays as written
     assert "Requires_grad" not in backs
