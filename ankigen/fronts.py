@@ -267,15 +267,11 @@ def named(topic: str, feedback: str, whole: tuple[str | None] | None = None) -> 
     return Front(f"{topic} — what about {x}?", answer=answer, source="feedback" if answer else None)
 
 
-# What ph.UNEXPLAINED_RE cannot match without (substring tests are cheaper than its search).
-_UNEXPLAINED_WORDS = ("explain it", "explain this", "explain that", "explain why", "know why")
-
-
 def unexplained(topic: str, wrote: str) -> Front | None:
     """The learner's "…, but I can't explain it" at the end of what they wrote: ask them to
     explain the sentence it closes ("With many features kNN gets worse …: why?")."""
     tail = wrote[-160:].lower()
-    if not any(w in tail for w in _UNEXPLAINED_WORDS):
+    if not ph.has_any(tail, ph.UNEXPLAINED_WORDS):
         return None  # most fronts get here: spare them the sentence split
     near, _ = nearest(wrote)
     last = ph.sentences(near)[-1] if near else ""

@@ -127,6 +127,8 @@ UNEXPLAINED_RE = re.compile(
     r",?\s*(?:but|and)\s+I\s+(?:can'?t|cannot|couldn'?t|don'?t\s+know\s+how\s+to)\s+explain"
     r"\s+(?:it|this|that|why)\s*[.!]?\s*$|,?\s*(?:but|and)\s+I\s+don'?t\s+know\s+why\s*[.!]?\s*$",
     re.I)
+# What UNEXPLAINED_RE cannot match without (substring tests are cheaper than its search).
+UNEXPLAINED_WORDS = ("explain it", "explain this", "explain that", "explain why", "know why")
 
 
 def is_ack(segment: str) -> bool:
